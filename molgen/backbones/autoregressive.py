@@ -1,0 +1,200 @@
+"""Decoder-only transformer over the tokens view, trained by next-token
+cross-entropy, sampled with a key/value cache."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from molgen.backbones.base import Generator
+from molgen.core.config import StrictModel
+from molgen.core.registry import BACKBONES
+from molgen.core.seeding import resolve_generator
+from molgen.nn.sampling import sample_next
+from molgen.nn.transformer import TransformerStack
+
+
+class AutoregressiveConfig(StrictModel):
+    """Hyper-parameters of :class:`AutoregressiveTransformer`."""
+
+    d_model: int = Field(256, gt=0, description="model width")
+    n_layers: int = Field(4, gt=0, description="transformer blocks")
+    n_heads: int = Field(8, gt=0, description="attention heads")
+    d_ff: int | None = Field(None, gt=0, description="MLP width (default 4 x d_model)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    max_length: int = Field(128, gt=2, description="longest sequence incl. BOS/EOS")
+    positions: Literal["rotary", "learned"] = "rotary"
+    tie_embeddings: bool = True
+
+
+class AutoregressiveTransformer(Generator):
+    """GPT-style decoder over domain tokens.
+
+    ``log_likelihood`` is the exact sequence log-probability (BOS excluded,
+    EOS included), as reinforcement learning on sequences needs.
+    """
+
+    name = "autoregressive"
+    view = "tokens"
+    config_cls = AutoregressiveConfig
+
+    def __init__(self, domain, config: AutoregressiveConfig):
+        super().__init__(domain, config)
+        vocab = domain.tokenizer.vocab
+        if vocab is None:
+            raise ValueError("the domain's tokenizer needs a vocabulary (fit it on data first)")
+        self.vocab_size = len(vocab)
+        self.bos_id, self.eos_id, self.pad_id = vocab.bos_id, vocab.eos_id, vocab.pad_id
+        # Ids never generated: PAD, BOS, MASK, UNK.
+        self.register_buffer(
+            "banned", torch.tensor([vocab.pad_id, vocab.bos_id, vocab.mask_id, vocab.unk_id]), persistent=False
+        )
+        c = config
+        self.embed = nn.Embedding(self.vocab_size, c.d_model)
+        self.pos_embed = nn.Embedding(c.max_length, c.d_model) if c.positions == "learned" else None
+        self.stack = TransformerStack(
+            c.n_layers, c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, causal=True, rotary=c.positions == "rotary"
+        )
+        self.head = nn.Linear(c.d_model, self.vocab_size, bias=False)
+        if c.tie_embeddings:
+            self.head.weight = self.embed.weight
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    # -- forward ----------------------------------------------------------
+    def forward(self, tokens: torch.Tensor, cache=None) -> torch.Tensor:
+        """Logits ``[B, L, V]`` for ``tokens`` ``[B, L]``.
+
+        With a cache, ``tokens`` are the positions after ``cache.length``.
+        """
+        x = self.embed(tokens)
+        if self.pos_embed is not None:
+            start = cache.length if cache is not None else 0
+            if start + tokens.shape[1] > self.config.max_length:
+                raise ValueError(f"sequence longer than max_length={self.config.max_length}")
+            x = x + self.pos_embed(torch.arange(start, start + tokens.shape[1], device=tokens.device))
+        return self.head(self.stack(x, cache=cache))
+
+    def _token_log_probs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = batch["tokens"]
+        logits = self(tokens[:, :-1])
+        targets = tokens[:, 1:]
+        mask = batch["mask"][:, 1:]
+        log_probs = -F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
+        return log_probs, mask
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mean next-token cross-entropy over real (unpadded) tokens.
+
+        Args:
+            batch: ``{"tokens": [B, L], "mask": [B, L]}`` starting with BOS.
+
+        Returns:
+            ``{"loss": scalar, "tokens": number of predicted tokens}``.
+        """
+        log_probs, mask = self._token_log_probs(batch)
+        count = mask.sum()
+        return {"loss": -(log_probs * mask).sum() / count.clamp(min=1), "tokens": count}
+
+    def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Exact ``log p(sequence)`` per example, ``[B]``."""
+        log_probs, mask = self._token_log_probs(batch)
+        return (log_probs * mask).sum(-1)
+
+    # -- sampling --------------------------------------------------------
+    @torch.inference_mode()
+    def sample_ids(
+        self,
+        n: int,
+        *,
+        batch_size: int = 512,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        max_length: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+        use_cache: bool = True,
+    ) -> list[list[int]]:
+        """Draw ``n`` token-id sequences (without BOS; EOS dropped).
+
+        Finished sequences leave the batch, so the work per step shrinks as
+        molecules complete.
+
+        Args:
+            n: Number of sequences.
+            batch_size: Sequences decoded together.
+            temperature: Softmax temperature (0: greedy).
+            top_k: Keep only the k most likely tokens.
+            top_p: Nucleus sampling threshold.
+            max_length: Longest sequence incl. BOS/EOS (default: the model's).
+            generator: Randomness; must live on the model's device.
+            seed: Seed for a new generator when ``generator`` is None.
+            use_cache: Use the key/value cache (False recomputes the prefix
+                each step; same distribution, for checks and benchmarks).
+
+        Returns:
+            ``n`` id lists in sampling order; a sequence that hit
+            ``max_length`` without EOS is returned truncated.
+        """
+        was_training = self.training
+        self.eval()
+        device = self.device
+        gen = resolve_generator(generator, seed, device)
+        limit = min(max_length or self.config.max_length, self.config.max_length)
+        results: list[list[int]] = []
+        for start in range(0, n, batch_size):
+            results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache))
+        self.train(was_training)
+        return results
+
+    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache) -> list[list[int]]:
+        device = self.device
+        dtype = next(self.parameters()).dtype
+        out = torch.full((batch, limit - 1), self.pad_id, dtype=torch.long, device=device)
+        lengths = torch.full((batch,), limit - 1, dtype=torch.long, device=device)
+        rows = torch.arange(batch, device=device)  # original row of each active sequence
+        prefix = torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device)
+        cache = self.stack.new_cache(batch, limit, device, dtype) if use_cache else None
+        step_input = prefix
+        for t in range(limit - 1):
+            logits = self(step_input, cache=cache)[:, -1]
+            logits[:, self.banned] = float("-inf")
+            nxt = sample_next(logits, gen, temperature, top_k, top_p)
+            out[rows, t] = nxt
+            done = nxt == self.eos_id
+            if done.any():
+                lengths[rows[done]] = t
+                keep = (~done).nonzero().squeeze(1)
+                if keep.numel() == 0:
+                    break
+                rows, nxt = rows[keep], nxt[keep]
+                if cache is not None:
+                    cache.select(keep)
+                else:
+                    prefix = prefix[keep]
+            if cache is not None:
+                step_input = nxt[:, None]
+            else:
+                prefix = torch.cat([prefix, nxt[:, None]], dim=1)
+                step_input = prefix
+        out_list = out.tolist()
+        return [seq[:length] for seq, length in zip(out_list, lengths.tolist())]
+
+    def sample_texts(self, n: int, **kwargs) -> list[str]:
+        """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""
+        tokenizer = self.domain.tokenizer
+        return [tokenizer.decode(ids) for ids in self.sample_ids(n, **kwargs)]
+
+
+BACKBONES.register("autoregressive", AutoregressiveTransformer)

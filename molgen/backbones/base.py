@@ -1,0 +1,182 @@
+"""The generator interface every backbone implements, and its persistence.
+
+A backbone never imports a domain: it receives a domain object and only uses
+the interface of :class:`molgen.domains.base.Domain` (tokenizer, parse,
+is_valid, name, to_config). Loading finds the domain class by name in the
+core registry.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import torch
+from torch import nn
+
+from molgen import __version__
+from molgen.core.config import StrictModel, validate
+from molgen.core.errors import CheckpointError, MolgenError, UnknownTokenError
+from molgen.core.registry import BACKBONES, DOMAINS
+from molgen.core.serialization import load_model_dir, save_model_dir
+from molgen.core.vocab import pad_batch
+
+
+class Generator(nn.Module):
+    """Base class of generative backbones.
+
+    Attributes:
+        name: Registry name.
+        view: The view consumed: ``"tokens"`` or ``"graph"``.
+        config_cls: Pydantic model of the hyper-parameters.
+        domain: The domain object the model generates.
+        config: Validated hyper-parameters.
+    """
+
+    name: ClassVar[str]
+    view: ClassVar[str]
+    config_cls: ClassVar[type[StrictModel]]
+
+    def __init__(self, domain, config: StrictModel):
+        super().__init__()
+        self.domain = domain
+        self.config = config
+
+    # -- construction ---------------------------------------------------
+    @classmethod
+    def from_domain(cls, domain, **hparams) -> "Generator":
+        """Build an untrained model for ``domain``.
+
+        Args:
+            domain: A domain offering this backbone's view (for the tokens
+                view its tokenizer must have a vocabulary).
+            **hparams: Hyper-parameters of ``config_cls``.
+
+        Returns:
+            The model.
+
+        Raises:
+            ConfigError: unknown or invalid hyper-parameters.
+        """
+        if cls.view not in domain.views:
+            raise MolgenError(f"backbone {cls.name!r} needs the {cls.view} view; domain {domain.name!r} offers {domain.views}")
+        return cls(domain, validate(cls.config_cls, hparams, where=f"{cls.name} hyper-parameters"))
+
+    # -- the interface -------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Training losses; the ``"loss"`` entry is optimised."""
+        raise NotImplementedError
+
+    def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-example log-likelihood (exact or a lower bound), ``[B]``."""
+        raise NotImplementedError
+
+    def sample_texts(self, n: int, **kwargs) -> list[str]:
+        """Draw ``n`` samples as raw text (invalid ones included)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
+        """Draw ``n`` objects; entries that do not parse are None.
+
+        Args:
+            n: Number of samples.
+            condition: Reserved for conditional models (must be None here).
+            generator: Source of randomness.
+            seed: Seed used when ``generator`` is None.
+            **kwargs: Backbone-specific sampling options.
+
+        Returns:
+            Domain objects or None, in sampling order.
+        """
+        if condition is not None:
+            raise MolgenError(f"backbone {self.name!r} is unconditional")
+        texts = self.sample_texts(n, generator=generator, seed=seed, **kwargs)
+        return [self.domain.try_parse(t) for t in texts]
+
+    # -- tokens-view helpers -------------------------------------------
+    def encode(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
+        """Tokenize texts into a padded batch on the model's device.
+
+        Raises:
+            UnknownTokenError: naming the token and the example's index.
+        """
+        tokenizer = self.domain.tokenizer
+        ids = []
+        for i, text in enumerate(texts):
+            try:
+                ids.append(tokenizer.encode(text, on_unknown))
+            except UnknownTokenError as exc:
+                raise UnknownTokenError(exc.token, f"example {i} ({text!r}): unknown token {exc.token!r}") from None
+        device = self.device
+        return {k: v.to(device) for k, v in pad_batch(ids, tokenizer.vocab.pad_id).items()}
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # -- persistence ----------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The JSON written to ``config.json``."""
+        return {
+            "format": "molgen-model",
+            "molgen_version": __version__,
+            "backbone": self.name,
+            "hparams": self.config.model_dump(),
+            "domain": self.domain.to_config(),
+        }
+
+    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Save as ``config.json`` + ``model.safetensors``.
+
+        Args:
+            path: Directory (created or replaced).
+            extra: More JSON to store under ``"extra"`` (training summary).
+
+        Returns:
+            The directory.
+        """
+        config = self.describe()
+        if extra:
+            config["extra"] = extra
+        return save_model_dir(path, config, self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "Generator":
+        """Load a saved model directory (no unpickling).
+
+        Args:
+            path: Directory written by :meth:`save_pretrained`.
+            device: Device for the weights.
+
+        Returns:
+            The model in eval mode.
+
+        Raises:
+            CheckpointError: missing, corrupted or mismatched files.
+        """
+        config, state = load_model_dir(path, device)
+        try:
+            backbone_cls = BACKBONES.get(config["backbone"])
+            domain = DOMAINS.get(config["domain"]["name"]).from_config(config["domain"])
+            hparams = config["hparams"]
+        except (KeyError, TypeError, MolgenError) as exc:
+            raise CheckpointError(f"{path}: config.json does not describe a molgen model ({exc})") from None
+        if cls is not Generator and not issubclass(backbone_cls, cls):
+            raise CheckpointError(f"{path} holds a {backbone_cls.name!r} model, not {cls.name!r}")
+        try:
+            model = backbone_cls.from_domain(domain, **hparams)
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, MolgenError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not match config.json ({first})") from None
+        return model.to(device).eval()
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:
+    """Load any saved molgen model directory."""
+    return Generator.from_pretrained(path, device)

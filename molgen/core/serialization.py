@@ -1,0 +1,166 @@
+"""Model directories: ``config.json`` + ``model.safetensors``. Nothing is ever
+pickled or unpickled."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from molgen.core.errors import CheckpointError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file + rename) so a crash never leaves a
+    half-written file behind."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Read JSON, turning any failure into :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing {path.name} in {path.parent}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"corrupted {path}: {exc}") from None
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Save tensors with safetensors, atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    # safetensors rejects shared storage and non-contiguous views.
+    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, tmp)
+    os.replace(tmp, path)
+
+
+def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning any failure into :class:`CheckpointError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"missing {path.name} in {path.parent}")
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"corrupted weights file {path}: {exc}") from None
+
+
+def save_model_dir(path: str | Path, config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Path:
+    """Write a model directory (``config.json`` + ``model.safetensors``).
+
+    The directory is assembled next to its destination and swapped in, so an
+    interrupted save never destroys the previous copy.
+
+    Args:
+        path: Destination directory.
+        config: JSON-serialisable description (class, hyper-parameters, domain).
+        state_dict: Model weights.
+
+    Returns:
+        The directory path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    try:
+        write_json(staging / CONFIG_NAME, config)
+        save_tensors(staging / WEIGHTS_NAME, state_dict)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(staging, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return path
+
+
+def load_model_dir(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Read a model directory written by :func:`save_model_dir`.
+
+    Args:
+        path: The directory.
+        device: Where to put the tensors.
+
+    Returns:
+        ``(config, state_dict)``.
+
+    Raises:
+        CheckpointError: missing directory, missing or corrupted files.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"model directory not found: {path}")
+    config = read_json(path / CONFIG_NAME)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"corrupted {path / CONFIG_NAME}: expected a JSON object")
+    return config, load_tensors(path / WEIGHTS_NAME, device)
+
+
+def flatten_state(state: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested structure (e.g. an optimizer ``state_dict``) into a flat
+    dict of tensors and a JSON-serialisable skeleton with references.
+
+    Args:
+        state: Nested dicts/lists of tensors and plain values.
+        prefix: Key prefix for the tensors.
+
+    Returns:
+        ``(tensors, skeleton)``; :func:`unflatten_state` reverses it.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(obj: Any, key: str) -> Any:
+        if isinstance(obj, torch.Tensor):
+            tensors[key] = obj
+            return {"__tensor__": key}
+        if isinstance(obj, dict):
+            # JSON keys are strings; remember int keys (optimizer param ids).
+            return {
+                "__dict__": [[k, walk(v, f"{key}.{k}")] for k, v in obj.items()],
+            }
+        if isinstance(obj, (list, tuple)):
+            return [walk(v, f"{key}.{i}") for i, v in enumerate(obj)]
+        return obj
+
+    skeleton = walk(state, prefix or "s")
+    return tensors, skeleton
+
+
+def unflatten_state(tensors: dict[str, torch.Tensor], skeleton: Any) -> Any:
+    """Inverse of :func:`flatten_state`."""
+
+    def walk(obj: Any) -> Any:
+        if isinstance(obj, dict) and "__tensor__" in obj:
+            try:
+                return tensors[obj["__tensor__"]]
+            except KeyError:
+                raise CheckpointError(f"checkpoint is missing tensor {obj['__tensor__']!r}") from None
+        if isinstance(obj, dict) and "__dict__" in obj:
+            return {k: walk(v) for k, v in obj["__dict__"]}
+        if isinstance(obj, list):
+            return [walk(v) for v in obj]
+        return obj
+
+    return walk(skeleton)

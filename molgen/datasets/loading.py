@@ -1,0 +1,112 @@
+"""Turn a data set name or a file path into validated object texts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from molgen.core.errors import DataError, ParseError, RegistryError
+from molgen.core.registry import DATASETS
+from molgen.datasets.readers import read_records
+from molgen.datasets.registry import DatasetSpec, resolve_dataset_file
+from molgen.domains.base import Domain
+
+_FILE_SUFFIXES = (".smi", ".csv", ".tsv", ".txt", ".gz", ".fasta")
+
+
+@dataclass
+class LoadedTexts:
+    """Validated texts of one data source.
+
+    Attributes:
+        texts: Object texts (canonical when requested).
+        lines: Source line of each text, for error messages.
+        path: The file read.
+        skipped: ``(line, reason)`` of entries skipped as invalid.
+    """
+
+    texts: list[str]
+    lines: list[int]
+    path: Path
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+def resolve_source(source: str) -> tuple[Path, DatasetSpec | None]:
+    """A data set name or a file path -> (local file, spec or None).
+
+    Raises:
+        DataError: a path-like source that does not exist.
+        RegistryError: neither a registered name nor an existing file.
+    """
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path, None
+    if source in DATASETS:
+        spec = DATASETS.get(source)
+        return resolve_dataset_file(spec), spec
+    if path.exists():
+        raise DataError(f"{path} is not a regular file")
+    if "/" in source or "\\" in source or path.suffix.lower() in _FILE_SUFFIXES:
+        raise DataError(f"file not found: {source}")
+    try:
+        DATASETS.get(source)
+    except RegistryError as exc:
+        raise RegistryError(f"{exc} (and no file named {source!r} exists)") from None
+    raise AssertionError("unreachable")
+
+
+def load_texts(
+    source: str,
+    domain: Domain,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    on_invalid: str | None = None,
+    canonicalize: bool = False,
+) -> LoadedTexts:
+    """Read, subsample and validate the objects of a data set or file.
+
+    Args:
+        source: Registered data set name or a path (``.smi``, ``.csv``, ...).
+        domain: Domain used to validate (and canonicalize) each entry.
+        limit: Keep a seeded random subset of at most this many entries.
+        seed: Seed of the subset.
+        on_invalid: ``"error"`` (stop at the first invalid entry, naming its
+            line) or ``"skip"``; default: the data set's own policy, else
+            ``"error"``.
+        canonicalize: Replace each text by the domain's canonical key.
+
+    Returns:
+        The validated texts.
+
+    Raises:
+        DataError: missing/empty file, or an invalid entry with ``"error"``.
+    """
+    path, spec = resolve_source(source)
+    if spec is not None and spec.domain != domain.name:
+        raise DataError(f"data set {spec.name!r} holds {spec.domain} objects, not {domain.name}")
+    if on_invalid is None:
+        on_invalid = "skip" if spec is not None and spec.skip_invalid else "error"
+    if on_invalid not in ("error", "skip"):
+        raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
+    records = read_records(
+        path,
+        fmt=spec.fmt if spec else None,
+        column=spec.column if spec else None,
+        limit=limit,
+        seed=seed,
+    )
+    texts, lines, skipped = [], [], []
+    for record in records:
+        try:
+            obj = domain.parse(record.text)
+        except ParseError as exc:
+            if on_invalid == "error":
+                raise DataError(f"{path}:{record.line}: {exc} (use --skip-invalid to skip such lines)") from None
+            skipped.append((record.line, str(exc)))
+            continue
+        texts.append(domain.key(obj) if canonicalize else record.text)
+        lines.append(record.line)
+    if not texts:
+        raise DataError(f"{path} holds no valid {domain.name} entries ({len(skipped)} invalid)")
+    return LoadedTexts(texts, lines, path, skipped)

@@ -1,0 +1,150 @@
+"""The domain interface: what every kind of object (SMILES, graph, protein,
+crystal) offers to the rest of molgen."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Generic, Sequence, TypeVar
+
+import numpy as np
+
+from molgen.core.errors import ParseError, UnknownTokenError
+from molgen.core.vocab import Vocabulary
+
+Obj = TypeVar("Obj")
+
+
+class Tokenizer(ABC):
+    """Text <-> ids for the tokens view.
+
+    Subclasses implement :meth:`tokenize` and :meth:`detokenize`; the
+    vocabulary is built from data with :meth:`fit` and saved with the model.
+    """
+
+    def __init__(self, vocab: Vocabulary | None = None):
+        self.vocab = vocab
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[str]:
+        """Split text into tokens; raises :class:`ParseError` when impossible."""
+
+    def detokenize(self, tokens: Sequence[str]) -> str:
+        """Join tokens back into text."""
+        return "".join(tokens)
+
+    def fit(self, texts: Sequence[str]) -> "Tokenizer":
+        """Build the vocabulary from ``texts``; returns self."""
+        self.vocab = Vocabulary.from_token_lists(self.tokenize(t) for t in texts)
+        return self
+
+    def _require_vocab(self) -> Vocabulary:
+        if self.vocab is None:
+            raise RuntimeError("tokenizer has no vocabulary yet: call fit() or load a saved model")
+        return self.vocab
+
+    def encode(self, text: str, on_unknown: str = "error") -> list[int]:
+        """Text -> ids with BOS and EOS.
+
+        Args:
+            text: The object's text.
+            on_unknown: ``"error"`` or ``"unk"`` (map unknown tokens to UNK).
+
+        Raises:
+            ParseError: text cannot be tokenized.
+            UnknownTokenError: a token is not in the vocabulary.
+        """
+        vocab = self._require_vocab()
+        return [vocab.bos_id, *vocab.encode(self.tokenize(text), on_unknown), vocab.eos_id]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Ids -> text; stops at EOS and skips BOS/PAD/MASK. UNK decodes to
+        ``<unk>``, which no domain parses, so such samples count invalid."""
+        vocab = self._require_vocab()
+        out = []
+        for idx in ids:
+            idx = int(idx)
+            if idx == vocab.eos_id:
+                break
+            if idx in (vocab.bos_id, vocab.pad_id, vocab.mask_id):
+                continue
+            out.append(vocab.itos[idx])
+        return self.detokenize(out)
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON description (vocabulary included)."""
+        return {"vocab": self._require_vocab().to_list()}
+
+    def load_config(self, config: dict[str, Any]) -> "Tokenizer":
+        """Restore the vocabulary from :meth:`to_config` output; returns self."""
+        self.vocab = Vocabulary.from_list(config["vocab"])
+        return self
+
+
+class Domain(ABC, Generic[Obj]):
+    """One kind of object. Subclasses set ``name`` and ``views`` and implement
+    parsing, formatting, validity and the canonical key.
+
+    Attributes:
+        name: Registry name ("smiles").
+        views: Tensor views offered: ``"tokens"`` and/or ``"graph"``.
+        tokenizer: The tokens-view tokenizer, or None.
+    """
+
+    name: ClassVar[str]
+    views: ClassVar[tuple[str, ...]] = ()
+    tokenizer: Tokenizer | None = None
+
+    @abstractmethod
+    def parse(self, text: str) -> Obj:
+        """Text -> object; raises :class:`ParseError` with a clear message."""
+
+    @abstractmethod
+    def format(self, obj: Obj) -> str:
+        """Object -> text."""
+
+    @abstractmethod
+    def is_valid(self, obj: Obj | None) -> bool:
+        """Whether ``obj`` is a valid object of this domain."""
+
+    @abstractmethod
+    def key(self, obj: Obj) -> str:
+        """Canonical key: two objects are "the same" iff their keys are equal."""
+
+    def try_parse(self, text: str) -> Obj | None:
+        """Like :meth:`parse` but returns None on failure."""
+        try:
+            obj = self.parse(text)
+        except (ParseError, UnknownTokenError):
+            return None
+        return obj if self.is_valid(obj) else None
+
+    def canonical_text(self, text: str) -> str:
+        """Parse and re-format canonically; raises :class:`ParseError`."""
+        return self.key(self.parse(text))
+
+    def augment(self, text: str, rng: np.random.Generator) -> str:
+        """A randomized equivalent text (identity unless overridden)."""
+        return text
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON description, enough for :meth:`from_config` to rebuild it."""
+        cfg: dict[str, Any] = {"name": self.name}
+        if self.tokenizer is not None and self.tokenizer.vocab is not None:
+            cfg["tokenizer"] = self.tokenizer.to_config()
+        return cfg
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Domain":
+        """Rebuild from :meth:`to_config` output."""
+        domain = cls()
+        if "tokenizer" in config and domain.tokenizer is not None:
+            domain.tokenizer.load_config(config["tokenizer"])
+        return domain
+
+    def to_graph(self, obj: Obj):  # pragma: no cover - graph view lands later
+        """Object -> PyG ``Data`` (graph view)."""
+        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
+
+    def from_graph(self, data) -> Obj | None:  # pragma: no cover
+        """PyG ``Data`` -> object or None (graph view)."""
+        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
