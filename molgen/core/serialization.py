@@ -63,7 +63,13 @@ def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, to
         raise CheckpointError(f"corrupted weights file {path}: {exc}") from None
 
 
-def save_model_dir(path: str | Path, config: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> Path:
+def save_model_dir(
+    path: str | Path,
+    config: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    extra_tensors: dict[str, dict[str, torch.Tensor]] | None = None,
+    extra_json: dict[str, Any] | None = None,
+) -> Path:
     """Write a model directory (``config.json`` + ``model.safetensors``).
 
     The directory is assembled next to its destination and swapped in, so an
@@ -73,6 +79,9 @@ def save_model_dir(path: str | Path, config: dict[str, Any], state_dict: dict[st
         path: Destination directory.
         config: JSON-serialisable description (class, hyper-parameters, domain).
         state_dict: Model weights.
+        extra_tensors: More safetensors files, ``{file name: tensors}``
+            (optimizer state in checkpoints).
+        extra_json: More JSON files, ``{file name: data}``.
 
     Returns:
         The directory path.
@@ -83,6 +92,10 @@ def save_model_dir(path: str | Path, config: dict[str, Any], state_dict: dict[st
     try:
         write_json(staging / CONFIG_NAME, config)
         save_tensors(staging / WEIGHTS_NAME, state_dict)
+        for name, tensors in (extra_tensors or {}).items():
+            save_tensors(staging / name, tensors)
+        for name, data in (extra_json or {}).items():
+            write_json(staging / name, data)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)

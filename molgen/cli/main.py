@@ -1,0 +1,188 @@
+"""``molgen`` console script: parses arguments, builds a config, calls the
+workflow API, and turns user errors into one clear line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from molgen import __version__
+from molgen.core.errors import MolgenError
+
+EXIT_USER_ERROR = 2
+
+DESCRIPTION = """\
+molgen: generative design of molecules and materials.
+
+Examples:
+  molgen train --data nci-5k --max-minutes 3 --out runs/nci
+  molgen train --data moses-train --limit 50000 --max-minutes 20 --out runs/moses
+  molgen train --resume --max-minutes 30 --out runs/moses
+  molgen sample runs/nci -n 1000 -o samples.smi
+  molgen datasets
+"""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="molgen", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"molgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train",
+        help="train a generator on a data set",
+        description="Train a generator. Settings come from --config (TOML with sections data, model, "
+        "train) and are overridden by the flags given. The run directory gets model/, checkpoint/, "
+        "train_log.csv and run.json.",
+    )
+    train.add_argument("--domain", help="object domain (default smiles)")
+    train.add_argument("--backbone", help="generative backbone (default autoregressive)")
+    train.add_argument("--data", help="registered data set name (see `molgen datasets`) or a .smi/.csv path")
+    train.add_argument("--limit", type=int, help="train on a seeded random subset of N entries")
+    train.add_argument("--config", help="TOML file of settings; unknown keys are errors")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--max-steps", type=int, help="stop after N optimisation steps")
+    budget.add_argument("--max-minutes", type=float, help="stop after M minutes of training")
+    train.add_argument("--seed", type=int, help="seed of subset, split, initialisation and batches")
+    train.add_argument("--batch-size", type=int, help="sequences per step")
+    train.add_argument("--lr", type=float, help="peak learning rate")
+    train.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    train.add_argument("--skip-invalid", action="store_true", help="skip unparsable entries instead of failing")
+    train.add_argument(
+        "--on-unknown-token", choices=["error", "unk"], help="with --init-from: fail on, or map to <unk>, tokens outside the vocabulary"
+    )
+    train.add_argument("--augment", action="store_true", help="randomized-SMILES augmentation")
+    train.add_argument("--init-from", help="saved model directory to fine-tune")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.add_argument("--out", required=True, help="run directory")
+
+    sample = sub.add_parser(
+        "sample",
+        help="sample a trained generator into a file",
+        description="Sample a saved model (a model directory or a training run directory). Invalid "
+        "samples are kept and marked unless --valid-only is given.",
+    )
+    sample.add_argument("model", help="model or run directory")
+    sample.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
+    sample.add_argument("-o", "--output", help="output file: .smi, .csv or .txt (omit to only report)")
+    sample.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
+    sample.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
+    sample.add_argument("--max-length", type=int, help="longest sequence in tokens")
+    sample.add_argument("--batch-size", type=int, default=512, help="sequences decoded together (default 512)")
+    sample.add_argument("--valid-only", action="store_true", help="write only valid samples")
+    sample.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+
+    sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
+    return parser
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from molgen.core.config import validate
+    from molgen.workflows.training import RunConfig, apply_overrides, run_training
+
+    overrides = {
+        "domain": args.domain,
+        "backbone": args.backbone,
+        "seed": args.seed,
+        "device": args.device,
+        "init_from": args.init_from,
+        "data.source": args.data,
+        "data.limit": args.limit,
+        "data.on_invalid": "skip" if args.skip_invalid else None,
+        "data.on_unknown_token": args.on_unknown_token,
+        "data.augment": True if args.augment else None,
+        "train.batch_size": args.batch_size,
+        "train.lr": args.lr,
+        "train.max_steps": args.max_steps,
+        "train.max_minutes": args.max_minutes,
+        "train.progress": False if args.no_progress else None,
+    }
+    if args.config:
+        config = RunConfig.from_toml(args.config, **overrides)
+    else:
+        config = validate(RunConfig, apply_overrides({}, overrides))
+    if args.max_minutes is not None:  # a time budget replaces a step budget
+        config.train.max_steps = None
+    summary = run_training(config, args.out, resume=args.resume)
+    r = summary.result
+    print(
+        f"trained {summary.n_parameters:,} parameters for {r.steps} steps in {r.elapsed_s:.0f} s "
+        f"on {summary.n_train:,} training / {summary.n_val:,} validation examples"
+    )
+    val = f"{r.val_loss:.4f}" if r.val_loss is not None else "n/a"
+    print(f"train loss {r.train_loss:.4f}, validation loss {val}, {r.tokens_per_s:,.0f} tokens/s")
+    print(f"model: {summary.model_dir}")
+    print(f"log: {summary.out_dir / 'train_log.csv'}")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from molgen.backbones.base import Generator
+    from molgen.core.device import select_device
+    from molgen.workflows.sampling import resolve_model_dir, sample_to_file
+
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise MolgenError("--top-p must be in (0, 1]")
+    model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
+    stats = sample_to_file(
+        model,
+        args.n,
+        args.output,
+        seed=args.seed,
+        valid_only=args.valid_only,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"{stats.n} samples in {stats.seconds:.1f} s ({stats.per_second:,.0f}/s): "
+        f"validity {stats.validity:.3f}, uniqueness {stats.uniqueness:.3f}"
+    )
+    if stats.path is not None:
+        print(f"samples: {stats.path}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from molgen.core.registry import DATASETS
+
+    for name, spec in DATASETS.items():
+        print(f"{name:14s} {spec.domain:8s} {spec.description}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``molgen`` script.
+
+    Args:
+        argv: Arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        Exit code: 0 on success, 2 on a user error (printed as one line).
+    """
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USER_ERROR
+    handler = {"train": _cmd_train, "sample": _cmd_sample, "datasets": _cmd_datasets}[args.command]
+    try:
+        return handler(args)
+    except MolgenError as exc:
+        print(f"molgen: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("molgen: interrupted (a checkpoint was saved; continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Deterministic, resumable batching of token sequences.
+
+The batch at step ``s`` is a pure function of (data, seed, s), so a resumed
+run sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from molgen.core.errors import DataError, UnknownTokenError
+from molgen.core.vocab import pad_batch
+
+
+class TokenBatches:
+    """Length-bucketed, shuffled batches of encoded texts.
+
+    Each epoch draws a seeded permutation, sorts chunks of 50 batches by
+    length (less padding), and shuffles the resulting batches.
+
+    Args:
+        texts: Object texts.
+        tokenizer: Tokenizer with a vocabulary.
+        batch_size: Sequences per batch.
+        seed: Seed of the order (and of augmentation).
+        augment: Optional ``(text, rng) -> text`` applied per draw (e.g.
+            randomized SMILES); its output is encoded with unknown tokens
+            mapped to UNK.
+        on_unknown: ``"error"`` or ``"unk"`` for tokens missing from the
+            vocabulary.
+        lines: Source line numbers, for error messages.
+        max_length: Sequences longer than this (incl. BOS/EOS) are dropped.
+    """
+
+    BUCKET = 50
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        tokenizer,
+        batch_size: int,
+        seed: int = 0,
+        augment: Callable[[str, np.random.Generator], str] | None = None,
+        on_unknown: str = "error",
+        lines: Sequence[int] | None = None,
+        max_length: int | None = None,
+    ):
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.seed = seed
+        self.augment = augment
+        self.encoded: list[list[int]] = []
+        self.texts: list[str] = []
+        self.dropped_too_long = 0
+        for i, text in enumerate(texts):
+            try:
+                ids = tokenizer.encode(text, on_unknown)
+            except UnknownTokenError as exc:
+                where = f"line {lines[i]}" if lines is not None else f"entry {i}"
+                raise DataError(
+                    f"{where}: unknown token {exc.token!r} in {text!r} (not in the model's vocabulary; "
+                    f"pass --on-unknown-token unk to map it to <unk>)"
+                ) from None
+            if max_length is not None and len(ids) > max_length:
+                self.dropped_too_long += 1
+                continue
+            self.encoded.append(ids)
+            self.texts.append(text)
+        if not self.encoded:
+            raise DataError("no sequences left to train on (all longer than max_length?)")
+        self.max_length = max_length
+        self.lengths = np.array([len(ids) for ids in self.encoded])
+        self.batches_per_epoch = max(1, len(self.encoded) // batch_size)
+        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def num_tokens(self) -> int:
+        """Total tokens (incl. BOS/EOS)."""
+        return int(self.lengths.sum())
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch_cache is not None and self._epoch_cache[0] == epoch:
+            return self._epoch_cache[1]
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.encoded))
+        usable = self.batches_per_epoch * self.batch_size
+        if usable > len(order):  # fewer examples than one batch: use them all
+            usable = len(order)
+        order = order[:usable]
+        chunk = self.batch_size * self.BUCKET
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches.extend(np.array_split(part, max(1, len(part) // self.batch_size)))
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        self._epoch_cache = (epoch, batches)
+        return batches
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch used at optimisation step ``step`` (0-based)."""
+        epoch, index = divmod(step, self.batches_per_epoch)
+        rows = self._epoch_batches(epoch)[index]
+        if self.augment is None:
+            seqs = [self.encoded[r] for r in rows]
+        else:
+            rng = np.random.default_rng([self.seed, step, 1])
+            seqs = []
+            for r in rows:
+                ids = self.tokenizer.encode(self.augment(self.texts[r], rng), "unk")
+                too_long = self.max_length is not None and len(ids) > self.max_length
+                seqs.append(self.encoded[r] if too_long else ids)
+        return pad_batch(seqs, self.tokenizer.vocab.pad_id)
+
+    def fixed_batches(self, limit: int | None = None) -> list[dict[str, torch.Tensor]]:
+        """Consecutive unshuffled batches (validation), at most ``limit``."""
+        out = []
+        for start in range(0, len(self.encoded), self.batch_size):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(pad_batch(self.encoded[start : start + self.batch_size], self.tokenizer.vocab.pad_id))
+        return out

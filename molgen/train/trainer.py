@@ -1,0 +1,276 @@
+"""The training loop: AdamW, warm-up + cosine schedule (by steps or by
+wall-clock), gradient clipping, bf16 autocast on CUDA, validation,
+safetensors checkpoints, exact resume, progress bar and a CSV log."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from pydantic import Field, model_validator
+from tqdm.auto import tqdm
+
+from molgen.core.config import StrictModel
+from molgen.core.errors import CheckpointError
+from molgen.core.serialization import (
+    flatten_state,
+    load_model_dir,
+    load_tensors,
+    read_json,
+    save_model_dir,
+    unflatten_state,
+)
+from molgen.train.data import TokenBatches
+
+CHECKPOINT_DIR = "checkpoint"
+LOG_NAME = "train_log.csv"
+LOG_FIELDS = ["step", "epoch", "lr", "train_loss", "val_loss", "tokens_per_s", "elapsed_s"]
+
+
+class TrainConfig(StrictModel):
+    """Optimisation settings."""
+
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="final lr as a fraction of the peak")
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = Field(100, ge=0)
+    max_steps: int | None = Field(None, gt=0)
+    max_minutes: float | None = Field(None, gt=0)
+    grad_clip: float | None = Field(1.0, gt=0)
+    val_every: int = Field(250, gt=0)
+    val_batches: int = Field(20, gt=0, description="validation batches per evaluation")
+    checkpoint_every: int = Field(500, gt=0)
+    log_every: int = Field(25, gt=0)
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    progress: bool | None = Field(None, description="progress bar (None: only on a terminal)")
+
+    @model_validator(mode="after")
+    def _needs_budget(self) -> "TrainConfig":
+        if self.max_steps is None and self.max_minutes is None:
+            self.max_steps = 1000
+        return self
+
+
+@dataclass
+class TrainResult:
+    """Summary of a finished run."""
+
+    steps: int
+    train_loss: float
+    val_loss: float | None
+    tokens_per_s: float
+    elapsed_s: float
+    tokens_seen: int
+
+
+class Trainer:
+    """Optimises a :class:`~molgen.backbones.base.Generator`.
+
+    Args:
+        model: The model (already on its device).
+        train_data: Training batches.
+        val_data: Validation batches or None.
+        config: Optimisation settings.
+        out_dir: Run directory (checkpoint and log go there).
+    """
+
+    def __init__(self, model, train_data: TokenBatches, val_data: TokenBatches | None, config: TrainConfig, out_dir: str | Path):
+        self.model = model
+        self.train_data = train_data
+        self.val_data = val_data
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.device = model.device
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.lr,
+            betas=config.betas,
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        self.tokens_seen = 0
+        self._val_cache = val_data.fixed_batches(config.val_batches) if val_data is not None else []
+        self.use_bf16 = config.bf16 and self.device.type == "cuda"
+
+    # -- schedule ----------------------------------------------------------
+    def progress_fraction(self) -> float:
+        """Fraction of the budget (steps or minutes, whichever is nearer) used."""
+        c = self.config
+        fractions = []
+        if c.max_steps:
+            fractions.append(self.step / c.max_steps)
+        if c.max_minutes:
+            fractions.append(self.elapsed / (60 * c.max_minutes))
+        return min(1.0, max(fractions))
+
+    def learning_rate(self) -> float:
+        """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+        c = self.config
+        if self.step < c.warmup_steps:
+            return c.lr * (self.step + 1) / c.warmup_steps
+        cosine = 0.5 * (1 + math.cos(math.pi * self.progress_fraction()))
+        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * cosine)
+
+    def _done(self) -> bool:
+        c = self.config
+        return (c.max_steps is not None and self.step >= c.max_steps) or (
+            c.max_minutes is not None and self.elapsed >= 60 * c.max_minutes
+        )
+
+    # -- steps ---------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
+        """One optimisation step; returns (loss, predicted tokens)."""
+        self.model.train()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        with self._autocast():
+            out = self.model.loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        if self.config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return float(out["loss"].detach()), int(out.get("tokens", torch.tensor(0)))
+
+    @torch.no_grad()
+    def validate(self) -> float | None:
+        """Token-weighted mean validation loss (None without validation data)."""
+        if not self._val_cache:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        for batch in self._val_cache:
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with self._autocast():
+                out = self.model.loss(batch)
+            n = int(out["tokens"])
+            total += float(out["loss"]) * n
+            count += n
+        return total / max(count, 1)
+
+    # -- checkpoints -----------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write ``out_dir/checkpoint`` (model, optimizer, trainer state)."""
+        tensors, skeleton = flatten_state(self.optimizer.state_dict(), "optim")
+        state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen, "optimizer": skeleton}
+        return save_model_dir(
+            self.out_dir / CHECKPOINT_DIR,
+            self.model.describe(),
+            self.model.state_dict(),
+            extra_tensors={"optimizer.safetensors": tensors},
+            extra_json={"trainer_state.json": state},
+        )
+
+    def load_checkpoint(self) -> None:
+        """Restore model, optimizer and counters from ``out_dir/checkpoint``.
+
+        Raises:
+            CheckpointError: missing or corrupted checkpoint.
+        """
+        path = self.out_dir / CHECKPOINT_DIR
+        _, weights = load_model_dir(path, self.device)
+        state = read_json(path / "trainer_state.json")
+        optim_tensors = load_tensors(path / "optimizer.safetensors", self.device)
+        try:
+            self.model.load_state_dict(weights, strict=True)
+            self.optimizer.load_state_dict(unflatten_state(optim_tensors, state["optimizer"]))
+            self.step = int(state["step"])
+            self.elapsed = float(state["elapsed"])
+            self.tokens_seen = int(state.get("tokens_seen", 0))
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint {path} does not match this model: {str(exc).splitlines()[0]}") from None
+
+    # -- loop -----------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainResult:
+        """Train until the step or time budget is used.
+
+        Args:
+            resume: Continue from ``out_dir/checkpoint`` (and append to the log).
+
+        Returns:
+            Summary of the run.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint()
+        log_path = self.out_dir / LOG_NAME
+        new_log = not (resume and log_path.exists())
+        log_file = open(log_path, "w" if new_log else "a", newline="")
+        writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
+        if new_log:
+            writer.writeheader()
+        c = self.config
+        bar = tqdm(
+            total=c.max_steps,
+            initial=self.step,
+            disable=(None if c.progress is None else not c.progress),
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
+        last_loss, val_loss = float("nan"), None
+        try:
+            while not self._done():
+                t0 = time.perf_counter()
+                loss, tokens = self.train_step(self.train_data.batch(self.step))
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                dt = time.perf_counter() - t0
+                self.step += 1
+                self.elapsed += dt
+                self.tokens_seen += tokens
+                window_loss += loss
+                window_steps += 1
+                window_tokens += tokens
+                window_time += dt
+                last_loss = loss
+                bar.update(1)
+                is_val = self.step % c.val_every == 0 or self._done()
+                if self.step % c.log_every == 0 or is_val:
+                    if is_val:
+                        val_loss = self.validate()
+                    row = {
+                        "step": self.step,
+                        "epoch": round(self.step / self.train_data.batches_per_epoch, 4),
+                        "lr": f"{self.learning_rate():.3e}",
+                        "train_loss": round(window_loss / window_steps, 5),
+                        "val_loss": "" if not is_val or val_loss is None else round(val_loss, 5),
+                        "tokens_per_s": round(window_tokens / max(window_time, 1e-9), 1),
+                        "elapsed_s": round(self.elapsed, 2),
+                    }
+                    writer.writerow(row)
+                    log_file.flush()
+                    bar.set_postfix(loss=row["train_loss"], val=row["val_loss"] or "-")
+                    window_loss, window_steps, window_tokens, window_time = 0.0, 0, 0, 0.0
+                if self.step % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            self.save_checkpoint()  # never lose the work done so far
+            raise
+        finally:
+            bar.close()
+            log_file.close()
+        self.save_checkpoint()
+        if val_loss is None:
+            val_loss = self.validate()
+        return TrainResult(
+            steps=self.step,
+            train_loss=last_loss,
+            val_loss=val_loss,
+            tokens_per_s=self.tokens_seen / max(self.elapsed, 1e-9),
+            elapsed_s=self.elapsed,
+            tokens_seen=self.tokens_seen,
+        )

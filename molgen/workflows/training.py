@@ -1,0 +1,217 @@
+"""Train a generator on a data set: load and validate data, build the
+vocabulary and model, split, train, save."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from molgen.backbones.base import Generator
+from molgen.core.config import StrictModel, read_toml, validate
+from molgen.core.device import select_device
+from molgen.core.registry import BACKBONES, DOMAINS
+from molgen.core.serialization import read_json, write_json
+from molgen.datasets import load_texts
+from molgen.train import TokenBatches, TrainConfig, Trainer, TrainResult
+
+RUN_CONFIG = "run.json"
+MODEL_DIR = "model"
+
+
+class DataConfig(StrictModel):
+    """Where the training objects come from and how they are prepared."""
+
+    source: str = Field("nci-5k", description="registered data set name or a .smi/.csv path")
+    limit: int | None = Field(None, gt=0, description="seeded random subset of this size")
+    val_fraction: float = Field(0.05, ge=0, lt=1)
+    canonicalize: bool = Field(True, description="train on canonical texts")
+    on_invalid: Literal["error", "skip"] | None = Field(None, description="default: the data set's policy, else error")
+    on_unknown_token: Literal["error", "unk"] = "error"
+    augment: bool = Field(False, description="randomized equivalent texts each draw (randomized SMILES)")
+
+
+class RunConfig(StrictModel):
+    """Everything a training run needs; a TOML file has the same sections."""
+
+    domain: str = "smiles"
+    backbone: str = "autoregressive"
+    seed: int = 0
+    device: str = "auto"
+    init_from: str | None = Field(None, description="saved model directory to fine-tune")
+    data: DataConfig = DataConfig()
+    model: dict[str, Any] = Field(default_factory=dict, description="backbone hyper-parameters")
+    train: TrainConfig = TrainConfig()
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides: Any) -> "RunConfig":
+        """Read a TOML file and apply dotted-key overrides (``"train.max_steps"``).
+
+        Raises:
+            ConfigError: unknown keys or invalid values, naming the key.
+        """
+        data = read_toml(path)
+        apply_overrides(data, overrides)
+        return validate(cls, data, where=str(path))
+
+
+def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict in place, skipping None values."""
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return data
+
+
+@dataclass
+class PreparedData:
+    """Train/validation batches and what was done to the data."""
+
+    train: TokenBatches
+    val: TokenBatches | None
+    source_path: str
+    n_loaded: int
+    n_skipped_invalid: int
+
+
+@dataclass
+class RunSummary:
+    """Result of :func:`run_training`."""
+
+    out_dir: Path
+    model_dir: Path
+    n_parameters: int
+    n_train: int
+    n_val: int
+    result: TrainResult
+    data_seconds: float
+
+
+def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | None) -> PreparedData:
+    """Load, validate, split and encode the run's data.
+
+    Args:
+        config: Run settings.
+        domain: Domain instance (its tokenizer is fitted when ``fit_vocab``).
+        fit_vocab: Build the vocabulary from the data (False when fine-tuning
+            or resuming with a fixed vocabulary).
+        max_length: Drop longer sequences (incl. BOS/EOS); None keeps all.
+
+    Returns:
+        Encoded batches.
+    """
+    d = config.data
+    loaded = load_texts(
+        d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid, canonicalize=d.canonicalize
+    )
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(loaded.texts))
+    n_val = int(round(len(order) * d.val_fraction)) if len(order) >= 20 else 0
+    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    train_texts = [loaded.texts[i] for i in train_idx]
+    augment = domain.augment if d.augment else None
+    if fit_vocab:
+        fit_texts = list(loaded.texts)
+        if augment is not None:  # let the vocabulary see randomized forms too
+            aug_rng = np.random.default_rng([config.seed, 7])
+            fit_texts += [augment(t, aug_rng) for t in train_texts[:5000]]
+        domain.tokenizer.fit(fit_texts)
+    common = dict(tokenizer=domain.tokenizer, on_unknown=d.on_unknown_token, max_length=max_length)
+    train = TokenBatches(
+        train_texts, batch_size=config.train.batch_size, seed=config.seed, augment=augment,
+        lines=[loaded.lines[i] for i in train_idx], **common,
+    )
+    val = None
+    if n_val:
+        val = TokenBatches(
+            [loaded.texts[i] for i in val_idx], batch_size=config.train.batch_size, seed=config.seed,
+            lines=[loaded.lines[i] for i in val_idx], **common,
+        )
+    return PreparedData(train, val, str(loaded.path), len(loaded.texts), len(loaded.skipped))
+
+
+def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunSummary:
+    """Train a generator and save it.
+
+    Layout of ``out_dir``: ``model/`` (final model: ``config.json`` +
+    ``model.safetensors``), ``checkpoint/`` (resumable state),
+    ``train_log.csv`` and ``run.json`` (the settings used).
+
+    Args:
+        config: Run settings. With ``resume``, only the budget
+            (``train.max_steps``/``max_minutes``) of ``config`` is used; the
+            rest comes from ``out_dir/run.json``.
+        out_dir: Run directory.
+        resume: Continue from ``out_dir/checkpoint``.
+
+    Returns:
+        Summary with paths and measured figures.
+    """
+    out_dir = Path(out_dir)
+    if resume:
+        saved = validate(RunConfig, read_json(out_dir / RUN_CONFIG), where=str(out_dir / RUN_CONFIG))
+        saved.train.max_steps = config.train.max_steps
+        saved.train.max_minutes = config.train.max_minutes
+        config = saved
+    BACKBONES.get(config.backbone)  # fail early, listing valid names
+    device = select_device(config.device)
+    t0 = time.perf_counter()
+    if resume:
+        model = Generator.from_pretrained(out_dir / "checkpoint")
+        domain = model.domain
+        data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)
+    else:
+        if config.init_from:  # fine-tune: the saved vocabulary is kept
+            model = Generator.from_pretrained(config.init_from)
+            domain = model.domain
+            data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)
+        else:
+            domain = DOMAINS.get(config.domain)()
+            hparams = dict(config.model)
+            user_max = hparams.get("max_length")
+            data = prepare_data(config, domain, fit_vocab=True, max_length=user_max)
+            if user_max is None:  # room for the longest training sequence
+                longest = int(data.train.lengths.max())
+                if data.val is not None:
+                    longest = max(longest, int(data.val.lengths.max()))
+                hparams["max_length"] = longest + 8
+            model = BACKBONES.get(config.backbone).from_domain(domain, **hparams)
+    data_seconds = time.perf_counter() - t0
+    model.to(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
+    trainer = Trainer(model, data.train, data.val, config.train, out_dir)
+    result = trainer.fit(resume=resume)
+    extra = {
+        "training": dataclasses.asdict(result),
+        "data": {
+            "source": config.data.source,
+            "path": data.source_path,
+            "n_loaded": data.n_loaded,
+            "n_skipped_invalid": data.n_skipped_invalid,
+            "n_train": len(data.train),
+            "n_val": len(data.val) if data.val else 0,
+            "dropped_too_long": data.train.dropped_too_long,
+            "seed": config.seed,
+        },
+    }
+    model_dir = model.save_pretrained(out_dir / MODEL_DIR, extra=extra)
+    return RunSummary(
+        out_dir=out_dir,
+        model_dir=model_dir,
+        n_parameters=model.num_parameters(),
+        n_train=len(data.train),
+        n_val=len(data.val) if data.val else 0,
+        result=result,
+        data_seconds=data_seconds,
+    )

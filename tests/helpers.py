@@ -1,0 +1,20 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+from molgen.core.registry import DOMAINS
+
+from conftest import SMALL_SMILES
+
+TINY_HPARAMS = {"autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=64)}
+
+# Texts each token domain is fitted on in the contract test.
+DOMAIN_FIXTURES = {"smiles": SMALL_SMILES}
+
+
+def fitted_domain(name: str):
+    """A domain with its tokenizer fitted on the domain's fixture texts."""
+    domain = DOMAINS.get(name)()
+    if domain.tokenizer is not None:
+        domain.tokenizer.fit(DOMAIN_FIXTURES[name])
+    return domain

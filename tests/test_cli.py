@@ -1,0 +1,130 @@
+"""cli/: train and sample end to end, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import pytest
+
+from molgen import __version__
+from molgen.cli.main import main
+
+from conftest import SMALL_SMILES
+
+TINY = ["--max-steps", "4", "--batch-size", "4", "--no-progress"]
+
+
+@pytest.fixture
+def smi_file(tmp_path):
+    path = tmp_path / "train.smi"
+    path.write_text("\n".join(SMALL_SMILES * 2) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text("[model]\nd_model = 32\nn_layers = 1\nn_heads = 2\n[train]\nwarmup_steps = 1\n")
+    return path
+
+
+def _run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version_via_console_script():
+    result = subprocess.run([sys.executable, "-m", "molgen.cli.main", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == f"molgen {__version__}"
+
+
+def test_help_texts(capsys):
+    for command in ("train", "sample"):
+        with pytest.raises(SystemExit) as info:
+            main([command, "--help"])
+        assert info.value.code == 0
+        assert "--seed" in capsys.readouterr().out
+
+
+def test_train_sample_resume(tmp_path, smi_file, tiny_config, capsys):
+    run = tmp_path / "run"
+    code, out, err = _run(capsys, "train", "--data", smi_file, "--config", tiny_config, "--out", run, *TINY)
+    assert code == 0, err
+    assert "model:" in out and (run / "model" / "model.safetensors").is_file()
+
+    code, out, err = _run(capsys, "train", "--resume", "--max-steps", 6, "--out", run, "--no-progress")
+    assert code == 0, err
+    assert "for 6 steps" in out
+
+    for suffix in (".smi", ".csv", ".txt"):
+        target = tmp_path / f"samples{suffix}"
+        code, out, err = _run(capsys, "sample", run, "-n", 20, "--seed", 1, "-o", target)
+        assert code == 0, err
+        assert "validity" in out
+        lines = target.read_text().splitlines()
+        assert len(lines) == 20 + (suffix == ".csv")  # invalid samples kept
+    rows = list(csv.DictReader(open(tmp_path / "samples.csv")))
+    assert {r["valid"] for r in rows} <= {"0", "1"}
+    invalid = sum(r["valid"] == "0" for r in rows)
+    code, _, _ = _run(capsys, "sample", run, "-n", 20, "--seed", 1, "-o", tmp_path / "v.csv", "--valid-only")
+    assert len(list(csv.DictReader(open(tmp_path / "v.csv")))) == 20 - invalid
+    # Same seed, same samples; another seed, other samples.
+    _run(capsys, "sample", run, "-n", 20, "--seed", 1, "-o", tmp_path / "again.csv")
+    _run(capsys, "sample", run, "-n", 20, "--seed", 2, "-o", tmp_path / "other.csv")
+    assert (tmp_path / "again.csv").read_text() == (tmp_path / "samples.csv").read_text()
+    assert (tmp_path / "other.csv").read_text() != (tmp_path / "samples.csv").read_text()
+
+
+def _assert_one_line_error(code, err, pattern):
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("molgen: error:"), err
+    assert pytest.importorskip("re").search(pattern, lines[0]), lines[0]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, smi_file, tiny_config, capsys):
+    bad = tmp_path / "bad.smi"
+    bad.write_text("CCO\nC1CC(\nc1ccccc1\n")
+    empty = tmp_path / "empty.smi"
+    empty.write_text("")
+    unknown_key = tmp_path / "unknown.toml"
+    unknown_key.write_text("[train]\nlearning_rate = 0.1\n")
+    cases = [
+        (["train", "--data", bad, "--out", tmp_path / "r1", *TINY], r"bad.smi:2: unparsable SMILES"),
+        (["train", "--data", empty, "--out", tmp_path / "r2", *TINY], r"holds no entries"),
+        (["train", "--data", tmp_path / "missing.smi", "--out", tmp_path / "r3", *TINY], r"file not found"),
+        (["train", "--data", "zinc-9000", "--out", tmp_path / "r4", *TINY], r"unknown data set 'zinc-9000'; valid names: .*nci-5k"),
+        (["train", "--data", smi_file, "--config", unknown_key, "--out", tmp_path / "r5", *TINY], r"unknown key 'train.learning_rate'"),
+        (["train", "--data", smi_file, "--backbone", "lstm", "--out", tmp_path / "r6", *TINY], r"unknown backbone 'lstm'; valid names: autoregressive"),
+        (["train", "--resume", "--out", tmp_path / "never-trained", *TINY], r"missing run.json"),
+        (["sample", tmp_path / "nowhere", "-n", 5], r"model directory not found"),
+    ]
+    for argv, pattern in cases:
+        code, _, err = _run(capsys, *argv)
+        _assert_one_line_error(code, err, pattern)
+
+
+def test_corrupted_checkpoint_and_unknown_tokens(tmp_path, smi_file, tiny_config, capsys):
+    run = tmp_path / "run"
+    assert _run(capsys, "train", "--data", smi_file, "--config", tiny_config, "--out", run, *TINY)[0] == 0
+
+    odd = tmp_path / "odd.smi"
+    odd.write_text("CCO\nC[Se]C\n")
+    code, _, err = _run(capsys, "train", "--data", odd, "--init-from", run / "model", "--out", tmp_path / "ft", *TINY)
+    _assert_one_line_error(code, err, r"line 2: unknown token '\[Se\]'")
+    code, _, err = _run(
+        capsys, "train", "--data", odd, "--init-from", run / "model", "--on-unknown-token", "unk", "--out", tmp_path / "ft", *TINY
+    )
+    assert code == 0, err
+
+    (run / "model" / "model.safetensors").write_bytes(b"truncated")
+    code, _, err = _run(capsys, "sample", run, "-n", 5)
+    _assert_one_line_error(code, err, r"corrupted weights file")
+    (run / "model" / "config.json").write_text('{"backbone": "autoregressive"}')
+    code, _, err = _run(capsys, "sample", run, "-n", 5)
+    _assert_one_line_error(code, err, r"does not describe a molgen model|corrupted")
+    code, _, err = _run(capsys, "sample", run / "checkpoint", "-n", 5, "-o", tmp_path / "x.sdf")
+    _assert_one_line_error(code, err, r"unsupported output format '.sdf'")

@@ -1,0 +1,88 @@
+"""train/: schedule, checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from molgen.backbones import AutoregressiveTransformer
+from molgen.train import TokenBatches, TrainConfig, Trainer
+
+from conftest import SMALL_SMILES
+from helpers import fitted_domain
+
+
+def _setup(out_dir, **train):
+    torch.manual_seed(0)
+    domain = fitted_domain("smiles")
+    model = AutoregressiveTransformer.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=64)
+    data = TokenBatches(SMALL_SMILES * 3, domain.tokenizer, batch_size=8, seed=1)
+    val = TokenBatches(SMALL_SMILES[:4], domain.tokenizer, batch_size=8)
+    config = TrainConfig(progress=False, warmup_steps=2, val_every=3, log_every=1, **train)
+    return model, Trainer(model, data, val, config, out_dir)
+
+
+def test_warmup_then_cosine_schedule(tmp_path):
+    _, trainer = _setup(tmp_path, max_steps=10, lr=1e-3, min_lr_ratio=0.1)
+    rates = []
+    for step in range(11):
+        trainer.step = step
+        rates.append(trainer.learning_rate())
+    assert rates[0] < rates[1] <= 1e-3
+    assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
+    assert abs(rates[10] - 1e-4) < 1e-9
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    straight, trainer = _setup(tmp_path / "a", max_steps=6)
+    trainer.fit()
+    # Interrupt the same run after 3 steps (as Ctrl-C would): the checkpoint
+    # written on the way out lets the run continue exactly.
+    interrupted, trainer = _setup(tmp_path / "b", max_steps=6)
+    original_batch = trainer.train_data.batch
+
+    def batch_until_three(step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original_batch(step)
+
+    trainer.train_data.batch = batch_until_three
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed, trainer = _setup(tmp_path / "b", max_steps=6)
+    trainer.fit(resume=True)
+    assert trainer.step == 6
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    log = (tmp_path / "b" / "train_log.csv").read_text().splitlines()
+    assert log[0].startswith("step,") and len(log) == 7  # header + one row per step
+
+
+def test_checkpoint_holds_no_pickles(tmp_path):
+    _, trainer = _setup(tmp_path, max_steps=2)
+    result = trainer.fit()
+    assert result.steps == 2 and result.val_loss is not None
+    files = sorted(p.name for p in (tmp_path / "checkpoint").iterdir())
+    assert files == ["config.json", "model.safetensors", "optimizer.safetensors", "trainer_state.json"]
+    assert json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_batches_are_a_function_of_the_step():
+    domain = fitted_domain("smiles")
+    a = TokenBatches(SMALL_SMILES * 4, domain.tokenizer, batch_size=5, seed=3)
+    b = TokenBatches(SMALL_SMILES * 4, domain.tokenizer, batch_size=5, seed=3)
+    assert torch.equal(a.batch(7)["tokens"], b.batch(7)["tokens"])
+    seen = torch.cat([a.batch(s)["tokens"][:, 1] for s in range(a.batches_per_epoch)])
+    assert len(seen) == a.batches_per_epoch * 5
+
+
+def test_randomized_smiles_augmentation_changes_batches():
+    domain = fitted_domain("smiles")
+    plain = TokenBatches(SMALL_SMILES, domain.tokenizer, batch_size=4, seed=0)
+    augmented = TokenBatches(SMALL_SMILES, domain.tokenizer, batch_size=4, seed=0, augment=domain.augment)
+    changed = any(
+        not torch.equal(plain.batch(s)["tokens"], augmented.batch(s)["tokens"]) for s in range(plain.batches_per_epoch)
+    )
+    assert changed
