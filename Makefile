@@ -22,7 +22,7 @@ venv: $(STAMP)
 
 # Main job on the embedded default: train on RDKit's NCI 5k, sample 1,000.
 demo: $(STAMP)
-	$(BIN)/molgen train --data nci-5k --max-minutes $(DEMO_MINUTES) --seed 0 --out $(DEMO_OUT)
+	$(BIN)/molgen train --config data/configs/demo.toml --max-minutes $(DEMO_MINUTES) --out $(DEMO_OUT)
 	$(BIN)/molgen sample $(DEMO_OUT) -n 1000 --seed 0 -o $(DEMO_OUT)/samples.smi
 
 # Default suite: fast tests (slow and GPU tests are deselected).

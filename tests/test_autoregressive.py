@@ -101,3 +101,11 @@ def test_tiny_model_learns_valid_smiles(tmp_path):
     baseline = sample_to_file(untrained, 500, None, seed=1)
     assert stats.validity >= 0.90, stats
     assert baseline.validity < 0.2
+
+
+def test_training_after_sampling(model):
+    """Tables cached while sampling (inference mode) must not break autograd."""
+    model.sample_texts(2, seed=0)
+    model.train()
+    model.loss(model.encode(["CCO"]))["loss"].backward()
+    assert model.embed.weight.grad is not None

@@ -128,3 +128,14 @@ def test_corrupted_checkpoint_and_unknown_tokens(tmp_path, smi_file, tiny_config
     _assert_one_line_error(code, err, r"does not describe a molgen model|corrupted")
     code, _, err = _run(capsys, "sample", run / "checkpoint", "-n", 5, "-o", tmp_path / "x.sdf")
     _assert_one_line_error(code, err, r"unsupported output format '.sdf'")
+
+
+def test_resume_keeps_saved_budget_and_rejects_corrupted_checkpoint(tmp_path, smi_file, tiny_config, capsys):
+    run = tmp_path / "run"
+    assert _run(capsys, "train", "--data", smi_file, "--config", tiny_config, "--out", run, *TINY)[0] == 0
+    # No budget on the command line: the run's own (4 steps, already reached) is kept.
+    code, out, err = _run(capsys, "train", "--resume", "--out", run, "--no-progress")
+    assert code == 0 and "for 4 steps" in out, err
+    (run / "checkpoint" / "optimizer.safetensors").write_bytes(b"")
+    code, _, err = _run(capsys, "train", "--resume", "--max-steps", 8, "--out", run, "--no-progress")
+    _assert_one_line_error(code, err, r"corrupted weights file .*optimizer.safetensors")

@@ -158,12 +158,19 @@ class AutoregressiveTransformer(Generator):
         self.train(was_training)
         return results
 
+    # Finished sequences stay in the batch (emitting ignored EOS) until the
+    # live fraction drops below this; then the batch and its cache are
+    # compacted. Compacting at every finish would copy the whole cache on
+    # almost every step.
+    COMPACT_BELOW = 0.75
+
     def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache) -> list[list[int]]:
         device = self.device
         dtype = next(self.parameters()).dtype
         out = torch.full((batch, limit - 1), self.pad_id, dtype=torch.long, device=device)
         lengths = torch.full((batch,), limit - 1, dtype=torch.long, device=device)
-        rows = torch.arange(batch, device=device)  # original row of each active sequence
+        rows = torch.arange(batch, device=device)  # original row of each sequence in the batch
+        alive = torch.ones(batch, dtype=torch.bool, device=device)
         prefix = torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device)
         cache = self.stack.new_cache(batch, limit, device, dtype) if use_cache else None
         step_input = prefix
@@ -171,18 +178,22 @@ class AutoregressiveTransformer(Generator):
             logits = self(step_input, cache=cache)[:, -1]
             logits[:, self.banned] = float("-inf")
             nxt = sample_next(logits, gen, temperature, top_k, top_p)
+            nxt = torch.where(alive, nxt, self.eos_id)
             out[rows, t] = nxt
-            done = nxt == self.eos_id
-            if done.any():
-                lengths[rows[done]] = t
-                keep = (~done).nonzero().squeeze(1)
-                if keep.numel() == 0:
+            finished = alive & (nxt == self.eos_id)
+            if finished.any():
+                lengths[rows[finished]] = t
+                alive &= ~finished
+                n_alive = int(alive.sum())
+                if n_alive == 0:
                     break
-                rows, nxt = rows[keep], nxt[keep]
-                if cache is not None:
-                    cache.select(keep)
-                else:
-                    prefix = prefix[keep]
+                if n_alive <= self.COMPACT_BELOW * rows.numel():
+                    keep = alive.nonzero().squeeze(1)
+                    rows, nxt, alive = rows[keep], nxt[keep], alive[keep]
+                    if cache is not None:
+                        cache.select(keep)
+                    else:
+                        prefix = prefix[keep]
             if cache is not None:
                 step_input = nxt[:, None]
             else:

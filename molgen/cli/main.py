@@ -107,8 +107,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = RunConfig.from_toml(args.config, **overrides)
     else:
         config = validate(RunConfig, apply_overrides({}, overrides))
-    if args.max_minutes is not None:  # a time budget replaces a step budget
+    if args.max_minutes is not None:  # a budget given on the command line replaces the file's
         config.train.max_steps = None
+    if args.max_steps is not None:
+        config.train.max_minutes = None
     summary = run_training(config, args.out, resume=args.resume)
     r = summary.result
     print(

@@ -29,10 +29,13 @@ class RotaryEmbedding(nn.Module):
         cos = self._cos
         if cos is None or cos.shape[0] < length or cos.device != device or cos.dtype != dtype:
             size = max(length, 64 if cos is None else 2 * cos.shape[0])
-            t = torch.arange(size, device=device, dtype=torch.float32)
-            freqs = torch.outer(t, self.inv_freq.to(device))
-            self._cos = freqs.cos().to(dtype)
-            self._sin = freqs.sin().to(dtype)
+            # Built as ordinary tensors even under inference_mode, so a table
+            # first made while sampling can later serve a training step.
+            with torch.inference_mode(False):
+                t = torch.arange(size, device=device, dtype=torch.float32)
+                freqs = torch.outer(t, self.inv_freq.to(device))
+                self._cos = freqs.cos().to(dtype)
+                self._sin = freqs.sin().to(dtype)
         return self._cos, self._sin  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:

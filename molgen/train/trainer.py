@@ -9,9 +9,10 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from molgen.core.config import StrictModel
@@ -40,8 +41,8 @@ class TrainConfig(StrictModel):
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.98)
     warmup_steps: int = Field(100, ge=0)
-    max_steps: int | None = Field(None, gt=0)
-    max_minutes: float | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, gt=0, description="step budget (default 2000 when no budget is set)")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock budget of optimisation steps")
     grad_clip: float | None = Field(1.0, gt=0)
     val_every: int = Field(250, gt=0)
     val_batches: int = Field(20, gt=0, description="validation batches per evaluation")
@@ -50,10 +51,12 @@ class TrainConfig(StrictModel):
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     progress: bool | None = Field(None, description="progress bar (None: only on a terminal)")
 
-    @model_validator(mode="after")
-    def _needs_budget(self) -> "TrainConfig":
+    DEFAULT_MAX_STEPS: ClassVar[int] = 2000
+
+    def with_default_budget(self) -> "TrainConfig":
+        """A copy with ``max_steps`` set when neither budget is."""
         if self.max_steps is None and self.max_minutes is None:
-            self.max_steps = 1000
+            return self.model_copy(update={"max_steps": self.DEFAULT_MAX_STEPS})
         return self
 
 
@@ -84,8 +87,9 @@ class Trainer:
         self.model = model
         self.train_data = train_data
         self.val_data = val_data
-        self.config = config
         self.out_dir = Path(out_dir)
+        config = config.with_default_budget()
+        self.config = config
         self.device = model.device
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]

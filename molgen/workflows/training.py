@@ -19,6 +19,7 @@ from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import read_json, write_json
 from molgen.datasets import load_texts
 from molgen.train import TokenBatches, TrainConfig, Trainer, TrainResult
+from molgen.train.trainer import CHECKPOINT_DIR
 
 RUN_CONFIG = "run.json"
 MODEL_DIR = "model"
@@ -160,32 +161,27 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
     out_dir = Path(out_dir)
     if resume:
         saved = validate(RunConfig, read_json(out_dir / RUN_CONFIG), where=str(out_dir / RUN_CONFIG))
-        saved.train.max_steps = config.train.max_steps
-        saved.train.max_minutes = config.train.max_minutes
+        if config.train.max_steps is not None or config.train.max_minutes is not None:
+            saved.train.max_steps = config.train.max_steps
+            saved.train.max_minutes = config.train.max_minutes
         config = saved
     BACKBONES.get(config.backbone)  # fail early, listing valid names
     device = select_device(config.device)
     t0 = time.perf_counter()
-    if resume:
-        model = Generator.from_pretrained(out_dir / "checkpoint")
+    if resume or config.init_from:  # the saved vocabulary and hyper-parameters are kept
+        model = Generator.from_pretrained(out_dir / CHECKPOINT_DIR if resume else config.init_from)
         domain = model.domain
         data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)
     else:
-        if config.init_from:  # fine-tune: the saved vocabulary is kept
-            model = Generator.from_pretrained(config.init_from)
-            domain = model.domain
-            data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)
-        else:
-            domain = DOMAINS.get(config.domain)()
-            hparams = dict(config.model)
-            user_max = hparams.get("max_length")
-            data = prepare_data(config, domain, fit_vocab=True, max_length=user_max)
-            if user_max is None:  # room for the longest training sequence
-                longest = int(data.train.lengths.max())
-                if data.val is not None:
-                    longest = max(longest, int(data.val.lengths.max()))
-                hparams["max_length"] = longest + 8
-            model = BACKBONES.get(config.backbone).from_domain(domain, **hparams)
+        domain = DOMAINS.get(config.domain)()
+        backbone_cls = BACKBONES.get(config.backbone)
+        hparams = dict(config.model)
+        data = prepare_data(config, domain, fit_vocab=True, max_length=hparams.get("max_length"))
+        if "max_length" in backbone_cls.config_cls.model_fields and "max_length" not in hparams:
+            # Room for the longest training sequence (plus a margin for sampling).
+            longest = max(int(d.lengths.max()) for d in (data.train, data.val) if d is not None)
+            hparams["max_length"] = longest + 8
+        model = backbone_cls.from_domain(domain, **hparams)
     data_seconds = time.perf_counter() - t0
     model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
