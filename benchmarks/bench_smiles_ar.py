@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--n-heads", type=int, default=8)
+    parser.add_argument("--augment", action="store_true", help="randomized-SMILES augmentation")
     parser.add_argument("--out", default="benchmarks/out/moses_ar")
     parser.add_argument(
         "--reuse", action="store_true", help="skip training: evaluate the model already trained in --out/run"
@@ -81,7 +82,7 @@ def main() -> None:
         dict(
             seed=args.seed,
             device="cpu",
-            data=dict(source="moses-train", limit=args.limit, val_fraction=0.02),
+            data=dict(source="moses-train", limit=args.limit, val_fraction=0.02, augment=args.augment),
             model=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads),
             train=dict(
                 batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
@@ -106,7 +107,10 @@ def main() -> None:
             "tokens_per_s": round(r.tokens_per_s, 1),
             "tokens_seen": r.tokens_seen,
         }
-        data_info = {"source": "moses-train", "subset": args.limit, "n_train": summary.n_train, "n_val": summary.n_val}
+        data_info = {
+            "source": "moses-train", "subset": args.limit, "n_train": summary.n_train, "n_val": summary.n_val,
+            "augment": args.augment,
+        }
 
     domain = SmilesDomain()
     train_keys = set(load_texts("moses-train", domain, limit=args.limit, seed=args.seed, canonicalize=True).texts)

@@ -15,33 +15,24 @@ def _rdkit_nci_first_5k() -> Path:
 
 
 _MOSES_URL = "https://github.com/molecularsets/moses/raw/master/moses/dataset/data/{}.csv.gz"
-
-register_dataset(
-    DatasetSpec(
-        name="moses-train",
-        domain="smiles",
-        description="MOSES training split (1,584,663 drug-like molecules)",
-        relpath="moses/train.csv.gz",
-        url=_MOSES_URL.format("train"),
-        sha256="786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c",
-        fmt="csv",
-        column="SMILES",
-        license="MIT",
+_MOSES_SPLITS = {
+    "train": ("1,584,663", "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c"),
+    "test": ("176,226", "f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2"),
+}
+for _split, (_rows, _sha) in _MOSES_SPLITS.items():
+    register_dataset(
+        DatasetSpec(
+            name=f"moses-{_split}",
+            domain="smiles",
+            description=f"MOSES {_split} split ({_rows} drug-like molecules)",
+            relpath=f"moses/{_split}.csv.gz",
+            url=_MOSES_URL.format(_split),
+            sha256=_sha,
+            fmt="csv",
+            column="SMILES",
+            license="MIT",
+        )
     )
-)
-register_dataset(
-    DatasetSpec(
-        name="moses-test",
-        domain="smiles",
-        description="MOSES test split (176,226 molecules)",
-        relpath="moses/test.csv.gz",
-        url=_MOSES_URL.format("test"),
-        sha256="f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2",
-        fmt="csv",
-        column="SMILES",
-        license="MIT",
-    )
-)
 register_dataset(
     DatasetSpec(
         name="nci-5k",

@@ -83,6 +83,7 @@ class PreparedData:
     source_path: str
     n_loaded: int
     n_skipped_invalid: int
+    longest_augmented: int = 0  # token length of the longest randomized form seen
 
 
 @dataclass
@@ -121,12 +122,13 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
     val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
     train_texts = [loaded.texts[i] for i in train_idx]
     augment = domain.augment if d.augment else None
+    augmented: list[str] = []
+    if augment is not None:  # randomized forms seen by the vocabulary and the length bound
+        aug_rng = np.random.default_rng([config.seed, 7])
+        augmented = [augment(t, aug_rng) for t in train_texts[:5000]]
     if fit_vocab:
-        fit_texts = list(loaded.texts)
-        if augment is not None:  # let the vocabulary see randomized forms too
-            aug_rng = np.random.default_rng([config.seed, 7])
-            fit_texts += [augment(t, aug_rng) for t in train_texts[:5000]]
-        domain.tokenizer.fit(fit_texts)
+        domain.tokenizer.fit(list(loaded.texts) + augmented)
+    longest_augmented = max((len(domain.tokenizer.tokenize(t)) + 2 for t in augmented), default=0)
     common = dict(tokenizer=domain.tokenizer, on_unknown=d.on_unknown_token, max_length=max_length)
     train = TokenBatches(
         train_texts, batch_size=config.train.batch_size, seed=config.seed, augment=augment,
@@ -138,7 +140,7 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
             [loaded.texts[i] for i in val_idx], batch_size=config.train.batch_size, seed=config.seed,
             lines=[loaded.lines[i] for i in val_idx], **common,
         )
-    return PreparedData(train, val, str(loaded.path), len(loaded.texts), len(loaded.skipped))
+    return PreparedData(train, val, str(loaded.path), len(loaded.texts), len(loaded.skipped), longest_augmented)
 
 
 def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunSummary:
@@ -180,6 +182,7 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
         if "max_length" in backbone_cls.config_cls.model_fields and "max_length" not in hparams:
             # Room for the longest training sequence (plus a margin for sampling).
             longest = max(int(d.lengths.max()) for d in (data.train, data.val) if d is not None)
+            longest = max(longest, data.longest_augmented)
             hparams["max_length"] = longest + 8
         model = backbone_cls.from_domain(domain, **hparams)
     data_seconds = time.perf_counter() - t0
