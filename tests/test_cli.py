@@ -101,6 +101,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, smi_file, tiny_config, capsys
         (["train", "--data", smi_file, "--backbone", "lstm", "--out", tmp_path / "r6", *TINY], r"unknown backbone 'lstm'; valid names: autoregressive"),
         (["train", "--resume", "--out", tmp_path / "never-trained", *TINY], r"missing run.json"),
         (["sample", tmp_path / "nowhere", "-n", 5], r"model directory not found"),
+        (["sample", tmp_path / "nowhere", "-n", 5, "--temperature", -1], r"--temperature must be >= 0"),
     ]
     for argv, pattern in cases:
         code, _, err = _run(capsys, *argv)

@@ -86,3 +86,23 @@ def test_randomized_smiles_augmentation_changes_batches():
         not torch.equal(plain.batch(s)["tokens"], augmented.batch(s)["tokens"]) for s in range(plain.batches_per_epoch)
     )
     assert changed
+
+
+def test_divergence_stops_with_a_clear_error_and_keeps_checkpoint(tmp_path):
+    from molgen.core.errors import MolgenError
+
+    model, trainer = _setup(tmp_path, max_steps=6, checkpoint_every=2)
+    original_loss = model.loss
+
+    def loss_nan_from_step_four(batch):
+        out = original_loss(batch)
+        if trainer.step >= 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    model.loss = loss_nan_from_step_four
+    with pytest.raises(MolgenError, match="training diverged at step 4"):
+        trainer.fit()
+    state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
+    assert state["step"] == 2  # the last good checkpoint survives
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # stopped before the bad update

@@ -131,6 +131,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise MolgenError("--top-p must be in (0, 1]")
+    if args.temperature < 0:
+        raise MolgenError("--temperature must be >= 0 (0 means greedy)")
+    if args.top_k is not None and args.top_k < 1:
+        raise MolgenError("--top-k must be >= 1")
     model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
     stats = sample_to_file(
         model,

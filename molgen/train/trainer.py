@@ -16,7 +16,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from molgen.core.config import StrictModel
-from molgen.core.errors import CheckpointError
+from molgen.core.errors import CheckpointError, MolgenError
 from molgen.core.serialization import (
     flatten_state,
     load_model_dir,
@@ -141,12 +141,18 @@ class Trainer:
             group["lr"] = self.learning_rate()
         with self._autocast():
             out = self.model.loss(batch)
+        loss = float(out["loss"].detach())
+        if not math.isfinite(loss):  # stop before the weights are corrupted
+            raise MolgenError(
+                f"training diverged at step {self.step + 1} (loss {loss}); lower the learning rate "
+                f"and resume from the last checkpoint in {self.out_dir / CHECKPOINT_DIR}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         out["loss"].backward()
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return float(out["loss"].detach()), int(out.get("tokens", torch.tensor(0)))
+        return loss, int(out.get("tokens", torch.tensor(0)))
 
     @torch.no_grad()
     def validate(self) -> float | None:
