@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from molgen.core.errors import RegistryError
 
@@ -87,4 +87,3 @@ DOMAINS: Registry = Registry("domain", autoload=("molgen.domains",))
 BACKBONES: Registry = Registry("backbone", autoload=("molgen.backbones",))
 DATASETS: Registry = Registry("data set", autoload=("molgen.datasets",))
 
-Factory = Callable[..., T]
