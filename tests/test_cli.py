@@ -42,11 +42,12 @@ def test_version_via_console_script():
 
 
 def test_help_texts(capsys):
-    for command in ("train", "sample"):
+    for command in ("train", "sample", "evaluate"):
         with pytest.raises(SystemExit) as info:
             main([command, "--help"])
         assert info.value.code == 0
         assert "--seed" in capsys.readouterr().out
+
 
 
 def test_train_sample_resume(tmp_path, smi_file, tiny_config, capsys):
@@ -140,3 +141,38 @@ def test_resume_keeps_saved_budget_and_rejects_corrupted_checkpoint(tmp_path, sm
     (run / "checkpoint" / "optimizer.safetensors").write_bytes(b"")
     code, _, err = _run(capsys, "train", "--resume", "--max-steps", 8, "--out", run, "--no-progress")
     _assert_one_line_error(code, err, r"corrupted weights file .*optimizer.safetensors")
+
+
+def test_evaluate_messy_file_reports_nulls_with_reasons(tmp_path, smi_file, capsys):
+    import json
+
+    generated = tmp_path / "gen.smi"
+    # A header, blank lines, garbage and a molgen-sample style invalid marker.
+    generated.write_text("SMILES\nCCO\n\nnot-a-smiles\tsample_1:invalid\nc1ccccc1O\n\nCC(=O)O\n")
+    report_path = tmp_path / "report.json"
+    code, out, _ = _run(
+        capsys, "evaluate", generated, "--ref", smi_file, "--train", smi_file, "--k", "2,1000", "-o", report_path
+    )
+    assert code == 0 and "unique@1000" in out
+    report = json.loads(report_path.read_text())
+    assert report["metadata"]["n"] == 4 and report["metrics"]["valid"] == pytest.approx(0.75)
+    assert report["metrics"]["unique@2"] == 1.0
+    assert report["metrics"]["unique@1000"] is None
+    assert "fewer than k=1000" in report["unavailable"]["unique@1000"]
+    assert report["metadata"]["versions"]["rdkit"]
+
+    only_garbage = tmp_path / "garbage.smi"
+    only_garbage.write_text("xx\n((\n")
+    code, out, _ = _run(capsys, "evaluate", only_garbage, "--ref", smi_file, "--no-train", "--metrics", "valid,SNN/Test,Novelty")
+    assert code == 0 and "no valid molecules" in out and "no training set given" in out
+
+
+def test_evaluate_bad_inputs_give_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty.smi"
+    empty.write_text("")
+    _assert_one_line_error(*_run(capsys, "evaluate", empty, "--no-ref", "--no-train")[::2], "empty")
+    _assert_one_line_error(*_run(capsys, "evaluate", tmp_path / "missing.smi")[::2], "not found")
+    good = tmp_path / "g.smi"
+    good.write_text("CCO\n")
+    _assert_one_line_error(*_run(capsys, "evaluate", good, "--metrics", "FCD")[::2], "unknown metric")
+    _assert_one_line_error(*_run(capsys, "evaluate", good, "--ref", "no-such-set")[::2], "no-such-set")

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from molgen import __version__
 from molgen.core.errors import MolgenError
+from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING, evaluate_file
 
 EXIT_USER_ERROR = 2
 
@@ -20,6 +21,7 @@ Examples:
   molgen train --data moses-train --limit 50000 --max-minutes 20 --out runs/moses
   molgen train --resume --max-minutes 30 --out runs/moses
   molgen sample runs/nci -n 1000 -o samples.smi
+  molgen evaluate samples.smi --jobs 2 -o report.json
   molgen datasets
 """
 
@@ -77,6 +79,28 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", type=int, default=512, help="sequences decoded together (default 512)")
     sample.add_argument("--valid-only", action="store_true", help="write only valid samples")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="MOSES/GuacaMol metrics of a file of generated molecules",
+        description="Compute MOSES and GuacaMol distribution-learning metrics of generated SMILES "
+        "(invalid ones included, in sampling order). Reference and training statistics are cached "
+        "under MOLGEN_HOME/metrics, so a second evaluation against the same sets is faster. Metrics "
+        "that cannot be computed are reported as null with the reason.",
+    )
+    evaluate.add_argument("generated", help="generated SMILES: .smi, .txt or .csv (molgen sample output works)")
+    evaluate.add_argument("--ref", help=f"reference set, name or path (default {DEFAULT_REFERENCE} when available)")
+    evaluate.add_argument("--train", help=f"training set for novelty (default {DEFAULT_TRAINING} when available)")
+    evaluate.add_argument("--no-ref", action="store_true", help="skip the metrics against a reference")
+    evaluate.add_argument("--no-train", action="store_true", help="skip novelty")
+    evaluate.add_argument("--n", type=int, help="evaluate only the first N generated entries")
+    evaluate.add_argument("--metrics", help="comma-separated metric names (default all)")
+    evaluate.add_argument("--k", default="1000,10000", help="unique@k sizes (default 1000,10000)")
+    evaluate.add_argument("--jobs", type=int, default=1, help="worker processes for RDKit work (0: all cores)")
+    evaluate.add_argument("--seed", type=int, default=42, help="seed of GuacaMol's reference subsets (default 42)")
+    evaluate.add_argument("--device", default="cpu", help="where ChemNet runs: cpu, cuda or auto")
+    evaluate.add_argument("--no-cache", action="store_true", help="do not read or write cached statistics")
+    evaluate.add_argument("-o", "--output", help="write the JSON report here")
 
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
     return parser
@@ -157,6 +181,48 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from molgen.core.device import select_device
+    from molgen.metrics import metric_names
+
+    try:
+        k = tuple(int(part) for part in args.k.split(",") if part.strip())
+    except ValueError:
+        raise MolgenError(f"--k must be comma-separated integers, got {args.k!r}") from None
+    if not k or min(k) < 1:
+        raise MolgenError("--k needs positive integers")
+    metrics = None
+    if args.metrics:
+        metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
+        unknown = [name for name in metrics if name not in metric_names(k)]
+        if unknown:
+            raise MolgenError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(metric_names(k))}")
+    if args.jobs < 0:
+        raise MolgenError("--jobs must be >= 0")
+    report = evaluate_file(
+        args.generated,
+        reference=None if args.no_ref else (args.ref or DEFAULT_REFERENCE),
+        training=None if args.no_train else (args.train or DEFAULT_TRAINING),
+        reference_required=args.ref is not None,
+        training_required=args.train is not None,
+        n=args.n,
+        metrics=metrics,
+        k=k,
+        n_jobs=args.jobs,
+        use_cache=not args.no_cache,
+        seed=args.seed,
+        device=str(select_device(args.device)),
+        output=args.output,
+    )
+    meta = report.metadata
+    print(f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid")
+    print(report.format_table())
+    print(f"total {meta['total_seconds']:.1f} s")
+    if args.output:
+        print(f"report: {args.output}")
+    return 0
+
+
 def _cmd_datasets(args: argparse.Namespace) -> int:
     from molgen.core.registry import DATASETS
 
@@ -179,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    handler = {"train": _cmd_train, "sample": _cmd_sample, "datasets": _cmd_datasets}[args.command]
+    handler = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "datasets": _cmd_datasets}[args.command]
     try:
         return handler(args)
     except MolgenError as exc:

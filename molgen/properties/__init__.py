@@ -1,0 +1,1 @@
+"""Object -> number: computed descriptors, physics oracles and learned predictors."""
