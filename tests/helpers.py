@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from molgen.core.registry import DOMAINS
-
 from conftest import SMALL_SMILES
+
+from molgen.core.registry import DOMAINS
 
 TINY_HPARAMS = {"autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=64)}
 

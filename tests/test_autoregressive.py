@@ -7,14 +7,13 @@ import math
 
 import pytest
 import torch
+from conftest import SMALL_SMILES, needs_mirror
+from helpers import fitted_domain
 
 from molgen.backbones import AutoregressiveTransformer, load_generator
 from molgen.core.errors import ConfigError
 from molgen.nn.sampling import filter_logits
 from molgen.workflows import RunConfig, run_training, sample_to_file
-
-from conftest import SMALL_SMILES, needs_mirror
-from helpers import fitted_domain
 
 
 @pytest.fixture

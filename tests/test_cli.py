@@ -7,11 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from conftest import SMALL_SMILES
 
 from molgen import __version__
 from molgen.cli.main import main
-
-from conftest import SMALL_SMILES
 
 TINY = ["--max-steps", "4", "--batch-size", "4", "--no-progress"]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import DOMAIN_FIXTURES, TINY_HPARAMS, fitted_domain
 
 from molgen.backbones.base import Generator
 from molgen.core.registry import BACKBONES, DOMAINS
-
-from helpers import DOMAIN_FIXTURES, TINY_HPARAMS, fitted_domain
 
 PAIRS = [
     (backbone, domain)

@@ -12,7 +12,12 @@ from molgen.core.device import select_device
 from molgen.core.errors import CheckpointError, ConfigError, RegistryError
 from molgen.core.registry import BACKBONES, DATASETS, DOMAINS, Registry
 from molgen.core.seeding import make_generator
-from molgen.core.serialization import flatten_state, load_model_dir, save_model_dir, unflatten_state
+from molgen.core.serialization import (
+    flatten_state,
+    load_model_dir,
+    save_model_dir,
+    unflatten_state,
+)
 
 
 def test_registry_lookup_error_lists_valid_names():

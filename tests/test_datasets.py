@@ -5,12 +5,17 @@ from __future__ import annotations
 import gzip
 
 import pytest
+from conftest import SMALL_SMILES, needs_mirror
 
 from molgen.core.errors import DataError, RegistryError
-from molgen.datasets import DatasetSpec, load_texts, read_records, register_dataset, resolve_dataset_file
+from molgen.datasets import (
+    DatasetSpec,
+    load_texts,
+    read_records,
+    register_dataset,
+    resolve_dataset_file,
+)
 from molgen.domains.smiles import SmilesDomain
-
-from conftest import SMALL_SMILES, needs_mirror
 
 
 @pytest.fixture

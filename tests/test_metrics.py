@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import SMALL_SMILES
 from rdkit import Chem, DataStructs
 from rdkit.Chem import AllChem
 from scipy.stats import wasserstein_distance
@@ -27,9 +28,12 @@ from molgen.metrics import (
     unique_at,
     validity,
 )
-from molgen.metrics.similarity import max_similarity, morgan_bits, nearest_neighbour_similarity
+from molgen.metrics.similarity import (
+    max_similarity,
+    morgan_bits,
+    nearest_neighbour_similarity,
+)
 from molgen.properties.molecular import qed, sa_score
-from conftest import SMALL_SMILES
 
 ASPIRIN, PARACETAMOL = "CC(=O)Oc1ccccc1C(=O)O", "CC(=O)Nc1ccc(O)cc1"
 

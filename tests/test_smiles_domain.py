@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import SMALL_SMILES
 
 from molgen.core.errors import ParseError, UnknownTokenError
 from molgen.core.vocab import Vocabulary, pad_batch
 from molgen.domains.smiles import SmilesDomain, SmilesTokenizer
-
-from conftest import SMALL_SMILES
 
 
 @pytest.mark.parametrize(

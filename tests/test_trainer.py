@@ -6,12 +6,11 @@ import json
 
 import pytest
 import torch
+from conftest import SMALL_SMILES
+from helpers import fitted_domain
 
 from molgen.backbones import AutoregressiveTransformer
 from molgen.train import TokenBatches, TrainConfig, Trainer
-
-from conftest import SMALL_SMILES
-from helpers import fitted_domain
 
 
 def _setup(out_dir, **train):

@@ -9,7 +9,11 @@ from typing import Sequence
 
 from molgen import __version__
 from molgen.core.errors import MolgenError
-from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING, evaluate_file
+from molgen.workflows.evaluation import (
+    DEFAULT_REFERENCE,
+    DEFAULT_TRAINING,
+    evaluate_file,
+)
 
 EXIT_USER_ERROR = 2
 

@@ -9,9 +9,8 @@ the whole report.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -26,7 +25,11 @@ from molgen.metrics.molset import MoleculeSet, as_molecule_set
 
 Molecules = MoleculeSet | Sequence[str]
 from molgen.metrics.similarity import max_similarity, mean_power_similarity
-from molgen.properties.molecular import GUACAMOL_CONTINUOUS, GUACAMOL_DESCRIPTORS, MOSES_PROPERTIES
+from molgen.properties.molecular import (
+    GUACAMOL_CONTINUOUS,
+    GUACAMOL_DESCRIPTORS,
+    MOSES_PROPERTIES,
+)
 
 
 class MetricUnavailable(Exception):

@@ -1,8 +1,14 @@
 """End-to-end operations (train a generator on a data set, sample to a file)
 that the CLI, tutorials and benchmarks call. Above ``train``, below ``cli``."""
 
-from molgen.workflows.sampling import SampleStats, sample_to_file, resolve_model_dir
-from molgen.workflows.training import DataConfig, RunConfig, RunSummary, prepare_data, run_training
+from molgen.workflows.sampling import SampleStats, resolve_model_dir, sample_to_file
+from molgen.workflows.training import (
+    DataConfig,
+    RunConfig,
+    RunSummary,
+    prepare_data,
+    run_training,
+)
 
 __all__ = [
     "DataConfig",
