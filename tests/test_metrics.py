@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -160,3 +161,17 @@ def test_report_reuses_cached_reference_statistics(tmp_path):
     assert first.values["Novelty"] == 0.0 and first.values["valid"] == pytest.approx(8 / 9)
     with pytest.raises(ValueError, match="unknown metric"):
         evaluate_molecules(gen, metrics=["FCD"], cache_root=None)
+
+
+def test_fast_alert_matching_equals_explicit_hydrogen_matching():
+    from rdkit.Chem import RDConfig
+
+    from molgen.metrics.filters import matches_alert
+
+    path = Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"
+    smiles = [line.split()[0] for line in path.read_text().splitlines()[:300]]
+    mols = [m for m in (Chem.MolFromSmiles(s) for s in smiles) if m is not None]
+    fast = [matches_alert(m) for m in mols]
+    slow = [matches_alert(m, explicit_hydrogens=True) for m in mols]
+    assert fast == slow
+    assert 10 < sum(fast) < len(mols)  # the sample exercises both outcomes
