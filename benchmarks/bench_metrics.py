@@ -35,7 +35,7 @@ def _phase(args: argparse.Namespace) -> None:
     from molgen.workflows.evaluation import evaluate_file
 
     tic = time.perf_counter()
-    report = evaluate_file(args.gen, reference="moses-test", training="moses-train", reference_required=True,
+    report = evaluate_file(args.gen, reference=args.ref, training="moses-train", reference_required=True,
                            training_required=True, n_jobs=args.jobs, seed=42)
     seconds = time.perf_counter() - tic
     result = report.to_dict()
@@ -54,22 +54,31 @@ def _make_generated(n: int, seed: int, path: Path) -> None:
     path.write_text("".join(f"{r.text}\n" for r in records))
 
 
-def _run_phase(out: Path, name: str, gen: Path, jobs: int, home: Path) -> dict:
+def _make_reference(limit: int, seed: int, path: Path) -> None:
+    from molgen.datasets.loading import resolve_source
+    from molgen.datasets.readers import read_records
+
+    source, spec = resolve_source("moses-test")
+    records = read_records(source, fmt=spec.fmt, column=spec.column, limit=limit, seed=seed)
+    path.write_text("SMILES\n" + "".join(f"{r.text}\n" for r in records))
+
+
+def _run_phase(out: Path, name: str, gen: Path, ref: str, jobs: int, home: Path) -> dict:
     result = out / f"{name}.json"
     env = dict(os.environ, MOLGEN_HOME=str(home))
-    cmd = [sys.executable, __file__, "--phase", "--gen", str(gen), "--jobs", str(jobs), "--result", str(result)]
+    cmd = [sys.executable, __file__, "--phase", "--gen", str(gen), "--ref", ref, "--jobs", str(jobs), "--result", str(result)]
     subprocess.run(cmd, check=True, env=env)
     return json.loads(result.read_text())
 
 
-def _run_molsets(out: Path, gen: Path, jobs: int) -> dict:
+def _run_molsets(out: Path, gen: Path, ref: str, jobs: int) -> dict:
     from molgen.datasets.loading import resolve_source
 
     subprocess.run(["bash", str(Path(__file__).with_name("molsets_env.sh"))], check=True)
     python = Path(__file__).parent / "out" / "molsets-venv" / "bin" / "python"
     result = out / "molsets.json"
     cmd = [str(python), str(Path(__file__).with_name("molsets_reference.py")), str(gen),
-           "--test", str(resolve_source("moses-test")[0]), "--train", str(resolve_source("moses-train")[0]),
+           "--test", str(resolve_source(ref)[0]), "--train", str(resolve_source("moses-train")[0]),
            "--n-jobs", str(jobs), "--device", "cpu", "-o", str(result)]
     subprocess.run(cmd, check=True)
     return json.loads(result.read_text())
@@ -81,8 +90,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the draw")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/metrics")
+    parser.add_argument("--ref-limit", type=int, help="use a seeded subset of moses-test of this size as reference")
+    parser.add_argument("--ref", default="moses-test", help=argparse.SUPPRESS)
     parser.add_argument("--molsets", action="store_true", help="also run molsets 0.3.1 side by side")
-    parser.add_argument("--skip-molgen", action="store_true", help="reuse the cold/warm JSON already in --out")
+    parser.add_argument("--skip-molgen", action="store_true",
+                        help="reuse the cold/warm (and molsets) JSON already in --out; only rebuild the summary")
     parser.add_argument("--phase", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--gen", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
@@ -96,26 +108,36 @@ def main() -> None:
     gen = out / f"moses_train_{args.n}_seed{args.seed}.smi"
     if not gen.exists():
         _make_generated(args.n, args.seed, gen)
+    ref = "moses-test"
+    if args.ref_limit:
+        ref_path = out / f"moses_test_{args.ref_limit}_seed{args.seed}.csv"
+        if not ref_path.exists():
+            _make_reference(args.ref_limit, args.seed, ref_path)
+        ref = str(ref_path)
     home = out / "molgen-home"
     if args.skip_molgen:
         cold, warm = (json.loads((out / f"{p}.json").read_text()) for p in ("cold", "warm"))
     else:
         shutil.rmtree(home, ignore_errors=True)  # cold: no cached reference statistics
-        cold = _run_phase(out, "cold", gen, args.jobs, home)
-        warm = _run_phase(out, "warm", gen, args.jobs, home)
-    molsets = _run_molsets(out, gen, args.jobs) if args.molsets else None
+        cold = _run_phase(out, "cold", gen, ref, args.jobs, home)
+        warm = _run_phase(out, "warm", gen, ref, args.jobs, home)
+    molsets = None
+    if args.molsets:
+        molsets = _run_molsets(out, gen, ref, args.jobs)
+    elif args.skip_molgen and (out / "molsets.json").exists():
+        molsets = json.loads((out / "molsets.json").read_text())
 
     rows = []
     for name, value in warm["metrics"].items():
-        ref = None if molsets is None else molsets["metrics"].get(name)
-        diff = None if (ref is None or value is None) else value - ref
-        rows.append({"metric": name, "molgen": value, "molsets": ref, "difference": diff,
-                     "relative": None if diff is None or not ref else diff / abs(ref),
+        theirs = None if molsets is None else molsets["metrics"].get(name)
+        diff = None if (theirs is None or value is None) else value - theirs
+        rows.append({"metric": name, "molgen": value, "molsets": theirs, "difference": diff,
+                     "relative": None if diff is None or not theirs else diff / abs(theirs),
                      "moses_paper_train_row": MOSES_TRAIN_ROW.get(name)})
     summary = {
         "date": date.today().isoformat(),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "n_generated": args.n, "seed": args.seed, "jobs": args.jobs,
+        "n_generated": args.n, "seed": args.seed, "jobs": args.jobs, "reference": ref,
         "molgen_cold_seconds": cold["wall_seconds"], "molgen_warm_seconds": warm["wall_seconds"],
         "molgen_cold_per_metric_seconds": cold["metadata"]["seconds"],
         "molgen_warm_per_metric_seconds": warm["metadata"]["seconds"],

@@ -175,3 +175,19 @@ def test_fast_alert_matching_equals_explicit_hydrogen_matching():
     slow = [matches_alert(m, explicit_hydrogens=True) for m in mols]
     assert fast == slow
     assert 10 < sum(fast) < len(mols)  # the sample exercises both outcomes
+
+
+def test_chunked_activation_statistics_equal_numpy():
+    from molgen.metrics import chemnet
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    w = rng.integers(1, 4, size=40)
+    original = chemnet._STATS_CHUNK
+    try:
+        chemnet._STATS_CHUNK = 7  # force several chunks
+        mu, sigma = chemnet.activation_statistics(x, w)
+    finally:
+        chemnet._STATS_CHUNK = original
+    np.testing.assert_allclose(mu, np.average(x.astype(np.float64), axis=0, weights=w), rtol=1e-10)
+    np.testing.assert_allclose(sigma, np.cov(x.T.astype(np.float64), fweights=w), rtol=1e-9, atol=1e-12)

@@ -66,6 +66,10 @@ def chemnet_activations(
 def activation_statistics(activations: np.ndarray, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of activations, rows counted ``weights`` times.
 
+    Equal to ``np.cov(activations.T, fweights=weights)``, accumulated over
+    row chunks in float64 so that 176k x 512 activations never need a full
+    float64 copy.
+
     Args:
         activations: ``(n, 512)`` activations of distinct molecules.
         weights: Integer multiplicity of each row (None: once each).
@@ -73,10 +77,24 @@ def activation_statistics(activations: np.ndarray, weights: np.ndarray | None = 
     Returns:
         ``(mu, sigma)``.
     """
-    fweights = None if weights is None else np.asarray(weights, dtype=np.int64)
-    mu = np.average(activations, axis=0, weights=fweights).astype(np.float64)
-    sigma = np.cov(activations.T.astype(np.float64), fweights=fweights)
-    return mu, sigma
+    w = np.ones(len(activations)) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = w.sum()
+    mu = _weighted_sum(activations, w) / total
+    scatter = np.zeros((activations.shape[1], activations.shape[1]))
+    for start in range(0, len(activations), _STATS_CHUNK):
+        centred = activations[start : start + _STATS_CHUNK].astype(np.float64) - mu
+        scatter += centred.T @ (centred * w[start : start + _STATS_CHUNK, None])
+    return mu, scatter / (total - 1)
+
+
+_STATS_CHUNK = 16384
+
+
+def _weighted_sum(activations: np.ndarray, w: np.ndarray) -> np.ndarray:
+    out = np.zeros(activations.shape[1])
+    for start in range(0, len(activations), _STATS_CHUNK):
+        out += w[start : start + _STATS_CHUNK] @ activations[start : start + _STATS_CHUNK].astype(np.float64)
+    return out
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

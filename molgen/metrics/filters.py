@@ -19,13 +19,13 @@ import os
 from functools import lru_cache
 from importlib import resources
 
-import numpy as np
-from rdkit import Chem, DataStructs, RDConfig
+from rdkit import Chem, RDConfig
+
+from molgen.properties.substructure import SubstructureScreen
 
 #: Elements MOSES allows in a molecule that passes its filters.
 MOSES_ALLOWED_ELEMENTS = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})
 MAX_RING_SIZE = 7
-_SCREEN_BITS = 2048
 
 
 def alert_smarts() -> list[str]:
@@ -38,16 +38,9 @@ def alert_smarts() -> list[str]:
     return mcf + pains
 
 
-def _pattern_bits(mol: Chem.Mol) -> np.ndarray:
-    bits = np.zeros(_SCREEN_BITS, dtype=np.uint8)
-    DataStructs.ConvertToNumpyArray(Chem.PatternFingerprint(mol, fpSize=_SCREEN_BITS), bits)
-    return bits.astype(bool)
-
-
 @lru_cache(maxsize=1)
-def _alerts() -> tuple[list[Chem.Mol], np.ndarray]:
-    patterns = [Chem.MolFromSmarts(smarts, mergeHs=True) for smarts in alert_smarts()]
-    return patterns, np.stack([_pattern_bits(p) for p in patterns])
+def _alerts() -> SubstructureScreen:
+    return SubstructureScreen([Chem.MolFromSmarts(smarts, mergeHs=True) for smarts in alert_smarts()])
 
 
 @lru_cache(maxsize=1)
@@ -66,9 +59,7 @@ def matches_alert(mol: Chem.Mol, *, explicit_hydrogens: bool = False) -> bool:
     if explicit_hydrogens:
         with_h = Chem.AddHs(mol)
         return any(with_h.HasSubstructMatch(p) for p in _explicit_h_alerts())
-    patterns, required = _alerts()
-    candidates = np.flatnonzero(~(required & ~_pattern_bits(mol)).any(axis=1))
-    return any(mol.HasSubstructMatch(patterns[i]) for i in candidates)
+    return _alerts().any_match(mol)
 
 
 def passes_moses_filters(mol: Chem.Mol, allowed: frozenset[str] = MOSES_ALLOWED_ELEMENTS) -> bool:

@@ -46,7 +46,14 @@ def logp(mol: Chem.Mol) -> float:
 
 
 def qed(mol: Chem.Mol) -> float:
-    """Quantitative estimate of drug-likeness (Bickerton et al. 2012), RDKit's QED."""
+    """Quantitative estimate of drug-likeness (Bickerton et al. 2012), RDKit's QED.
+
+    Args:
+        mol: A sanitized molecule.
+
+    Returns:
+        QED in (0, 1].
+    """
     return float(QED.qed(mol))
 
 
