@@ -17,7 +17,6 @@ from molgen.metrics.cache import default_cache_root
 from molgen.metrics.features import FeatureOptions
 from molgen.metrics.molset import MoleculeSet
 
-REFERENCE_METRICS = ("FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test", "logP", "SA", "QED", "weight", "KL_score", "FCD_score")
 TRAINING_METRICS = ("Novelty",)
 
 
