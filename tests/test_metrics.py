@@ -191,3 +191,17 @@ def test_chunked_activation_statistics_equal_numpy():
         chemnet._STATS_CHUNK = original
     np.testing.assert_allclose(mu, np.average(x.astype(np.float64), axis=0, weights=w), rtol=1e-10)
     np.testing.assert_allclose(sigma, np.cov(x.T.astype(np.float64), fweights=w), rtol=1e-9, atol=1e-12)
+
+
+def test_unavailable_default_reference_is_recorded_not_raised(tmp_path):
+    from molgen.core.errors import MolgenError
+    from molgen.workflows.evaluation import evaluate_file, load_optional_set
+
+    generated = tmp_path / "gen.smi"
+    generated.write_text("CCO\nc1ccccc1O\n")
+    report = evaluate_file(generated, reference="no-such-set", training=None, metrics=["valid", "SNN/Test", "Novelty"])
+    assert report.values["valid"] == 1.0 and report.values["SNN/Test"] is None
+    assert "no-such-set unavailable" in report.reasons["SNN/Test"]
+    assert report.reasons["Novelty"] == "no training set given"
+    with pytest.raises(MolgenError, match="no-such-set"):
+        load_optional_set("no-such-set", required=True)
