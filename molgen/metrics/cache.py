@@ -45,12 +45,6 @@ class StatsCache:
         self.directory = None if root is None else Path(root) / f"{data_hash[:16]}-v{CACHE_VERSION}"
         self.hits: list[str] = []
 
-    def has(self, name: str) -> bool:
-        """Whether an artefact ``name`` is stored (as arrays or JSON)."""
-        if self.directory is None:
-            return False
-        return any((self.directory / f"{name}{suffix}").is_file() for suffix in (".safetensors", ".json"))
-
     def arrays(self, name: str, compute: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         """Load the arrays stored as ``name``, or compute and store them."""
         path = None if self.directory is None else self.directory / f"{name}.safetensors"

@@ -49,7 +49,6 @@ class MoleculeSet:
         self._unique: list[str] | None = None
         self._entry_to_unique: np.ndarray | None = None
         self._features: dict[str, object] = {}
-        self._raw: dict[str, object] = {}  # per-molecule features from compute_features
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -107,63 +106,48 @@ class MoleculeSet:
         return self._features[name]
 
     def _features_of_unique(self, *names: str) -> dict[str, object]:
-        missing = [name for name in names if name not in self._raw]
-        if missing:
-            self._raw.update(compute_features(self.unique, missing, self.options, self.n_jobs))
-        return {name: self._raw[name] for name in names}
-
-    def _artefact(self, feature: str) -> str:
-        return {
-            "fingerprints": f"fingerprints-r{self.options.radius}-{self.options.n_bits}",
-            "scaffolds": f"scaffolds-min{self.options.scaffold_min_rings}",
-        }.get(feature, feature)
-
-    def precompute(self, features: Sequence[str]) -> None:
-        """Compute, in one pass over the molecules (one parse each), the
-        per-molecule features whose statistics are neither in memory nor cached.
-
-        Args:
-            features: Names from :data:`~molgen.metrics.features.FEATURE_NAMES`.
-        """
-        needed = [f for f in features if self._artefact(f) not in self._features and not self.cache.has(self._artefact(f))]
-        if needed:
-            self._features_of_unique(*needed)
-
-    def _weighted_counts(self, feature: str) -> Counter:
-        def compute() -> dict[str, int]:
-            counts: Counter = Counter()
-            for items, weight in zip(self._features_of_unique(feature)[feature], self.weights):
-                for item in [items] if isinstance(items, str) else items or ():
-                    counts[item] += int(weight)
-            return dict(counts)
-
-        return Counter(self.cached_json(self._artefact(feature), compute))
-
-    def _unique_array(self, feature: str, key: str = "values") -> np.ndarray:
-        compute = lambda: {key: np.asarray(self._features_of_unique(feature)[feature])}  # noqa: E731
-        return self.cached_arrays(self._artefact(feature), compute)[key]
+        return compute_features(self.unique, names, self.options, self.n_jobs)
 
     # -- statistics --------------------------------------------------------
     def fingerprints(self) -> np.ndarray:
         """Packed Morgan fingerprints of the distinct molecules."""
-        return self._unique_array("fingerprints", key="bits")
+        name = f"fingerprints-r{self.options.radius}-{self.options.n_bits}"
+        return self.cached_arrays(name, lambda: {"bits": self._features_of_unique("fingerprints")["fingerprints"]})["bits"]
 
     def fragment_counts(self) -> Counter:
         """BRICS fragment counts over the valid entries (duplicates counted)."""
-        return self._weighted_counts("fragments")
+
+        def compute() -> dict[str, int]:
+            counts: Counter = Counter()
+            for fragments, weight in zip(self._features_of_unique("fragments")["fragments"], self.weights):
+                for fragment in fragments:
+                    counts[fragment] += int(weight)
+            return dict(counts)
+
+        return Counter(self.cached_json("fragments", compute))
 
     def scaffold_counts(self) -> Counter:
-        """Bemis-Murcko scaffold counts over the valid entries (molecules
-        without a scaffold of enough rings are left out)."""
-        return self._weighted_counts("scaffolds")
+        """Bemis-Murcko scaffold counts over the valid entries."""
+
+        def compute() -> dict[str, int]:
+            counts: Counter = Counter()
+            for scaffold, weight in zip(self._features_of_unique("scaffolds")["scaffolds"], self.weights):
+                if scaffold is not None:
+                    counts[scaffold] += int(weight)
+            return dict(counts)
+
+        return Counter(self.cached_json(f"scaffolds-min{self.options.scaffold_min_rings}", compute))
 
     def properties(self) -> np.ndarray:
         """``(n_unique, 4)`` logP, SA, QED and weight."""
-        return self._unique_array("properties")
+        return self.cached_arrays("properties", lambda: {"values": self._features_of_unique("properties")["properties"]})["values"]
 
     def filters(self) -> np.ndarray:
         """Whether each distinct molecule passes the MOSES filters."""
-        return self._unique_array("filters")
+        return self._features_of_unique_cached("filters")
+
+    def _features_of_unique_cached(self, name: str) -> np.ndarray:
+        return self.cached_arrays(name, lambda: {"values": np.asarray(self._features_of_unique(name)[name])})["values"]
 
     def chemnet(self, subset: np.ndarray | None = None, subset_name: str = "") -> dict[str, np.ndarray]:
         """ChemNet activation mean and covariance (FCD statistics).
@@ -213,6 +197,7 @@ class MoleculeSet:
             return {"descriptors": feats["descriptors"], "nearest": nearest}
 
         return self.cached_arrays(f"kl{subset_name}", compute)
+
 
 
 def as_molecule_set(molecules: "MoleculeSet | Sequence[str]") -> MoleculeSet:

@@ -57,22 +57,6 @@ class MetricReport:
         return "\n".join(lines)
 
 
-#: Per-molecule features each metric reads, so that all of them are computed in
-#: one pass (one parse per molecule) before the metrics run.
-_GENERATED_FEATURES = {
-    "IntDiv": "fingerprints", "IntDiv2": "fingerprints", "SNN/Test": "fingerprints",
-    "Frag/Test": "fragments", "Scaf/Test": "scaffolds", "Filters": "filters",
-    "logP": "properties", "SA": "properties", "QED": "properties", "weight": "properties",
-}
-_REFERENCE_FEATURES = {name: f for name, f in _GENERATED_FEATURES.items() if name not in ("IntDiv", "IntDiv2", "Filters")}
-
-
-def _precompute(wanted: Sequence[str], gen: MoleculeSet, ref: MoleculeSet | None) -> None:
-    gen.precompute(sorted({_GENERATED_FEATURES[n] for n in wanted if n in _GENERATED_FEATURES}))
-    if ref is not None:
-        ref.precompute(sorted({_REFERENCE_FEATURES[n] for n in wanted if n in _REFERENCE_FEATURES}))
-
-
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
@@ -172,9 +156,6 @@ def evaluate_molecules(
     values: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    tic = time.perf_counter()
-    _precompute(wanted, gen, ref)
-    seconds["shared features"] = round(time.perf_counter() - tic, 3)
     for name in wanted:
         tic = time.perf_counter()
         if name not in computations:
