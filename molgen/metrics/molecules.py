@@ -8,6 +8,7 @@ the whole report.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -110,8 +111,6 @@ def training_hashes(train: MoleculeSet) -> np.ndarray:
 
 def canonical_hashes(canonical: Sequence[str]) -> np.ndarray:
     """Sorted 64-bit hashes of canonical SMILES (a compact, cacheable set)."""
-    import hashlib
-
     values = [int.from_bytes(hashlib.blake2b(t.encode(), digest_size=8).digest(), "little", signed=True) for t in canonical]
     return np.unique(np.asarray(values, dtype=np.int64))
 
