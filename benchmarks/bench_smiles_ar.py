@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--d-model", type=int, default=256)
     parser.add_argument("--n-layers", type=int, default=4)
     parser.add_argument("--n-heads", type=int, default=8)
+    parser.add_argument("--d-ff", type=int, default=None, help="MLP width (default 4 x d-model)")
+    parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--augment", action="store_true", help="randomized-SMILES augmentation")
     parser.add_argument("--out", default="benchmarks/out/moses_ar")
     parser.add_argument(
@@ -83,7 +85,9 @@ def main() -> None:
             seed=args.seed,
             device="cpu",
             data=dict(source="moses-train", limit=args.limit, val_fraction=0.02, augment=args.augment),
-            model=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads),
+            model=dict(
+                d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_ff, dropout=args.dropout
+            ),
             train=dict(
                 batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
                 val_every=250, checkpoint_every=250, progress=False,

@@ -46,3 +46,14 @@ SMALL_SMILES = [
     "CC(C)(C)OC(=O)N1CCC(CC1)C(=O)O",
     "c1ccncc1",
 ]
+
+# Hand-built crystals in the compact text of the crystal domain (rock salt,
+# perovskite, CsCl, diamond, fcc copper, wurtzite).
+SMALL_CRYSTALS = [
+    "4.0 4.0 4.0\n60 60 60\nNa 0.00 0.00 0.00\nCl 0.50 0.50 0.50",
+    "3.9 3.9 3.9\n90 90 90\nO 0.00 0.50 0.50\nO 0.50 0.00 0.50\nO 0.50 0.50 0.00\nTi 0.50 0.50 0.50\nSr 0.00 0.00 0.00",
+    "4.1 4.1 4.1\n90 90 90\nCl 0.50 0.50 0.50\nCs 0.00 0.00 0.00",
+    "3.8 3.8 3.8\n60 60 60\nSi 0.00 0.00 0.00\nSi 0.75 0.75 0.75",
+    "3.6 3.6 3.6\n90 90 90\nCu 0.00 0.00 0.00\nCu 0.00 0.50 0.50\nCu 0.50 0.00 0.50\nCu 0.50 0.50 0.00",
+    "3.2 3.2 5.2\n90 90 120\nO 0.33 0.67 0.38\nO 0.67 0.33 0.88\nZn 0.33 0.67 0.00\nZn 0.67 0.33 0.50",
+]

@@ -86,11 +86,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
-        help="MOSES/GuacaMol metrics of a file of generated molecules",
+        help="MOSES/GuacaMol metrics of generated molecules, CDVAE metrics of generated crystals",
         description="Compute MOSES and GuacaMol distribution-learning metrics of generated SMILES "
         "(invalid ones included, in sampling order). Reference and training statistics are cached "
         "under MOLGEN_HOME/metrics, so a second evaluation against the same sets is faster. Metrics "
-        "that cannot be computed are reported as null with the reason.",
+        "that cannot be computed are reported as null with the reason. Crystals (a folder of CIFs, a CSV "
+        "with a 'cif' column, .cif, extended XYZ or `molgen sample` text) are detected and scored with "
+        "CDVAE's metrics (validity, COV-R/COV-P, density and element-count distances, uniqueness, "
+        "novelty); give --ref (e.g. perov-5-test) and --train for those.",
     )
     evaluate.add_argument("generated", help="generated SMILES: .smi, .txt or .csv (molgen sample output works)")
     evaluate.add_argument("--ref", help=f"reference set, name or path (default {DEFAULT_REFERENCE} when available)")
@@ -105,6 +108,9 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="cpu", help="where ChemNet runs: cpu, cuda or auto")
     evaluate.add_argument("--no-cache", action="store_true", help="do not read or write cached statistics")
     evaluate.add_argument("-o", "--output", help="write the JSON report here")
+    evaluate.add_argument(
+        "--preset", help="crystals: coverage cutoffs perov-5, carbon-24 or mp-20 (default from --ref's name)"
+    )
 
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
     return parser
@@ -188,6 +194,10 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from molgen.core.device import select_device
     from molgen.metrics import metric_names
+    from molgen.workflows.crystal_evaluation import looks_like_crystal_file
+
+    if looks_like_crystal_file(args.generated):
+        return _evaluate_crystals(args)
 
     try:
         k = tuple(int(part) for part in args.k.split(",") if part.strip())
@@ -222,6 +232,31 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid")
     print(report.format_table())
     print(f"total {meta['total_seconds']:.1f} s")
+    if args.output:
+        print(f"report: {args.output}")
+    return 0
+
+
+def _evaluate_crystals(args: argparse.Namespace) -> int:
+    from molgen.workflows.crystal_evaluation import evaluate_crystal_file
+
+    if args.jobs < 0:
+        raise MolgenError("--jobs must be >= 0")
+    report = evaluate_crystal_file(
+        args.generated,
+        reference=None if args.no_ref else args.ref,
+        training=None if args.no_train else args.train,
+        preset=args.preset,
+        n=args.n,
+        n_jobs=args.jobs,
+        use_cache=not args.no_cache,
+        seed=args.seed,
+        output=args.output,
+    )
+    meta = report.metadata
+    print(f"{meta['n_generated']:,} generated crystals, {meta.get('n_valid', 0):,} valid")
+    print(report.format_table())
+    print(f"total {meta.get('seconds', {}).get('total', 0.0):.1f} s")
     if args.output:
         print(f"report: {args.output}")
     return 0

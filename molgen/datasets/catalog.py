@@ -67,3 +67,52 @@ register_dataset(
         license="MIT",
     )
 )
+
+# Crystal benchmarks of CDVAE (Xie et al. 2022) and MP-20 binary/ternary
+# (WyckoffTransformer): one file each, split here with a seeded 60/20/20
+# permutation (numpy default_rng(42); see molgen.datasets.splits). Every
+# split is registered as "<name>-train", "<name>-val" and "<name>-test"; the
+# bare name is the whole file.
+_CRYSTALS = {
+    "perov-5": (
+        "perov_5/perov_5.csv.gz",
+        "d14316ed821d0fd1ada7f3593d108392d2f519ebf896ed0f0a054e254da80c4e",
+        "Perov-5 cubic perovskites (3,787; 5 atoms per cell)",
+        ("heat_all", "heat_ref", "dir_gap", "ind_gap"),
+        "https://github.com/txie-93/cdvae/tree/main/data/perov_5",
+        "MIT",
+    ),
+    "carbon-24": (
+        "carbon_24/carbon_24.csv.gz",
+        "99cc575b379b5156ba0ef18b6b428da395ad28ea82e392ec7e1ab25eb387f52e",
+        "Carbon-24 carbon polymorphs (2,032; 6-24 atoms per cell)",
+        ("energy_per_atom",),
+        "https://github.com/txie-93/cdvae/tree/main/data/carbon_24",
+        "MIT",
+    ),
+    "mp20-biternary": (
+        "mp20_biternary/mp20_biternary.csv.gz",
+        "f0a1743241ade50592ce24dd3efc8b5e4d4d84c6a72e827c16699e83ce254f07",
+        "binary and ternary MP-20 crystals (7,140; <= 20 atoms per cell)",
+        ("formation_energy_per_atom", "band_gap", "e_above_hull"),
+        "https://github.com/SymmetryAdvantage/WyckoffTransformer/tree/main/data/mp_20_biternary",
+        "Apache-2.0",
+    ),
+}
+for _name, (_rel, _sha, _desc, _targets, _url, _license) in _CRYSTALS.items():
+    for _split in (None, "train", "val", "test"):
+        register_dataset(
+            DatasetSpec(
+                name=_name if _split is None else f"{_name}-{_split}",
+                domain="crystal",
+                description=_desc if _split is None else f"{_desc}, {_split} split (60/20/20, seed 42)",
+                relpath=_rel,
+                url=None,  # mirror only: the upstream files are not single downloads
+                sha256=_sha,
+                fmt="csv",
+                column="cif",
+                license=_license,
+                split=_split,
+                targets=_targets,
+            )
+        )

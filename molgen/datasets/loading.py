@@ -7,8 +7,9 @@ from pathlib import Path
 
 from molgen.core.errors import DataError, ParseError, RegistryError
 from molgen.core.registry import DATASETS
-from molgen.datasets.readers import read_records
+from molgen.datasets.readers import iter_records, read_records
 from molgen.datasets.registry import DatasetSpec, resolve_dataset_file
+from molgen.datasets.splits import split_indices
 from molgen.domains.base import Domain
 
 _FILE_SUFFIXES = (".smi", ".csv", ".tsv", ".txt", ".gz", ".fasta")
@@ -23,12 +24,15 @@ class LoadedTexts:
         lines: Source line of each text, for error messages.
         path: The file read.
         skipped: ``(line, reason)`` of entries skipped as invalid.
+        targets: Property columns of the data set, aligned with ``texts``
+            (NaN where a value is missing).
     """
 
     texts: list[str]
     lines: list[int]
     path: Path
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    targets: dict[str, list[float]] = field(default_factory=dict)
 
 
 def resolve_source(source: str) -> tuple[Path, DatasetSpec | None]:
@@ -74,7 +78,7 @@ def load_texts(
         on_invalid: ``"error"`` (stop at the first invalid entry, naming its
             line) or ``"skip"``; default: the data set's own policy, else
             ``"error"``.
-        canonicalize: Replace each text by the domain's canonical key.
+        canonicalize: Replace each text by the domain's canonical text.
 
     Returns:
         The validated texts.
@@ -95,8 +99,11 @@ def load_texts(
         column=spec.column if spec else None,
         limit=limit,
         seed=seed,
+        keep=split_positions(spec, path),
+        extra_columns=spec.targets if spec else (),
     )
     texts, lines, skipped = [], [], []
+    targets: dict[str, list[float]] = {name: [] for name in (spec.targets if spec else ())}
     for record in records:
         try:
             obj = domain.parse(record.text)
@@ -105,8 +112,25 @@ def load_texts(
                 raise DataError(f"{path}:{record.line}: {exc} (use --skip-invalid to skip such lines)") from None
             skipped.append((record.line, str(exc)))
             continue
-        texts.append(domain.key(obj) if canonicalize else record.text)
+        texts.append(domain.model_text(obj, record.text, canonical=canonicalize))
         lines.append(record.line)
+        for name in targets:
+            targets[name].append(_as_float(record.fields.get(name, "") if record.fields else ""))
     if not texts:
         raise DataError(f"{path} holds no valid {domain.name} entries ({len(skipped)} invalid)")
-    return LoadedTexts(texts, lines, path, skipped)
+    return LoadedTexts(texts, lines, path, skipped, targets)
+
+
+def split_positions(spec: DatasetSpec | None, path: Path) -> list[int] | None:
+    """Record positions of the spec's split (None: the whole file)."""
+    if spec is None or spec.split is None:
+        return None
+    n = sum(1 for _ in iter_records(path, spec.fmt, spec.column))
+    return split_indices(n, spec.split_fractions, spec.split_seed)[spec.split].tolist()
+
+
+def _as_float(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("nan")

@@ -9,7 +9,7 @@ import io
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from molgen.core.errors import DataError
 
@@ -20,6 +20,7 @@ class Record:
 
     text: str
     line: int
+    fields: dict[str, str] | None = None
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -34,18 +35,21 @@ def detect_format(path: Path) -> str:
     return "csv" if suffixes and suffixes[-1] in (".csv", ".tsv") else "smi"
 
 
-def iter_records(path: Path, fmt: str | None = None, column: str | None = None) -> Iterator[Record]:
+def iter_records(
+    path: Path, fmt: str | None = None, column: str | None = None, extra_columns: Sequence[str] = ()
+) -> Iterator[Record]:
     """Yield the objects of a file one at a time.
 
     ``smi``/``txt``: the first whitespace-separated field of each non-blank,
     non-``#`` line; a first line whose field is ``smiles`` is a header.
     ``csv``: the column named ``column`` (case-insensitive; default: a column
-    named ``smiles``, ``sequence`` or ``text``, else the first).
+    named ``smiles``, ``sequence``, ``cif`` or ``text``, else the first).
 
     Args:
         path: The file.
         fmt: ``"csv"`` or ``"smi"``; detected from the suffix when None.
         column: CSV column name.
+        extra_columns: CSV columns copied into ``Record.fields``.
 
     Raises:
         DataError: unreadable file or missing column.
@@ -54,7 +58,7 @@ def iter_records(path: Path, fmt: str | None = None, column: str | None = None) 
     try:
         with _open_text(path) as handle:
             if fmt == "csv":
-                yield from _iter_csv(handle, path, column)
+                yield from _iter_csv(handle, path, column, extra_columns)
             else:
                 for number, line in enumerate(handle, start=1):
                     fields = line.split()
@@ -67,7 +71,7 @@ def iter_records(path: Path, fmt: str | None = None, column: str | None = None) 
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
-def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None) -> Iterator[Record]:
+def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None, extra_columns: Sequence[str] = ()) -> Iterator[Record]:
     sample = handle.read(4096)
     handle.seek(0)
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
@@ -81,10 +85,17 @@ def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None) -> Iterator
             raise DataError(f"{path}: no column {column!r}; columns are {', '.join(header)}")
         index = lowered.index(column.lower())
     else:
-        index = next((lowered.index(c) for c in ("smiles", "sequence", "text") if c in lowered), 0)
+        index = next((lowered.index(c) for c in ("smiles", "sequence", "cif", "text") if c in lowered), 0)
+    extra = {}
+    for name in extra_columns:
+        if name.lower() not in lowered:
+            raise DataError(f"{path}: no column {name!r}; columns are {', '.join(header)}")
+        extra[name] = lowered.index(name.lower())
+    # Rows are counted, not lines: a quoted CIF spans many lines.
     for number, row in enumerate(reader, start=2):
         if len(row) > index and row[index].strip():
-            yield Record(row[index].strip(), number)
+            fields = {name: row[i] if i < len(row) else "" for name, i in extra.items()} if extra else None
+            yield Record(row[index].strip(), number, fields)
 
 
 def read_records(
@@ -93,6 +104,8 @@ def read_records(
     column: str | None = None,
     limit: int | None = None,
     seed: int = 0,
+    keep: Sequence[int] | None = None,
+    extra_columns: Sequence[str] = (),
 ) -> list[Record]:
     """Read a file, keeping at most ``limit`` records.
 
@@ -106,6 +119,9 @@ def read_records(
         column: CSV column.
         limit: Maximum number of records; None keeps all.
         seed: Seed of the subset.
+        keep: Only these 0-based record positions (a data set split), applied
+            before ``limit``.
+        extra_columns: CSV columns copied into each record's ``fields``.
 
     Returns:
         The records.
@@ -120,7 +136,10 @@ def read_records(
         raise DataError(f"{path} is a directory, expected a data file")
     if limit is not None and limit <= 0:
         raise DataError(f"limit must be positive, got {limit}")
-    records = iter_records(path, fmt, column)
+    records = iter_records(path, fmt, column, extra_columns)
+    if keep is not None:
+        wanted = set(int(i) for i in keep)
+        records = (r for i, r in enumerate(records) if i in wanted)
     if limit is None:
         kept = list(records)
     else:

@@ -36,6 +36,11 @@ class DatasetSpec:
         skip_invalid: The source is known to hold a few unparsable entries,
             which are skipped (and counted) instead of failing.
         license: Data license.
+        split: ``"train"``, ``"val"`` or ``"test"``: only that part of the file
+            (see :func:`molgen.datasets.splits.split_indices`); None: all rows.
+        split_fractions: Train / validation / test fractions of the split.
+        split_seed: Seed of the split's permutation.
+        targets: Property columns offered as prediction targets.
     """
 
     name: str
@@ -49,6 +54,10 @@ class DatasetSpec:
     locate: Callable[[], Path] | None = None
     skip_invalid: bool = False
     license: str = ""
+    split: str | None = None
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    split_seed: int = 42
+    targets: tuple[str, ...] = ()
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

@@ -93,6 +93,9 @@ class Domain(ABC, Generic[Obj]):
     name: ClassVar[str]
     views: ClassVar[tuple[str, ...]] = ()
     tokenizer: Tokenizer | None = None
+    #: Name of the exchange format users expect files in ("cif"), when it
+    #: differs from the domain's own text; see :meth:`export`.
+    export_format: ClassVar[str | None] = None
 
     @abstractmethod
     def parse(self, text: str) -> Obj:
@@ -109,6 +112,27 @@ class Domain(ABC, Generic[Obj]):
     @abstractmethod
     def key(self, obj: Obj) -> str:
         """Canonical key: two objects are "the same" iff their keys are equal."""
+
+    def export(self, obj: Obj) -> str:
+        """``obj`` in :attr:`export_format` (default: :meth:`format`)."""
+        return self.format(obj)
+
+    def same(self, a: Obj, b: Obj) -> bool:
+        """Whether ``a`` and ``b`` are the same object (default: equal keys)."""
+        return self.key(a) == self.key(b)
+
+    def model_text(self, obj: Obj, original: str, canonical: bool = True) -> str:
+        """The text a tokens-view model trains on for ``obj`` read from ``original``.
+
+        Args:
+            obj: The parsed object.
+            original: The text it was read from.
+            canonical: Prefer the canonical text (:meth:`format`).
+
+        Returns:
+            ``format(obj)`` when ``canonical``, else ``original``.
+        """
+        return self.format(obj) if canonical else original
 
     def try_parse(self, text: str) -> Obj | None:
         """Like :meth:`parse` but returns None on failure."""

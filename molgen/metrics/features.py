@@ -3,9 +3,6 @@ distinct molecule, in worker processes for the RDKit-bound parts."""
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -17,6 +14,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 from molgen.core.errors import ParseError
 from molgen.domains.smiles import SmilesDomain
 from molgen.metrics.filters import passes_moses_filters
+from molgen.metrics.parallel import resolve_jobs, run_chunks
 from molgen.metrics.similarity import morgan_bits
 from molgen.properties.molecular import GUACAMOL_DESCRIPTORS, MOSES_PROPERTIES
 
@@ -109,24 +107,6 @@ def _feature_chunk(args: tuple[Sequence[str], tuple[str, ...], FeatureOptions]) 
     return out
 
 
-def _run_chunks(function: Callable, tasks: list, n_jobs: int) -> Iterable:
-    if n_jobs <= 1 or len(tasks) <= 1:
-        return map(function, tasks)
-    # fork keeps start-up cheap; workers only run RDKit, never torch.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    executor = ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=multiprocessing.get_context(method))
-    with executor:
-        return list(executor.map(function, tasks))
-
-
-def resolve_jobs(n_jobs: int | None) -> int:
-    """``None`` or ``0`` -> all cores; negative -> all but that many."""
-    cores = os.cpu_count() or 1
-    if not n_jobs:
-        return cores
-    return max(1, cores + n_jobs + 1) if n_jobs < 0 else n_jobs
-
-
 def canonicalize(texts: Sequence[str], n_jobs: int = 1) -> list[str | None]:
     """RDKit canonical SMILES of each text, None where it does not parse and sanitize.
 
@@ -138,7 +118,7 @@ def canonicalize(texts: Sequence[str], n_jobs: int = 1) -> list[str | None]:
         One entry per text.
     """
     tasks = [texts[i : i + CHUNK_SIZE] for i in range(0, len(texts), CHUNK_SIZE)]
-    return [c for chunk in _run_chunks(_canonical_chunk, tasks, resolve_jobs(n_jobs)) for c in chunk]
+    return [c for chunk in run_chunks(_canonical_chunk, tasks, resolve_jobs(n_jobs)) for c in chunk]
 
 
 def compute_features(
@@ -162,7 +142,7 @@ def compute_features(
     wanted = tuple(name for name in FEATURE_NAMES if name in set(wanted))
     tasks = [(canonical[i : i + CHUNK_SIZE], wanted, options) for i in range(0, len(canonical), CHUNK_SIZE)]
     merged: dict[str, list] = {name: [] for name in wanted}
-    for chunk in _run_chunks(_feature_chunk, tasks, resolve_jobs(n_jobs)):
+    for chunk in run_chunks(_feature_chunk, tasks, resolve_jobs(n_jobs)):
         for name in wanted:
             merged[name].extend(chunk[name])
     out: dict[str, object] = dict(merged)

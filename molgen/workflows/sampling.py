@@ -68,8 +68,12 @@ def sample_to_file(
     """Draw ``n`` samples and write them one per line.
 
     Formats by suffix: ``.smi`` (``text<TAB>name``; invalid samples get a
-    name ending in ``:invalid``), ``.csv`` (``index,<domain>,valid,canonical``)
-    or ``.txt`` (text; invalid lines followed by ``<TAB>INVALID``).
+    name ending in ``:invalid``), ``.csv`` (``index,<domain>,valid,canonical``
+    plus a column in the domain's export format, e.g. ``cif``) or ``.txt``
+    (text; invalid lines followed by ``<TAB>INVALID``). For domains with an
+    export format (crystals), a path without a suffix is a folder that gets
+    one file per valid sample (``sample_00000.cif``) and the raw text of each
+    invalid one (``sample_00001.invalid.txt``).
 
     Args:
         model: A loaded generator.
@@ -84,37 +88,60 @@ def sample_to_file(
     """
     if n <= 0:
         raise MolgenError(f"number of samples must be positive, got {n}")
-    suffix = Path(out_path).suffix.lower() if out_path is not None else ""
-    if out_path is not None and suffix not in FORMATS:
-        raise MolgenError(f"unsupported output format {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}")
     domain = model.domain
+    suffix = Path(out_path).suffix.lower() if out_path is not None else ""
+    folder = out_path is not None and suffix == "" and domain.export_format is not None
+    if out_path is not None and suffix not in FORMATS and not folder:
+        extra = " or a folder (no suffix)" if domain.export_format else ""
+        raise MolgenError(f"unsupported output format {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}{extra}")
+    if suffix == ".smi" and domain.export_format is not None:
+        raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
     start = time.perf_counter()
     texts = model.sample_texts(n, seed=seed, **sample_kwargs)
     keys: list[str | None] = []
+    objects = []
     for text in texts:
         obj = domain.try_parse(text)
+        objects.append(obj)
         keys.append(domain.key(obj) if obj is not None else None)
     seconds = time.perf_counter() - start
     valid_keys = [k for k in keys if k is not None]
-    if out_path is not None:
-        _write(Path(out_path), suffix, domain.name, texts, keys, valid_only)
+    if folder:
+        _write_folder(Path(out_path), domain, texts, objects, valid_only)
+    elif out_path is not None:
+        exported = [domain.export(o) if o is not None and domain.export_format else None for o in objects]
+        _write(Path(out_path), suffix, domain, texts, keys, exported, valid_only)
     return SampleStats(n, len(valid_keys), len(set(valid_keys)), seconds, Path(out_path) if out_path else None)
 
 
-def _write(path: Path, suffix: str, column: str, texts, keys, valid_only: bool) -> None:
+def _write_folder(folder: Path, domain, texts, objects, valid_only: bool) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(len(texts) - 1)))
+    for i, (text, obj) in enumerate(zip(texts, objects)):
+        if obj is not None:
+            (folder / f"sample_{i:0{width}d}.{domain.export_format}").write_text(domain.export(obj))
+        elif not valid_only:
+            (folder / f"sample_{i:0{width}d}.invalid.txt").write_text(text)
+
+
+def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         if suffix == ".csv":
             writer = csv.writer(handle)
-            writer.writerow(["index", column, "valid", "canonical"])
-            for i, (text, key) in enumerate(zip(texts, keys)):
+            extra = [domain.export_format] if domain.export_format else []
+            writer.writerow(["index", domain.name, "valid", "canonical", *extra])
+            for i, (text, key, out) in enumerate(zip(texts, keys, exported)):
                 if key is not None or not valid_only:
-                    writer.writerow([i, text, int(key is not None), key or ""])
+                    writer.writerow([i, text, int(key is not None), key or "", *([out or ""] if extra else [])])
             return
         for i, (text, key) in enumerate(zip(texts, keys)):
             if key is None and valid_only:
                 continue
-            if suffix == ".smi":
+            if "\n" in text or domain.export_format is not None:
+                # Multi-line objects: blank-line separated blocks, invalid ones marked by a comment.
+                handle.write(("" if key is not None else "# invalid sample\n") + text.strip() + "\n\n")
+            elif suffix == ".smi":
                 handle.write(f"{text}\tsample_{i}{'' if key is not None else ':invalid'}\n")
             else:
                 handle.write(text if key is not None else f"{text}\tINVALID")

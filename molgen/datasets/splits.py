@@ -1,0 +1,31 @@
+"""Seeded, documented train/validation/test splits of a data file."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def split_indices(n: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 42) -> dict[str, np.ndarray]:
+    """Positions of the rows in each split.
+
+    The rows are permuted with ``numpy.random.default_rng(seed)``; the first
+    ``round(n * fractions[0])`` go to train, the next ``round(n * fractions[1])``
+    to validation and the rest to test. Each part is returned sorted.
+
+    Args:
+        n: Number of rows.
+        fractions: Train, validation, test fractions (sum 1).
+        seed: Seed of the permutation.
+
+    Returns:
+        ``{"train": idx, "val": idx, "test": idx}``.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {fractions}")
+    order = np.random.default_rng(seed).permutation(n)
+    n_train = int(round(n * fractions[0]))
+    n_val = int(round(n * fractions[1]))
+    parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
+    return {name: np.sort(part) for name, part in zip(SPLITS, parts)}

@@ -1,0 +1,129 @@
+"""The crystal domain: pymatgen ``Structure`` objects with a tokens view
+(compact text) and a graph view (periodic radius graph)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from molgen.core.registry import DOMAINS
+from molgen.domains.base import Domain
+from molgen.domains.crystal.graph import graph_to_structure, structure_to_graph
+from molgen.domains.crystal.io import parse_structure, to_cif
+from molgen.domains.crystal.matching import MatcherSettings, formula_key, same_structure
+from molgen.domains.crystal.text import CrystalTextCodec, CrystalTokenizer
+from molgen.domains.crystal.validity import (
+    ValidityRules,
+    composition_is_valid,
+    structure_is_valid,
+)
+
+
+class CrystalDomain(Domain[Structure]):
+    """Periodic crystals.
+
+    "Valid" is CDVAE's rule (structurally and compositionally valid, see
+    :class:`ValidityRules`); "same" is equal reduced formula plus
+    ``StructureMatcher`` (see :class:`MatcherSettings`); the text of a crystal
+    is the compact encoding of :class:`CrystalTextCodec`, and ``parse`` also
+    reads CIF and POSCAR text.
+
+    Args:
+        codec: Text precision.
+        rules: Validity rules.
+        matcher: Matching tolerances.
+        graph_cutoff: Radius (A) of the graph view's neighbour search.
+    """
+
+    name = "crystal"
+    views = ("tokens", "graph")
+    export_format = "cif"
+
+    def __init__(
+        self,
+        codec: CrystalTextCodec | None = None,
+        rules: ValidityRules | None = None,
+        matcher: MatcherSettings | None = None,
+        graph_cutoff: float = 6.0,
+    ) -> None:
+        self.codec = codec or CrystalTextCodec()
+        self.rules = rules or ValidityRules()
+        self.matcher = matcher or MatcherSettings()
+        self.graph_cutoff = graph_cutoff
+        self.tokenizer = CrystalTokenizer()
+
+    def parse(self, text: str) -> Structure:
+        """CIF, POSCAR or compact text -> structure.
+
+        Raises:
+            ParseError: malformed, empty or disordered input.
+        """
+        return parse_structure(text)
+
+    def format(self, obj: Structure) -> str:
+        """Structure -> compact text (sites sorted by element, then coordinates)."""
+        return self.codec.encode(obj)
+
+    def export(self, obj: Structure) -> str:
+        """Structure -> CIF text."""
+        return to_cif(obj)
+
+    def is_valid(self, obj: Structure | None) -> bool:
+        """Structurally and compositionally valid under ``self.rules``."""
+        if obj is None or len(obj) == 0:
+            return False
+        return structure_is_valid(obj, self.rules) and composition_is_valid(obj.composition, self.rules)
+
+    def key(self, obj: Structure) -> str:
+        """Reduced formula; crystals with equal keys are told apart by :meth:`same`."""
+        return formula_key(obj)
+
+    def same(self, a: Structure, b: Structure) -> bool:
+        """Same reduced formula and matched by ``StructureMatcher``."""
+        return same_structure(a, b, self.matcher)
+
+    def model_text(self, obj: Structure, original: str, canonical: bool = True) -> str:
+        """Compact text of ``obj``: CIF or POSCAR input is always re-encoded."""
+        from molgen.domains.crystal.text import looks_like_crystal_text
+
+        return original if not canonical and looks_like_crystal_text(original) else self.format(obj)
+
+    def augment(self, text: str, rng: np.random.Generator) -> str:
+        """The same crystal translated by a random fractional shift with its
+        sites in random order."""
+        structure = self.parse(text)
+        order = rng.permutation(len(structure)).tolist()
+        return self.codec.encode(structure, order=order, shift=rng.random(3))
+
+    def to_graph(self, obj: Structure):
+        """Structure -> PyG ``Data`` (see :func:`structure_to_graph`)."""
+        return structure_to_graph(obj, cutoff=self.graph_cutoff)
+
+    def from_graph(self, data) -> Structure | None:
+        """PyG ``Data`` -> structure or None."""
+        return graph_to_structure(data)
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON description (no vocabulary: it is the fixed element vocabulary)."""
+        return {
+            "name": self.name,
+            "codec": self.codec.to_config(),
+            "rules": self.rules.to_dict(),
+            "matcher": self.matcher.to_dict(),
+            "graph_cutoff": self.graph_cutoff,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "CrystalDomain":
+        """Rebuild from :meth:`to_config` output."""
+        return cls(
+            codec=CrystalTextCodec(**config.get("codec", {})),
+            rules=ValidityRules(**config.get("rules", {})),
+            matcher=MatcherSettings(**config.get("matcher", {})),
+            graph_cutoff=config.get("graph_cutoff", 6.0),
+        )
+
+
+DOMAINS.register("crystal", CrystalDomain)

@@ -1,0 +1,92 @@
+"""What "the same crystal" means: equal reduced formula, then pymatgen's
+``StructureMatcher`` with recorded tolerances."""
+
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from pymatgen.core import Structure
+
+
+@dataclass(frozen=True)
+class MatcherSettings:
+    """``StructureMatcher`` tolerances (pymatgen's defaults).
+
+    Attributes:
+        ltol: Fractional length tolerance.
+        stol: Site tolerance (fraction of the average free length per atom).
+        angle_tol: Angle tolerance in degrees.
+        primitive_cell: Reduce to primitive cells before matching.
+        scale: Scale volumes to match.
+    """
+
+    ltol: float = 0.2
+    stol: float = 0.3
+    angle_tol: float = 5.0
+    primitive_cell: bool = True
+    scale: bool = True
+
+    def matcher(self):
+        """The configured ``StructureMatcher``."""
+        from pymatgen.analysis.structure_matcher import StructureMatcher
+
+        return StructureMatcher(**asdict(self))
+
+    def to_dict(self) -> dict:
+        """JSON-ready description, recorded with every report."""
+        return asdict(self)
+
+
+def formula_key(structure: Structure) -> str:
+    """Reduced formula: crystals with different keys are never the same."""
+    return structure.composition.reduced_formula
+
+
+def same_structure(a: Structure, b: Structure, settings: MatcherSettings = MatcherSettings()) -> bool:
+    """Whether ``a`` and ``b`` are the same crystal (same reduced formula and
+    matched by ``StructureMatcher``)."""
+    if formula_key(a) != formula_key(b):
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(settings.matcher().fit(a, b))
+
+
+def group_structures(structures: Sequence[Structure], settings: MatcherSettings = MatcherSettings()) -> list[int]:
+    """Label each structure with the index of the first structure it matches.
+
+    Matching runs only within a reduced-formula bucket, so the cost is the
+    sum over buckets rather than all pairs.
+
+    Returns:
+        ``labels[i]``: index of the representative of structure ``i``.
+    """
+    buckets: dict[str, list[int]] = defaultdict(list)
+    for i, s in enumerate(structures):
+        buckets[formula_key(s)].append(i)
+    labels = list(range(len(structures)))
+    matcher = settings.matcher()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for members in buckets.values():
+            representatives: list[int] = []
+            for i in members:
+                for r in representatives:
+                    if matcher.fit(structures[r], structures[i]):
+                        labels[i] = r
+                        break
+                else:
+                    representatives.append(i)
+    return labels
+
+
+def matches_any(structure: Structure, candidates: Sequence[Structure], settings: MatcherSettings = MatcherSettings()) -> bool:
+    """Whether ``structure`` matches one of ``candidates`` (same reduced formula assumed checked by the caller or not)."""
+    key = formula_key(structure)
+    matcher = settings.matcher()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return any(formula_key(c) == key and matcher.fit(structure, c) for c in candidates)

@@ -1,0 +1,179 @@
+"""The tokens view of crystals: a compact text in the spirit of Gruver et
+al. 2024 ("Fine-tuned language models generate stable inorganic materials").
+
+Layout (one decimal for lengths, integer angles, fractional coordinates
+wrapped into [0, 1) with ``coord_decimals`` decimals)::
+
+    4.3 4.3 4.3
+    90 90 90
+    Cd 0.50 0.50 0.50
+    N 0.50 0.00 0.50
+
+Tokens: each digit, ``.``, ``-``, space and newline on its own, and every
+element symbol as one token, so the vocabulary is the periodic table plus a
+handful of characters whatever the training data.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+from pymatgen.core import Element, Lattice, Structure
+
+from molgen.core.errors import ParseError
+from molgen.core.vocab import Vocabulary
+from molgen.domains.base import Tokenizer
+
+#: Every element symbol, H..Og.
+ELEMENT_SYMBOLS: tuple[str, ...] = tuple(Element.from_Z(z).symbol for z in range(1, 119))
+_CHARACTERS = tuple("0123456789") + (".", "-", " ", "\n")
+_TOKEN_RE = re.compile(r"[A-Z][a-z]?|[0-9]|[.\- \n]")
+_ELEMENT_SET = frozenset(ELEMENT_SYMBOLS)
+
+
+class CrystalTextCodec:
+    """Structure <-> compact text.
+
+    Args:
+        length_decimals: Decimals of the lattice lengths (A).
+        angle_decimals: Decimals of the lattice angles (degrees).
+        coord_decimals: Decimals of the fractional coordinates.
+    """
+
+    def __init__(self, length_decimals: int = 1, angle_decimals: int = 0, coord_decimals: int = 2):
+        self.length_decimals = length_decimals
+        self.angle_decimals = angle_decimals
+        self.coord_decimals = coord_decimals
+
+    def to_config(self) -> dict:
+        """JSON description."""
+        return {
+            "length_decimals": self.length_decimals,
+            "angle_decimals": self.angle_decimals,
+            "coord_decimals": self.coord_decimals,
+        }
+
+    def encode(self, structure: Structure, order: Sequence[int] | None = None, shift: np.ndarray | None = None) -> str:
+        """Structure -> text.
+
+        Args:
+            structure: An ordered structure.
+            order: Site order (default: by atomic number, then coordinates).
+            shift: Fractional translation added to every site (augmentation).
+
+        Returns:
+            The text.
+        """
+        lattice = structure.lattice
+        frac = np.mod(structure.frac_coords + (0 if shift is None else shift), 1.0)
+        # Round first and wrap again so that 0.996 prints as 0.00, not 1.00.
+        frac = np.mod(np.round(frac, self.coord_decimals), 1.0)
+        symbols = [site.specie.symbol for site in structure]
+        if order is None:
+            numbers = [Element(s).Z for s in symbols]
+            order = sorted(range(len(structure)), key=lambda i: (numbers[i], *frac[i]))
+        lines = [
+            " ".join(f"{x:.{self.length_decimals}f}" for x in lattice.abc),
+            " ".join(f"{x:.{self.angle_decimals}f}" for x in lattice.angles),
+        ]
+        c = self.coord_decimals
+        lines += [f"{symbols[i]} {frac[i, 0]:.{c}f} {frac[i, 1]:.{c}f} {frac[i, 2]:.{c}f}" for i in order]
+        return "\n".join(lines)
+
+    @staticmethod
+    def decode(text: str) -> Structure | None:
+        """Text -> structure, or None when the text is not a well-formed crystal
+        (never raises).
+
+        Args:
+            text: Text in the layout above (any number of decimals).
+
+        Returns:
+            The structure or None.
+        """
+        try:
+            return parse_crystal_text(text)
+        except (ParseError, ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError):
+            return None
+
+
+def parse_crystal_text(text: str) -> Structure:
+    """Strict parser of the compact text.
+
+    Raises:
+        ParseError: what is wrong with the text.
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 3:
+        raise ParseError("crystal text needs a lengths line, an angles line and at least one site")
+    lengths = _floats(lines[0], 3, "lattice lengths")
+    angles = _floats(lines[1], 3, "lattice angles")
+    if min(lengths) <= 0 or not all(0 < a < 180 for a in angles):
+        raise ParseError(f"impossible lattice parameters {lengths} {angles}")
+    species, coords = [], []
+    for number, line in enumerate(lines[2:], start=3):
+        fields = line.split()
+        if len(fields) != 4 or fields[0] not in _ELEMENT_SET:
+            raise ParseError(f"site line {number} {line!r} is not 'Element x y z'")
+        species.append(fields[0])
+        coords.append(_floats(" ".join(fields[1:]), 3, f"coordinates on line {number}"))
+    lattice = Lattice.from_parameters(*lengths, *angles)
+    volume = lattice.volume
+    if not np.isfinite(volume) or volume <= 0:
+        raise ParseError(f"lattice parameters {lengths} {angles} give no cell (volume {volume})")
+    return Structure(lattice, species, coords)
+
+
+def _floats(line: str, n: int, what: str) -> list[float]:
+    fields = line.split()
+    if len(fields) != n:
+        raise ParseError(f"{what}: expected {n} numbers, got {line!r}")
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        raise ParseError(f"{what}: not numbers: {line!r}") from None
+    if not all(np.isfinite(values)):
+        raise ParseError(f"{what}: not finite: {line!r}")
+    return values
+
+
+def looks_like_crystal_text(text: str) -> bool:
+    """Whether ``text`` starts like the compact layout (two lines of 3 numbers)."""
+    lines = text.strip().splitlines()
+    if len(lines) < 3:
+        return False
+    try:
+        return len(lines[0].split()) == 3 and len(lines[1].split()) == 3 and all(
+            float(x) is not None for x in lines[0].split() + lines[1].split()
+        )
+    except ValueError:
+        return False
+
+
+class CrystalTokenizer(Tokenizer):
+    """Tokenizer of the compact crystal text. Its vocabulary is fixed: every
+    element symbol plus digits and separators, so a model can emit any element
+    even when the training set lacks it."""
+
+    def __init__(self, vocab: Vocabulary | None = None):
+        super().__init__(vocab or Vocabulary(list(ELEMENT_SYMBOLS) + list(_CHARACTERS)))
+
+    def tokenize(self, text: str) -> list[str]:
+        """Split crystal text into tokens.
+
+        Raises:
+            ParseError: a character that is not part of the layout.
+        """
+        tokens = _TOKEN_RE.findall(text)
+        if sum(len(t) for t in tokens) != len(text):
+            bad = next(ch for ch in _TOKEN_RE.sub("", text))
+            raise ParseError(f"unexpected character {bad!r} in crystal text")
+        return tokens
+
+    def fit(self, texts: Sequence[str]) -> "CrystalTokenizer":
+        """Check that ``texts`` tokenize; the vocabulary stays the fixed one."""
+        for text in texts:
+            self.tokenize(text)
+        return self
