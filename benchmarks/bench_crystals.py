@@ -1,0 +1,165 @@
+"""Crystal benchmarks on Perov-5 (issue: crystal domain and CDVAE metrics).
+
+Three parts, each writing ``<out>/<part>.json``:
+
+* ``roundtrip``: every CIF of the perov-5 test split -> Structure -> compact
+  text -> Structure, matched to the original with ``StructureMatcher``;
+  fraction matched and worst RMS displacement.
+* ``realdata``: the perov-5 validation split scored as if generated against
+  the test split (validity, coverage, distances), with timings.
+* ``generate``: train the autoregressive backbone on perov-5-train for
+  ``--minutes`` on this machine, sample ``--samples`` structures, score them
+  against the test split (novelty against the training split).
+
+    MOLGEN_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/bench_crystals.py \\
+        --parts roundtrip,realdata,generate --minutes 15 --samples 10000 --jobs 2 --out benchmarks/out/crystals
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from molgen.backbones.base import Generator
+from molgen.datasets import load_texts
+from molgen.domains.crystal import CrystalDomain, MatcherSettings
+from molgen.metrics.crystals import COVERAGE_PRESETS, CrystalEvalOptions, evaluate_crystals
+from molgen.workflows.training import RunConfig, run_training
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def roundtrip(domain: CrystalDomain) -> dict:
+    originals = load_texts("perov-5-test", domain, canonicalize=False).texts
+    matcher = MatcherSettings().matcher()
+    matched, worst, failures = 0, 0.0, []
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, cif in enumerate(originals):
+            original = domain.parse(cif)
+            back = domain.parse(domain.format(original))
+            rms = matcher.get_rms_dist(original, back)
+            if rms is None:
+                failures.append(i)
+                continue
+            matched += 1
+            worst = max(worst, float(rms[0]))
+    return {
+        "n": len(originals),
+        "matched_fraction": matched / len(originals),
+        "worst_rms": worst,
+        "unmatched_rows": failures[:20],
+        "codec": domain.codec.to_config(),
+        "matcher": MatcherSettings().to_dict(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def score(generated, reference, training, jobs: int, cache: bool = True) -> dict:
+    start = time.perf_counter()
+    report = evaluate_crystals(
+        generated,
+        reference,
+        training,
+        options=CrystalEvalOptions(cutoffs=COVERAGE_PRESETS["perov-5"]),
+        n_jobs=jobs,
+        cache_root="default" if cache else None,
+    )
+    out = report.to_dict()
+    out["wall_seconds"] = round(time.perf_counter() - start, 1)
+    return out
+
+
+def generate(domain: CrystalDomain, args) -> dict:
+    run_dir = Path(args.out) / "run"
+    config = RunConfig.model_validate(
+        dict(
+            domain="crystal",
+            seed=args.seed,
+            device=args.device,
+            data=dict(source="perov-5-train", val_fraction=0.05),
+            model=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dropout=args.dropout),
+            train=dict(
+                batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
+                val_every=250, checkpoint_every=500, progress=False,
+            ),
+        )
+    )
+    summary = run_training(config, run_dir)
+    model = Generator.from_pretrained(summary.model_dir)
+    start = time.perf_counter()
+    texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature)
+    sample_seconds = time.perf_counter() - start
+    (Path(args.out) / "samples.txt").write_text("\n\n".join(texts) + "\n")
+    r = summary.result
+    result = {
+        "training": {
+            "minutes": args.minutes, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+            "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
+            "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
+            "model": model.config.model_dump(),
+        },
+        "sampling": {"n": args.samples, "seconds": round(sample_seconds, 1), "per_second": round(args.samples / sample_seconds, 1),
+                     "temperature": args.temperature},
+    }
+    reference = load_texts("perov-5-test", domain).texts
+    training = load_texts("perov-5-train", domain).texts
+    result["metrics"] = score(texts, reference, training, args.jobs)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", default="roundtrip,realdata,generate")
+    parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--samples", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--d-model", type=int, default=128)
+    parser.add_argument("--n-layers", type=int, default=4)
+    parser.add_argument("--n-heads", type=int, default=4)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/out/crystals")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    domain = CrystalDomain()
+    header = {"date": datetime.date.today().isoformat(), "machine": machine(), "seed": args.seed}
+    for part in args.parts.split(","):
+        if part == "roundtrip":
+            result = roundtrip(domain)
+        elif part == "realdata":
+            val = load_texts("perov-5-val", domain).texts
+            test = load_texts("perov-5-test", domain).texts
+            result = {"cold": score(val, test, None, args.jobs), "warm": score(val, test, None, args.jobs)}
+        elif part == "generate":
+            result = generate(domain, args)
+        else:
+            raise SystemExit(f"unknown part {part!r}")
+        result = {**header, "part": part, **result,
+                  "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2),
+                  "peak_rss_children_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6, 2)}
+        (out / f"{part}.json").write_text(json.dumps(result, indent=2, default=str))
+        print(json.dumps({k: v for k, v in result.items() if k != "metrics"}, indent=1, default=str)[:3000], flush=True)
+        if "metrics" in result:
+            print(json.dumps(result["metrics"]["metrics"], indent=1), flush=True)
+
+
+if __name__ == "__main__":
+    main()
