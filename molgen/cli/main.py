@@ -60,7 +60,7 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--on-unknown-token", choices=["error", "unk"], help="with --init-from: fail on, or map to <unk>, tokens outside the vocabulary"
     )
-    train.add_argument("--augment", action="store_true", help="randomized-SMILES augmentation")
+    train.add_argument("--augment", action="store_true", help="augmentation each draw: randomized SMILES; for crystals a random translation and site order")
     train.add_argument("--init-from", help="saved model directory to fine-tune")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -93,7 +93,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "that cannot be computed are reported as null with the reason. Crystals (a folder of CIFs, a CSV "
         "with a 'cif' column, .cif, extended XYZ or `molgen sample` text) are detected and scored with "
         "CDVAE's metrics (validity, COV-R/COV-P, density and element-count distances, uniqueness, "
-        "novelty); give --ref (e.g. perov-5-test) and --train for those.",
+        "novelty); give --ref (e.g. perov-5-test) and --train for those. FASTA files are peptides: "
+        "validity, uniqueness, novelty, diversity, predicted-AMP fraction and property distances "
+        "(defaults: amp-positive-test as reference, amp-positive-train for novelty).",
     )
     evaluate.add_argument("generated", help="generated SMILES: .smi, .txt or .csv (molgen sample output works)")
     evaluate.add_argument("--ref", help=f"reference set, name or path (default {DEFAULT_REFERENCE} when available)")
@@ -195,9 +197,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from molgen.core.device import select_device
     from molgen.metrics import metric_names
     from molgen.workflows.crystal_evaluation import looks_like_crystal_file
+    from molgen.workflows.peptide_evaluation import looks_like_fasta
 
     if looks_like_crystal_file(args.generated):
         return _evaluate_crystals(args)
+    if looks_like_fasta(args.generated):
+        return _evaluate_peptides(args)
 
     try:
         k = tuple(int(part) for part in args.k.split(",") if part.strip())
@@ -257,6 +262,31 @@ def _evaluate_crystals(args: argparse.Namespace) -> int:
     print(f"{meta['n_generated']:,} generated crystals, {meta.get('n_valid', 0):,} valid")
     print(report.format_table())
     print(f"total {meta.get('seconds', {}).get('total', 0.0):.1f} s")
+    if args.output:
+        print(f"report: {args.output}")
+    return 0
+
+
+def _evaluate_peptides(args: argparse.Namespace) -> int:
+    from molgen.workflows.peptide_evaluation import (
+        DEFAULT_PEPTIDE_REFERENCE,
+        DEFAULT_PEPTIDE_TRAINING,
+        evaluate_peptide_file,
+    )
+
+    report = evaluate_peptide_file(
+        args.generated,
+        reference=None if args.no_ref else (args.ref or DEFAULT_PEPTIDE_REFERENCE),
+        training=None if args.no_train else (args.train or DEFAULT_PEPTIDE_TRAINING),
+        reference_required=args.ref is not None,
+        training_required=args.train is not None,
+        n=args.n,
+        seed=args.seed,
+        output=args.output,
+    )
+    meta = report.metadata
+    print(f"{meta['n_generated']:,} generated sequences, {meta['n_valid']:,} valid, {meta['n_distinct']:,} distinct valid")
+    print(report.format_table())
     if args.output:
         print(f"report: {args.output}")
     return 0

@@ -116,3 +116,33 @@ for _name, (_rel, _sha, _desc, _targets, _url, _license) in _CRYSTALS.items():
                 targets=_targets,
             )
         )
+
+# Antimicrobial peptides vs random UniProt sequences (modlamp's AMPvsUniProt):
+# the file's first row ("5200,1,UniProt,AMP") is not a header, so the columns
+# are named here. Splits are stratified by label (60/20/20, seed 42); the
+# "amp-positive" sets are the label-1 rows of the same splits, so a generator
+# trained on amp-positive-train never sees the classifier's test peptides.
+for _split in (None, "train", "val", "test"):
+    _suffix = "" if _split is None else f"-{_split}"
+    _part = "" if _split is None else f", {_split} split (stratified 60/20/20, seed 42)"
+    for _name, _filter, _what in (
+        ("amp", None, "AMP-vs-UniProt peptides (2,600 AMPs, 2,600 random UniProt), label column 'label'"),
+        ("amp-positive", ("label", "1"), "antimicrobial peptides of AMP-vs-UniProt (2,600)"),
+    ):
+        register_dataset(
+            DatasetSpec(
+                name=f"{_name}{_suffix}",
+                domain="protein",
+                description=_what + _part,
+                relpath="amp/AMPvsUniProt.csv",
+                sha256="e1db3dd659179118dcfca63723385f2f0c95c49d27060a90f7a9d5848250eb48",
+                fmt="csv",
+                column="sequence",
+                column_names=("sequence", "label", "source", "kind"),
+                license="BSD-3-Clause (modlamp 4.3.3 package data)",
+                split=_split,
+                stratify="label",
+                row_filter=_filter,
+                targets=("label",),
+            )
+        )

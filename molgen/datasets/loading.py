@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from molgen.core.errors import DataError, ParseError, RegistryError
 from molgen.core.registry import DATASETS
 from molgen.datasets.readers import iter_records, read_records
 from molgen.datasets.registry import DatasetSpec, resolve_dataset_file
-from molgen.datasets.splits import split_indices
+from molgen.datasets.splits import split_indices, stratified_split_indices
 from molgen.domains.base import Domain
 
-_FILE_SUFFIXES = (".smi", ".csv", ".tsv", ".txt", ".gz", ".fasta")
+_FILE_SUFFIXES = (".smi", ".csv", ".tsv", ".txt", ".gz", ".fasta", ".fa", ".faa", ".cif", ".xyz")
 
 
 @dataclass
@@ -101,6 +103,7 @@ def load_texts(
         seed=seed,
         keep=split_positions(spec, path),
         extra_columns=spec.targets if spec else (),
+        column_names=spec.column_names if spec else None,
     )
     texts, lines, skipped = [], [], []
     targets: dict[str, list[float]] = {name: [] for name in (spec.targets if spec else ())}
@@ -122,11 +125,23 @@ def load_texts(
 
 
 def split_positions(spec: DatasetSpec | None, path: Path) -> list[int] | None:
-    """Record positions of the spec's split (None: the whole file)."""
-    if spec is None or spec.split is None:
+    """Record positions of the spec's split and row filter (None: the whole file)."""
+    if spec is None or (spec.split is None and spec.row_filter is None):
         return None
-    n = sum(1 for _ in iter_records(path, spec.fmt, spec.column))
-    return split_indices(n, spec.split_fractions, spec.split_seed)[spec.split].tolist()
+    extra = tuple(c for c in (spec.stratify, spec.row_filter[0] if spec.row_filter else None) if c)
+    records = list(iter_records(path, spec.fmt, spec.column, extra, spec.column_names))
+    positions = np.arange(len(records))
+    if spec.split is not None:
+        if spec.stratify:
+            labels = [r.fields[spec.stratify] for r in records]
+            parts = stratified_split_indices(labels, spec.split_fractions, spec.split_seed)
+        else:
+            parts = split_indices(len(records), spec.split_fractions, spec.split_seed)
+        positions = parts[spec.split]
+    if spec.row_filter is not None:
+        column, value = spec.row_filter
+        positions = np.array([i for i in positions if records[i].fields[column] == value], dtype=int)
+    return positions.tolist()
 
 
 def _as_float(value: str) -> float:

@@ -29,14 +29,24 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
+FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
+
+
 def detect_format(path: Path) -> str:
-    """``"csv"`` for ``.csv``/``.tsv`` (optionally ``.gz``), else ``"smi"``."""
+    """``"csv"`` for ``.csv``/``.tsv``, ``"fasta"`` for ``.fasta``/``.fa``/``.faa``
+    (optionally ``.gz``), else ``"smi"``."""
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    if suffixes and suffixes[-1] in FASTA_SUFFIXES:
+        return "fasta"
     return "csv" if suffixes and suffixes[-1] in (".csv", ".tsv") else "smi"
 
 
 def iter_records(
-    path: Path, fmt: str | None = None, column: str | None = None, extra_columns: Sequence[str] = ()
+    path: Path,
+    fmt: str | None = None,
+    column: str | None = None,
+    extra_columns: Sequence[str] = (),
+    column_names: Sequence[str] | None = None,
 ) -> Iterator[Record]:
     """Yield the objects of a file one at a time.
 
@@ -50,6 +60,11 @@ def iter_records(
         fmt: ``"csv"`` or ``"smi"``; detected from the suffix when None.
         column: CSV column name.
         extra_columns: CSV columns copied into ``Record.fields``.
+        column_names: Names replacing the CSV's own header row (for files
+            whose first row is not a usable header).
+
+    ``fasta``: one record per ``>`` header, wrapped sequence lines joined; the
+    header goes to ``fields["header"]`` and ``line`` is the header's line.
 
     Raises:
         DataError: unreadable file or missing column.
@@ -58,7 +73,9 @@ def iter_records(
     try:
         with _open_text(path) as handle:
             if fmt == "csv":
-                yield from _iter_csv(handle, path, column, extra_columns)
+                yield from _iter_csv(handle, path, column, extra_columns, column_names)
+            elif fmt == "fasta":
+                yield from _iter_fasta(handle, path)
             else:
                 for number, line in enumerate(handle, start=1):
                     fields = line.split()
@@ -71,7 +88,31 @@ def iter_records(
         raise DataError(f"cannot read {path}: {exc}") from None
 
 
-def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None, extra_columns: Sequence[str] = ()) -> Iterator[Record]:
+def _iter_fasta(handle: io.TextIOBase, path: Path) -> Iterator[Record]:
+    header, start, parts = None, 0, []
+    for number, line in enumerate(handle, start=1):
+        line = line.strip()
+        if not line or line.startswith(";"):
+            continue
+        if line.startswith(">"):
+            if header is not None:
+                yield Record("".join(parts), start, {"header": header})
+            header, start, parts = line[1:].strip(), number, []
+        elif header is None:
+            raise DataError(f"{path}:{number}: sequence line before the first '>' header (is this a FASTA file?)")
+        else:
+            parts.append(line.replace(" ", ""))
+    if header is not None:
+        yield Record("".join(parts), start, {"header": header})
+
+
+def _iter_csv(
+    handle: io.TextIOBase,
+    path: Path,
+    column: str | None,
+    extra_columns: Sequence[str] = (),
+    column_names: Sequence[str] | None = None,
+) -> Iterator[Record]:
     sample = handle.read(4096)
     handle.seek(0)
     delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
@@ -79,6 +120,8 @@ def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None, extra_colum
     header = next(reader, None)
     if header is None:
         return
+    if column_names is not None:
+        header = list(column_names)
     lowered = [h.strip().lower() for h in header]
     if column is not None:
         if column.lower() not in lowered:
@@ -94,7 +137,7 @@ def _iter_csv(handle: io.TextIOBase, path: Path, column: str | None, extra_colum
     # Rows are counted, not lines: a quoted CIF spans many lines.
     for number, row in enumerate(reader, start=2):
         if len(row) > index and row[index].strip():
-            fields = {name: row[i] if i < len(row) else "" for name, i in extra.items()} if extra else None
+            fields = {name: row[i].strip() if i < len(row) else "" for name, i in extra.items()} if extra else None
             yield Record(row[index].strip(), number, fields)
 
 
@@ -106,6 +149,7 @@ def read_records(
     seed: int = 0,
     keep: Sequence[int] | None = None,
     extra_columns: Sequence[str] = (),
+    column_names: Sequence[str] | None = None,
 ) -> list[Record]:
     """Read a file, keeping at most ``limit`` records.
 
@@ -122,6 +166,7 @@ def read_records(
         keep: Only these 0-based record positions (a data set split), applied
             before ``limit``.
         extra_columns: CSV columns copied into each record's ``fields``.
+        column_names: Names replacing the CSV's header row.
 
     Returns:
         The records.
@@ -136,7 +181,7 @@ def read_records(
         raise DataError(f"{path} is a directory, expected a data file")
     if limit is not None and limit <= 0:
         raise DataError(f"limit must be positive, got {limit}")
-    records = iter_records(path, fmt, column, extra_columns)
+    records = iter_records(path, fmt, column, extra_columns, column_names)
     if keep is not None:
         wanted = set(int(i) for i in keep)
         records = (r for i, r in enumerate(records) if i in wanted)

@@ -41,6 +41,10 @@ class DatasetSpec:
         split_fractions: Train / validation / test fractions of the split.
         split_seed: Seed of the split's permutation.
         targets: Property columns offered as prediction targets.
+        column_names: Names replacing the CSV's first row (which is skipped).
+        stratify: Column whose values the split keeps in proportion.
+        row_filter: ``(column, value)``: keep only rows with that value
+            (after splitting, so a filtered split is a subset of the full one).
     """
 
     name: str
@@ -58,6 +62,9 @@ class DatasetSpec:
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
     split_seed: int = 42
     targets: tuple[str, ...] = ()
+    column_names: tuple[str, ...] | None = None
+    stratify: str | None = None
+    row_filter: tuple[str, str] | None = None
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:

@@ -29,3 +29,26 @@ def split_indices(n: int, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2
     n_val = int(round(n * fractions[1]))
     parts = (order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :])
     return {name: np.sort(part) for name, part in zip(SPLITS, parts)}
+
+
+def stratified_split_indices(
+    labels, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 42
+) -> dict[str, np.ndarray]:
+    """:func:`split_indices` applied within each label value, so every split
+    keeps the label proportions.
+
+    Args:
+        labels: One label per row (any hashable values).
+        fractions: Train, validation, test fractions.
+        seed: Seed; label group ``k`` (in sorted order) uses ``seed + k``.
+
+    Returns:
+        ``{"train": idx, "val": idx, "test": idx}`` (sorted row positions).
+    """
+    labels = np.asarray(labels)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLITS}
+    for k, value in enumerate(sorted(set(labels.tolist()))):
+        rows = np.flatnonzero(labels == value)
+        for name, idx in split_indices(len(rows), fractions, seed + k).items():
+            parts[name].append(rows[idx])
+    return {name: np.sort(np.concatenate(chunks)) if chunks else np.zeros(0, dtype=int) for name, chunks in parts.items()}

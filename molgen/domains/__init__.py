@@ -2,6 +2,7 @@
 
 from molgen.domains.base import Domain, Tokenizer
 from molgen.domains.crystal import CrystalDomain, CrystalTokenizer
+from molgen.domains.protein import ProteinDomain, ProteinTokenizer
 from molgen.domains.smiles import SmilesDomain, SmilesTokenizer
 
-__all__ = ["CrystalDomain", "CrystalTokenizer", "Domain", "SmilesDomain", "SmilesTokenizer", "Tokenizer"]
+__all__ = ["CrystalDomain", "CrystalTokenizer", "Domain", "ProteinDomain", "ProteinTokenizer", "SmilesDomain", "SmilesTokenizer", "Tokenizer"]

@@ -96,6 +96,8 @@ class Domain(ABC, Generic[Obj]):
     #: Name of the exchange format users expect files in ("cif"), when it
     #: differs from the domain's own text; see :meth:`export`.
     export_format: ClassVar[str | None] = None
+    #: Whether one object's text spans several lines (crystals).
+    multiline_text: ClassVar[bool] = False
 
     @abstractmethod
     def parse(self, text: str) -> Obj:

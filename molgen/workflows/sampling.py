@@ -11,7 +11,7 @@ from molgen.backbones.base import Generator
 from molgen.core.errors import CheckpointError, MolgenError
 from molgen.core.serialization import CONFIG_NAME
 
-FORMATS = (".smi", ".csv", ".txt")
+FORMATS = (".smi", ".csv", ".txt", ".fasta", ".fa")
 
 
 @dataclass
@@ -70,7 +70,8 @@ def sample_to_file(
     Formats by suffix: ``.smi`` (``text<TAB>name``; invalid samples get a
     name ending in ``:invalid``), ``.csv`` (``index,<domain>,valid,canonical``
     plus a column in the domain's export format, e.g. ``cif``) or ``.txt``
-    (text; invalid lines followed by ``<TAB>INVALID``). For domains with an
+    (text; invalid lines followed by ``<TAB>INVALID``) or, for proteins,
+    ``.fasta``/``.fa`` (headers ``sample_i``, invalid ones ``sample_i invalid``). For domains with an
     export format (crystals), a path without a suffix is a folder that gets
     one file per valid sample (``sample_00000.cif``) and the raw text of each
     invalid one (``sample_00001.invalid.txt``).
@@ -90,11 +91,13 @@ def sample_to_file(
         raise MolgenError(f"number of samples must be positive, got {n}")
     domain = model.domain
     suffix = Path(out_path).suffix.lower() if out_path is not None else ""
-    folder = out_path is not None and suffix == "" and domain.export_format is not None
+    folder = out_path is not None and suffix == "" and domain.multiline_text and domain.export_format is not None
     if out_path is not None and suffix not in FORMATS and not folder:
-        extra = " or a folder (no suffix)" if domain.export_format else ""
+        extra = " or a folder (no suffix)" if domain.multiline_text else ""
         raise MolgenError(f"unsupported output format {suffix or '(none)'!r}; use one of {', '.join(FORMATS)}{extra}")
-    if suffix == ".smi" and domain.export_format is not None:
+    if suffix in (".fasta", ".fa") and domain.export_format != "fasta":
+        raise MolgenError(f"FASTA output is for protein models; {domain.name} samples go to .smi, .csv or .txt")
+    if suffix == ".smi" and domain.multiline_text:
         raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
     start = time.perf_counter()
     texts = model.sample_texts(n, seed=seed, **sample_kwargs)
@@ -129,7 +132,7 @@ def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: b
     with open(path, "w", newline="") as handle:
         if suffix == ".csv":
             writer = csv.writer(handle)
-            extra = [domain.export_format] if domain.export_format else []
+            extra = [domain.export_format] if domain.multiline_text and domain.export_format else []
             writer.writerow(["index", domain.name, "valid", "canonical", *extra])
             for i, (text, key, out) in enumerate(zip(texts, keys, exported)):
                 if key is not None or not valid_only:
@@ -138,7 +141,9 @@ def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: b
         for i, (text, key) in enumerate(zip(texts, keys)):
             if key is None and valid_only:
                 continue
-            if "\n" in text or domain.export_format is not None:
+            if suffix in (".fasta", ".fa"):
+                handle.write(f">sample_{i}{'' if key is not None else ' invalid'}\n{text}\n")
+            elif "\n" in text or domain.multiline_text:
                 # Multi-line objects: blank-line separated blocks, invalid ones marked by a comment.
                 handle.write(("" if key is not None else "# invalid sample\n") + text.strip() + "\n\n")
             elif suffix == ".smi":

@@ -40,6 +40,7 @@ class CrystalDomain(Domain[Structure]):
     name = "crystal"
     views = ("tokens", "graph")
     export_format = "cif"
+    multiline_text = True
 
     def __init__(
         self,
