@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from conftest import SMALL_CRYSTALS, SMALL_SMILES
+from conftest import SMALL_CRYSTALS, SMALL_PEPTIDES, SMALL_SMILES
 
 from molgen.core.registry import DOMAINS
 
 TINY_HPARAMS = {"autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=128)}
 
 # Texts each token domain is fitted on in the contract test.
-DOMAIN_FIXTURES = {"smiles": SMALL_SMILES, "crystal": SMALL_CRYSTALS}
+DOMAIN_FIXTURES = {"smiles": SMALL_SMILES, "crystal": SMALL_CRYSTALS, "protein": SMALL_PEPTIDES}
 
 
 def fitted_domain(name: str):
