@@ -110,27 +110,35 @@ def generate(domain: CrystalDomain, args) -> dict:
             ),
         )
     )
-    summary = run_training(config, run_dir)
-    model = Generator.from_pretrained(summary.model_dir)
+    if args.reuse:  # sample and score the model trained by an earlier run
+        saved = json.loads((Path(args.out) / "generate.json").read_text())
+        model = Generator.from_pretrained(run_dir / "model")
+    else:
+        summary = run_training(config, run_dir)
+        model = Generator.from_pretrained(summary.model_dir)
     start = time.perf_counter()
     texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature)
     sample_seconds = time.perf_counter() - start
-    (Path(args.out) / "samples.txt").write_text("\n\n".join(texts) + "\n")
-    r = summary.result
-    result = {
-        "training": {
-            "minutes": args.minutes, "steps": r.steps, "train_loss": round(r.train_loss, 4),
-            "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
-            "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
-            "model": model.config.model_dump(),
-        },
+    (Path(args.out) / f"samples_T{args.temperature}.txt").write_text("\n\n".join(texts) + "\n")
+    result = {"training": saved["training"]} if args.reuse else {"training": _training_summary(summary, model, args)}
+    result.update({
         "sampling": {"n": args.samples, "seconds": round(sample_seconds, 1), "per_second": round(args.samples / sample_seconds, 1),
                      "temperature": args.temperature},
-    }
+    })
     reference = load_texts("perov-5-test", domain).texts
     training = load_texts("perov-5-train", domain).texts
     result["metrics"] = score(texts, reference, training, args.jobs)
     return result
+
+
+def _training_summary(summary, model, args) -> dict:
+    r = summary.result
+    return {
+        "minutes": args.minutes, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+        "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
+        "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
+        "model": model.config.model_dump(),
+    }
 
 
 def main() -> None:
@@ -148,6 +156,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--reuse", action="store_true", help="generate: reuse the model trained in --out/run")
     parser.add_argument("--out", default="benchmarks/out/crystals")
     args = parser.parse_args()
     out = Path(args.out)
@@ -163,6 +172,7 @@ def main() -> None:
             result = {"cold": score(val, test, None, args.jobs), "warm": score(val, test, None, args.jobs)}
         elif part == "generate":
             result = generate(domain, args)
+            part = f"generate_T{args.temperature}" if args.reuse else part
         else:
             raise SystemExit(f"unknown part {part!r}")
         result = {**header, "part": part, **result,
