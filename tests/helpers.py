@@ -6,7 +6,10 @@ from conftest import SMALL_CRYSTALS, SMALL_PEPTIDES, SMALL_SMILES
 
 from molgen.core.registry import DOMAINS
 
-TINY_HPARAMS = {"autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=128)}
+TINY_HPARAMS = {
+    "autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=128),
+    "masked-diffusion": dict(d_model=32, n_layers=1, n_heads=2, max_length=128, sampling_steps=8, elbo_samples=4),
+}
 
 # Texts each token domain is fitted on in the contract test.
 DOMAIN_FIXTURES = {"smiles": SMALL_SMILES, "crystal": SMALL_CRYSTALS, "protein": SMALL_PEPTIDES}

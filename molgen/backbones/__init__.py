@@ -6,5 +6,13 @@ from molgen.backbones.autoregressive import (
     AutoregressiveTransformer,
 )
 from molgen.backbones.base import Generator, load_generator
+from molgen.backbones.masked_diffusion import MaskedDiffusion, MaskedDiffusionConfig
 
-__all__ = ["AutoregressiveConfig", "AutoregressiveTransformer", "Generator", "load_generator"]
+__all__ = [
+    "AutoregressiveConfig",
+    "AutoregressiveTransformer",
+    "Generator",
+    "MaskedDiffusion",
+    "MaskedDiffusionConfig",
+    "load_generator",
+]

@@ -1,3 +1,6 @@
 """Noise processes for diffusion backbones (masking, categorical, Gaussian,
-wrapped normal). Imports torch, numpy and molgen.core only. The first process
-lands with the diffusion backbones."""
+wrapped normal). Imports torch, numpy and molgen.core only."""
+
+from molgen.schedulers.masking import MaskingSchedule
+
+__all__ = ["MaskingSchedule"]
