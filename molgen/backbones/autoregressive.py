@@ -7,26 +7,18 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator
-from molgen.core.config import StrictModel
+from molgen.backbones.base import Generator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.sampling import sample_next
-from molgen.nn.transformer import TransformerStack
+from molgen.nn.transformer import TransformerStack, init_transformer_weights
 
 
-class AutoregressiveConfig(StrictModel):
+class AutoregressiveConfig(TransformerHParams):
     """Hyper-parameters of :class:`AutoregressiveTransformer`."""
 
-    d_model: int = Field(256, gt=0, description="model width")
-    n_layers: int = Field(4, gt=0, description="transformer blocks")
-    n_heads: int = Field(8, gt=0, description="attention heads")
-    d_ff: int | None = Field(None, gt=0, description="MLP width (default 4 x d_model)")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    max_length: int = Field(128, gt=2, description="longest sequence incl. BOS/EOS")
     positions: Literal["rotary", "learned"] = "rotary"
     tie_embeddings: bool = True
 
@@ -62,14 +54,7 @@ class AutoregressiveTransformer(Generator):
         self.head = nn.Linear(c.d_model, self.vocab_size, bias=False)
         if c.tie_embeddings:
             self.head.weight = self.embed.weight
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        self.apply(init_transformer_weights)
 
     # -- forward ----------------------------------------------------------
     def forward(self, tokens: torch.Tensor, cache=None) -> torch.Tensor:

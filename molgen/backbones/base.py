@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from molgen import __version__
@@ -20,6 +21,17 @@ from molgen.core.errors import CheckpointError, MolgenError, UnknownTokenError
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import load_model_dir, save_model_dir
 from molgen.core.vocab import pad_batch
+
+
+class TransformerHParams(StrictModel):
+    """Hyper-parameters shared by the transformer-based token backbones."""
+
+    d_model: int = Field(256, gt=0, description="model width")
+    n_layers: int = Field(4, gt=0, description="transformer blocks")
+    n_heads: int = Field(8, gt=0, description="attention heads")
+    d_ff: int | None = Field(None, gt=0, description="MLP width (default 4 x d_model)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    max_length: int = Field(128, gt=2, description="longest sequence incl. BOS/EOS")
 
 
 class Generator(nn.Module):

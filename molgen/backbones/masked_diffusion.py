@@ -19,24 +19,18 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator
-from molgen.core.config import StrictModel
+from molgen.backbones.base import Generator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.sampling import sample_next
-from molgen.nn.transformer import TransformerStack
+from molgen.nn.transformer import TransformerStack, init_transformer_weights
 from molgen.schedulers.masking import MaskingSchedule
 
 
-class MaskedDiffusionConfig(StrictModel):
-    """Hyper-parameters of :class:`MaskedDiffusion`."""
+class MaskedDiffusionConfig(TransformerHParams):
+    """Hyper-parameters of :class:`MaskedDiffusion` (``max_length`` is the
+    canvas length, BOS/EOS/padding included)."""
 
-    d_model: int = Field(256, gt=0, description="model width")
-    n_layers: int = Field(4, gt=0, description="transformer blocks")
-    n_heads: int = Field(8, gt=0, description="attention heads")
-    d_ff: int | None = Field(None, gt=0, description="MLP width (default 4 x d_model)")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    max_length: int = Field(128, gt=2, description="canvas length incl. BOS/EOS/padding")
     schedule: Literal["linear", "cosine"] = "linear"
     sampling_steps: int = Field(64, gt=0, description="default number of denoising steps")
     elbo_samples: int = Field(16, gt=0, description="time points of the log-likelihood (ELBO) estimate")
@@ -69,14 +63,7 @@ class MaskedDiffusion(Generator):
         self.stack = TransformerStack(c.n_layers, c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, causal=False, rotary=True)
         self.head = nn.Linear(c.d_model, self.vocab_size, bias=False)
         self.head.weight = self.embed.weight
-        self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-            if isinstance(module, nn.Linear) and module.bias is not None:
-                nn.init.zeros_(module.bias)
+        self.apply(init_transformer_weights)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, L, V]`` of the clean tokens given a partly masked canvas."""

@@ -67,3 +67,11 @@ class TransformerStack(nn.Module):
     def new_cache(self, batch: int, max_length: int, device, dtype) -> KVCache:
         """An empty cache sized for this stack."""
         return KVCache(len(self.blocks), batch, self.n_heads, max_length, self.head_dim, device, dtype)
+
+
+def init_transformer_weights(module: nn.Module) -> None:
+    """GPT-style initialisation: N(0, 0.02) weights, zero biases (use with ``Module.apply``)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
