@@ -129,10 +129,11 @@ def fingerprint(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fingerprint_chunk(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    domain = CrystalDomain()
     structs, comps = [], []
     for text in texts:
         try:
-            s, c = fingerprint(CrystalDomain().parse(text))
+            s, c = fingerprint(domain.parse(text))
         except ParseError:
             s, c = np.full(STRUCT_FP_SIZE, np.nan), np.full(COMP_FP_SIZE, np.nan)
         structs.append(s)
@@ -258,22 +259,24 @@ def structure_facts(texts: Sequence[str], rules: ValidityRules, n_jobs: int | No
     return [row for part in run_chunks(_facts_chunk, tasks, resolve_jobs(n_jobs)) for row in part]
 
 
-def _structures(texts: Sequence[str]) -> list[Structure]:
+def _structures(items: Sequence[str] | Sequence[Structure]) -> list[Structure]:
     domain = CrystalDomain()
-    return [domain.parse(t) for t in texts]
+    return [t if isinstance(t, Structure) else domain.parse(t) for t in items]
 
 
-def uniqueness(texts: Sequence[str], matcher: MatcherSettings = MatcherSettings()) -> float:
-    """Fraction of crystals that match no earlier crystal of the list."""
+def uniqueness(texts: Sequence[str] | Sequence[Structure], matcher: MatcherSettings = MatcherSettings()) -> float:
+    """Fraction of crystals (texts or structures) that match no earlier crystal of the list."""
     if not texts:
         raise ValueError("no crystals")
     labels = group_structures(_structures(texts), matcher)
     return len(set(labels)) / len(labels)
 
 
-def novelty(texts: Sequence[str], training: Sequence[str], matcher: MatcherSettings = MatcherSettings()) -> float:
-    """Fraction of crystals that match no training crystal (matching runs only
-    within equal reduced formulas)."""
+def novelty(
+    texts: Sequence[str] | Sequence[Structure], training: Sequence[str], matcher: MatcherSettings = MatcherSettings()
+) -> float:
+    """Fraction of crystals (texts or structures) that match no training crystal
+    (matching runs only within equal reduced formulas)."""
     if not texts:
         raise ValueError("no crystals")
     train_by_formula: dict[str, list[Structure]] = {}
@@ -404,8 +407,9 @@ def evaluate_crystals(
             for k in ("wdist_density", "wdist_num_elems"):
                 values[k], reasons[k] = None, "no valid generated crystals"
     t = time.perf_counter()
+    valid_structures = _structures(valid_texts)  # parsed once for uniqueness and novelty
     if valid_texts:
-        values["unique"] = uniqueness(valid_texts, options.matcher)
+        values["unique"] = uniqueness(valid_structures, options.matcher)
     else:
         values["unique"], reasons["unique"] = None, "no valid generated crystals"
     seconds["unique"] = time.perf_counter() - t
@@ -413,7 +417,7 @@ def evaluate_crystals(
         values["novelty"], reasons["novelty"] = None, "no training set"
     elif valid_texts:
         t = time.perf_counter()
-        values["novelty"] = novelty(valid_texts, training, options.matcher)
+        values["novelty"] = novelty(valid_structures, training, options.matcher)
         seconds["novelty"] = time.perf_counter() - t
     else:
         values["novelty"], reasons["novelty"] = None, "no valid generated crystals"

@@ -81,12 +81,3 @@ def group_structures(structures: Sequence[Structure], settings: MatcherSettings 
                 else:
                     representatives.append(i)
     return labels
-
-
-def matches_any(structure: Structure, candidates: Sequence[Structure], settings: MatcherSettings = MatcherSettings()) -> bool:
-    """Whether ``structure`` matches one of ``candidates`` (same reduced formula assumed checked by the caller or not)."""
-    key = formula_key(structure)
-    matcher = settings.matcher()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return any(formula_key(c) == key and matcher.fit(structure, c) for c in candidates)

@@ -145,9 +145,7 @@ def looks_like_crystal_text(text: str) -> bool:
     if len(lines) < 3:
         return False
     try:
-        return len(lines[0].split()) == 3 and len(lines[1].split()) == 3 and all(
-            float(x) is not None for x in lines[0].split() + lines[1].split()
-        )
+        return all(len([float(x) for x in line.split()]) == 3 for line in lines[:2])
     except ValueError:
         return False
 

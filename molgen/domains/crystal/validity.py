@@ -56,13 +56,11 @@ def structure_is_valid(structure: Structure, rules: ValidityRules = ValidityRule
     if len(structure) == 1:
         # A lone atom only meets its own images, one lattice vector away.
         return bool(min(structure.lattice.abc) >= rules.min_distance)
-    # Pairs within the cutoff via pymatgen's cell-list search, not an N^2 matrix;
-    # self-pairs (an atom and its own image) are included as CDVAE's matrix is not.
-    centres, neighbours, _, distances = structure.get_neighbor_list(rules.min_distance)
-    close = distances < rules.min_distance
-    # An atom at distance ~0 from itself is the zero image, not a neighbour.
-    not_self = ~((centres == neighbours) & (distances < 1e-8))
-    return not bool(np.any(close & not_self))
+    # Pairs within the cutoff via pymatgen's cell-list search (not an N^2 matrix).
+    # It includes an atom's own periodic images, which CDVAE's minimum-image
+    # distance matrix misses, and excludes the atom itself.
+    distances = structure.get_neighbor_list(rules.min_distance)[3]
+    return not bool(np.any(distances < rules.min_distance))
 
 
 def reduced_counts(composition: Composition) -> tuple[tuple[str, ...], tuple[int, ...]]:
