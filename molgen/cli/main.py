@@ -234,11 +234,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         output=args.output,
     )
     meta = report.metadata
-    print(f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid")
+    summary = f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid"
+    return _print_report(report, summary, meta["total_seconds"], args.output)
+
+
+def _print_report(report, summary: str, seconds: float, output: str | None) -> int:
+    print(summary)
     print(report.format_table())
-    print(f"total {meta['total_seconds']:.1f} s")
-    if args.output:
-        print(f"report: {args.output}")
+    print(f"total {seconds:.1f} s")
+    if output:
+        print(f"report: {output}")
     return 0
 
 
@@ -259,12 +264,8 @@ def _evaluate_crystals(args: argparse.Namespace) -> int:
         output=args.output,
     )
     meta = report.metadata
-    print(f"{meta['n_generated']:,} generated crystals, {meta.get('n_valid', 0):,} valid")
-    print(report.format_table())
-    print(f"total {meta.get('seconds', {}).get('total', 0.0):.1f} s")
-    if args.output:
-        print(f"report: {args.output}")
-    return 0
+    seconds = meta.get("seconds", {}).get("total", 0.0)
+    return _print_report(report, f"{meta['n_generated']:,} generated crystals, {meta.get('n_valid', 0):,} valid", seconds, args.output)
 
 
 def _evaluate_peptides(args: argparse.Namespace) -> int:
@@ -285,11 +286,8 @@ def _evaluate_peptides(args: argparse.Namespace) -> int:
         output=args.output,
     )
     meta = report.metadata
-    print(f"{meta['n_generated']:,} generated sequences, {meta['n_valid']:,} valid, {meta['n_distinct']:,} distinct valid")
-    print(report.format_table())
-    if args.output:
-        print(f"report: {args.output}")
-    return 0
+    summary = f"{meta['n_generated']:,} generated sequences, {meta['n_valid']:,} valid, {meta['n_distinct']:,} distinct valid"
+    return _print_report(report, summary, meta["seconds"], args.output)
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
