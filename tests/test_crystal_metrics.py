@@ -116,3 +116,26 @@ def test_cli_trains_samples_and_evaluates_crystals(tmp_path, capsys):
     assert main(["evaluate", str(data), "--ref", str(data), "--train", str(data), "--no-cache"]) == 0
     table = capsys.readouterr().out
     assert "novelty" in table and "24 generated crystals" in table
+
+
+def test_crystal_files_bad_input_and_extxyz(tmp_path, capsys):
+    import ase.io
+
+    from molgen.cli.main import main
+    from molgen.domains.crystal import iter_structure_texts, to_ase
+
+    domain = CrystalDomain()
+    frames = [to_ase(domain.parse(t)) for t in SMALL_CRYSTALS[:3]]
+    xyz = tmp_path / "gen.extxyz"
+    ase.io.write(xyz, frames, format="extxyz")
+    texts = [text for _, text, _ in iter_structure_texts(xyz)]
+    assert len(texts) == 3
+    assert all(domain.same(domain.parse(a), domain.parse(b)) for a, b in zip(texts, SMALL_CRYSTALS[:3]))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", str(empty), "--no-cache"]) == 2
+    assert "holds no crystal structures" in capsys.readouterr().err
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("cif\n\"data_x\n_cell_length_a abc\"\n\n")
+    assert main(["evaluate", str(bad_csv), "--no-cache"]) == 0  # judged: an invalid crystal, not a crash
+    assert "1 generated crystals, 0 valid" in capsys.readouterr().out
