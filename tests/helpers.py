@@ -9,6 +9,7 @@ from molgen.core.registry import DOMAINS
 TINY_HPARAMS = {
     "autoregressive": dict(d_model=32, n_layers=1, n_heads=2, max_length=128),
     "masked-diffusion": dict(d_model=32, n_layers=1, n_heads=2, max_length=128, sampling_steps=8, elbo_samples=4),
+    "vae": dict(d_model=32, n_layers=1, n_heads=2, max_length=128, latent_dim=8, prefix_tokens=2, iw_samples=2),
 }
 
 # Texts each token domain is fitted on in the contract test.

@@ -26,7 +26,7 @@ def model():
 def test_cached_decoding_matches_full_forward(positions):
     torch.manual_seed(0)
     m = AutoregressiveTransformer.from_domain(fitted_domain("smiles"), d_model=32, n_layers=2, n_heads=2, positions=positions).eval()
-    tokens = m.encode(SMALL_SMILES[:3])["tokens"]
+    tokens = m.make_batch(SMALL_SMILES[:3])["tokens"]
     full = m(tokens)
     cache = m.stack.new_cache(3, tokens.shape[1], "cpu", torch.float32)
     steps = [m(tokens[:, t : t + 1], cache=cache)[:, 0] for t in range(tokens.shape[1])]
@@ -36,13 +36,13 @@ def test_cached_decoding_matches_full_forward(positions):
 @torch.no_grad()
 def test_log_likelihood_is_exact_sequence_probability(model):
     model.eval()
-    batch = model.encode(["CCO"])
+    batch = model.make_batch(["CCO"])
     tokens = batch["tokens"][0]
     log_probs = model(tokens[None, :-1]).log_softmax(-1)[0]
     manual = sum(float(log_probs[t, tokens[t + 1]]) for t in range(len(tokens) - 1))
     assert math.isclose(float(model.log_likelihood(batch)[0]), manual, rel_tol=1e-5)
     # Padding does not change a sequence's likelihood.
-    padded = model.encode(["CCO", "CC(=O)Oc1ccccc1C(=O)O"])
+    padded = model.make_batch(["CCO", "CC(=O)Oc1ccccc1C(=O)O"])
     assert math.isclose(float(model.log_likelihood(padded)[0]), manual, rel_tol=1e-5)
 
 
@@ -106,5 +106,5 @@ def test_training_after_sampling(model):
     """Tables cached while sampling (inference mode) must not break autograd."""
     model.sample_texts(2, seed=0)
     model.train()
-    model.loss(model.encode(["CCO"]))["loss"].backward()
+    model.loss(model.make_batch(["CCO"]))["loss"].backward()
     assert model.embed.weight.grad is not None

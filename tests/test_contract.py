@@ -28,7 +28,7 @@ def test_backbone_domain_contract(backbone, domain_name, tmp_path):
     domain = fitted_domain(domain_name)
     model = BACKBONES.get(backbone).from_domain(domain, **TINY_HPARAMS.get(backbone, {}))
     texts = DOMAIN_FIXTURES[domain_name][:4]
-    batch = model.encode(texts)
+    batch = model.make_batch(texts)
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.parameters()]
@@ -48,5 +48,5 @@ def test_backbone_domain_contract(backbone, domain_name, tmp_path):
     path = model.save_pretrained(tmp_path / "model")
     loaded = Generator.from_pretrained(path)
     assert type(loaded) is type(model)
-    assert torch.allclose(loaded.log_likelihood(loaded.encode(texts)), ll, atol=1e-5)
+    assert torch.allclose(loaded.log_likelihood(loaded.make_batch(texts)), ll, atol=1e-5)
     assert loaded.sample_texts(5, seed=0) == model.sample_texts(5, seed=0)

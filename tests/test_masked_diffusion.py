@@ -29,7 +29,7 @@ def test_tiny_model_learns():
     domain = SmilesDomain()
     domain.tokenizer.fit(SMALL_SMILES)
     model = MaskedDiffusion.from_domain(domain, d_model=64, n_layers=2, n_heads=4, max_length=48, elbo_samples=8)
-    batch = model.encode(SMALL_SMILES)
+    batch = model.make_batch(SMALL_SMILES)
     before = model.log_likelihood(batch).mean().item()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()

@@ -58,6 +58,6 @@ assert same == model.sample_texts(5, generator=torch.Generator().manual_seed(1))
 
 # 5. Exact log-likelihoods, e.g. to rank candidates.
 candidates = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1"]
-scores = model.log_likelihood(model.encode(candidates, on_unknown="unk"))
+scores = model.log_likelihood(model.make_batch(candidates, on_unknown="unk"))
 for smi, ll in zip(candidates, scores.tolist()):
     print(f"log p({smi}) = {ll:.1f}")

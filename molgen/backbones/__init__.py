@@ -7,6 +7,7 @@ from molgen.backbones.autoregressive import (
 )
 from molgen.backbones.base import Generator, load_generator
 from molgen.backbones.masked_diffusion import MaskedDiffusion, MaskedDiffusionConfig
+from molgen.backbones.vae import SequenceVAE, VAEConfig
 
 __all__ = [
     "AutoregressiveConfig",
@@ -14,5 +15,7 @@ __all__ = [
     "Generator",
     "MaskedDiffusion",
     "MaskedDiffusionConfig",
+    "SequenceVAE",
+    "VAEConfig",
     "load_generator",
 ]

@@ -12,7 +12,7 @@ from torch import nn
 from molgen.backbones.base import Generator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
-from molgen.nn.sampling import sample_next
+from molgen.nn.decoding import decode_batch
 from molgen.nn.transformer import TransformerStack, init_transformer_weights
 
 
@@ -143,49 +143,17 @@ class AutoregressiveTransformer(Generator):
         self.train(was_training)
         return results
 
-    # Finished sequences stay in the batch (emitting ignored EOS) until the
-    # live fraction drops below this; then the batch and its cache are
-    # compacted. Compacting at every finish would copy the whole cache on
-    # almost every step.
-    COMPACT_BELOW = 0.75
-
     def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache) -> list[list[int]]:
         device = self.device
-        dtype = next(self.parameters()).dtype
-        out = torch.full((batch, limit - 1), self.pad_id, dtype=torch.long, device=device)
-        lengths = torch.full((batch,), limit - 1, dtype=torch.long, device=device)
-        rows = torch.arange(batch, device=device)  # original row of each sequence in the batch
-        alive = torch.ones(batch, dtype=torch.bool, device=device)
-        prefix = torch.full((batch, 1), self.bos_id, dtype=torch.long, device=device)
-        cache = self.stack.new_cache(batch, limit, device, dtype) if use_cache else None
-        step_input = prefix
-        for t in range(limit - 1):
-            logits = self(step_input, cache=cache)[:, -1]
-            logits[:, self.banned] = float("-inf")
-            nxt = sample_next(logits, gen, temperature, top_k, top_p)
-            nxt = torch.where(alive, nxt, self.eos_id)
-            out[rows, t] = nxt
-            finished = alive & (nxt == self.eos_id)
-            if finished.any():
-                lengths[rows[finished]] = t
-                alive &= ~finished
-                n_alive = int(alive.sum())
-                if n_alive == 0:
-                    break
-                if n_alive <= self.COMPACT_BELOW * rows.numel():
-                    keep = alive.nonzero().squeeze(1)
-                    rows, nxt, alive = rows[keep], nxt[keep], alive[keep]
-                    if cache is not None:
-                        cache.select(keep)
-                    else:
-                        prefix = prefix[keep]
-            if cache is not None:
-                step_input = nxt[:, None]
-            else:
-                prefix = torch.cat([prefix, nxt[:, None]], dim=1)
-                step_input = prefix
-        out_list = out.tolist()
-        return [seq[:length] for seq, length in zip(out_list, lengths.tolist())]
+        cache = self.stack.new_cache(batch, limit, device, next(self.parameters()).dtype) if use_cache else None
+
+        def next_logits(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            return self(tokens, cache=cache)[:, -1]
+
+        return decode_batch(
+            next_logits, batch, limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id, banned=self.banned,
+            generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p,
+        )
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""

@@ -106,7 +106,7 @@ class Generator(nn.Module):
         return [self.domain.try_parse(t) for t in texts]
 
     # -- tokens-view helpers -------------------------------------------
-    def encode(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
+    def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
         """Tokenize texts into a padded batch on the model's device.
 
         Raises:

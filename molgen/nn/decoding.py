@@ -1,0 +1,89 @@
+"""Batched left-to-right token decoding shared by the autoregressive decoders
+(the plain transformer and the VAE's conditional decoder)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from molgen.nn.attention import KVCache
+from molgen.nn.sampling import sample_next
+
+# next_logits(tokens [b, l], rows [b]) -> logits [b, V] of the next position.
+# With a cache, ``tokens`` holds only the newest token; without, the whole prefix.
+# ``rows`` are the original batch rows of the live sequences.
+NextLogits = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# Finished sequences stay in the batch (emitting ignored EOS) until the live
+# fraction drops below this; then the batch and its cache are compacted.
+# Compacting at every finish would copy the whole cache on almost every step.
+COMPACT_BELOW = 0.75
+
+
+def decode_batch(
+    next_logits: NextLogits,
+    batch: int,
+    limit: int,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+    banned: torch.Tensor,
+    generator: torch.Generator,
+    device: torch.device,
+    cache: KVCache | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+) -> list[list[int]]:
+    """Decode ``batch`` sequences until EOS or ``limit`` positions.
+
+    Args:
+        next_logits: Model step (see :data:`NextLogits`).
+        batch: Number of sequences.
+        limit: Longest sequence including BOS and EOS.
+        bos_id, eos_id, pad_id: Special token ids.
+        banned: Ids never emitted.
+        generator: Randomness.
+        device: Where the token tensors live.
+        cache: Key/value cache filled by ``next_logits`` (None: recompute the
+            prefix every step).
+        temperature, top_k, top_p: See :func:`molgen.nn.sampling.sample_next`.
+
+    Returns:
+        One id list per sequence (BOS and EOS dropped); a sequence that hit
+        ``limit`` without EOS is returned truncated.
+    """
+    out = torch.full((batch, limit - 1), pad_id, dtype=torch.long, device=device)
+    lengths = torch.full((batch,), limit - 1, dtype=torch.long, device=device)
+    rows = torch.arange(batch, device=device)
+    alive = torch.ones(batch, dtype=torch.bool, device=device)
+    prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
+    step_input = prefix
+    for t in range(limit - 1):
+        logits = next_logits(step_input, rows)
+        logits[:, banned] = float("-inf")
+        nxt = sample_next(logits, generator, temperature, top_k, top_p)
+        nxt = torch.where(alive, nxt, eos_id)
+        out[rows, t] = nxt
+        finished = alive & (nxt == eos_id)
+        if finished.any():
+            lengths[rows[finished]] = t
+            alive &= ~finished
+            n_alive = int(alive.sum())
+            if n_alive == 0:
+                break
+            if n_alive <= COMPACT_BELOW * rows.numel():
+                keep = alive.nonzero().squeeze(1)
+                rows, nxt, alive = rows[keep], nxt[keep], alive[keep]
+                if cache is not None:
+                    cache.select(keep)
+                else:
+                    prefix = prefix[keep]
+        if cache is not None:
+            step_input = nxt[:, None]
+        else:
+            prefix = torch.cat([prefix, nxt[:, None]], dim=1)
+            step_input = prefix
+    return [seq[:length] for seq, length in zip(out.tolist(), lengths.tolist())]

@@ -1,0 +1,110 @@
+"""Sequence VAE: a tiny model learns to reconstruct and sample, KL annealing,
+importance-weighted bound, interpolation, CLI."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import SMALL_SMILES
+
+from molgen.backbones.vae import SequenceVAE
+from molgen.domains import SmilesDomain
+
+
+def _domain():
+    domain = SmilesDomain()
+    domain.tokenizer.fit(SMALL_SMILES)
+    return domain
+
+
+def _reconstruction_rate(model, domain) -> float:
+    mean, _ = model.encode(SMALL_SMILES)
+    decoded = model.decode(mean)
+    hits = [domain.try_parse(d) is not None and domain.same(domain.parse(d), domain.parse(s)) for d, s in zip(decoded, SMALL_SMILES)]
+    return sum(hits) / len(hits)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    domain = _domain()
+    model = SequenceVAE.from_domain(
+        domain, d_model=64, n_layers=2, n_heads=4, max_length=64, latent_dim=16, kl_warmup_steps=100, free_bits=0.25
+    )
+    batch = model.make_batch(SMALL_SMILES)
+    model.eval()
+    untrained = {
+        "elbo": model.log_likelihood(batch).mean().item(),
+        "valid": sum(s is not None for s in model.sample(100, seed=0)) / 100,
+        "reconstruction": _reconstruction_rate(model, domain),
+    }
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(250):
+        model.train()
+        loss = model.loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    return model, domain, batch, untrained
+
+
+def test_tiny_vae_learns_to_reconstruct_and_sample(trained):
+    model, domain, batch, untrained = trained
+    # Measured: ELBO -48 -> -6 nats, validity 0.0 -> 0.93, exact reconstruction
+    # of the 12 training molecules 0 -> 0.58 (chance would be 1/12).
+    assert model.log_likelihood(batch).mean().item() > untrained["elbo"] + 30
+    valid = sum(s is not None for s in model.sample(100, seed=0)) / 100
+    assert valid >= 0.75 and valid > untrained["valid"] + 0.5
+    assert _reconstruction_rate(model, domain) >= 0.35
+    # The latent is used: the KL of the posterior is well above zero.
+    assert model.loss(batch)["kl"].item() > 1.0
+
+
+def test_kl_annealing_and_eval_loss_is_the_plain_elbo(trained):
+    model, _, batch, _ = trained
+    assert int(model.anneal_step) == 250 and model.kl_beta() == pytest.approx(1.0)
+    fresh = SequenceVAE.from_domain(_domain(), d_model=32, n_layers=1, n_heads=2, kl_warmup_steps=10, kl_weight=0.5)
+    assert fresh.kl_beta() == 0.0
+    fresh.train()
+    fresh.loss(fresh.make_batch(SMALL_SMILES))["loss"].backward()
+    assert fresh.kl_beta() == pytest.approx(0.05)
+    with torch.no_grad():
+        fresh.eval()
+        out = fresh.loss(fresh.make_batch(SMALL_SMILES))
+    assert int(fresh.anneal_step) == 1  # evaluation does not advance the ramp
+    tokens = out["tokens"].item()
+    assert out["loss"].item() * tokens == pytest.approx((out["reconstruction"] + out["kl"]).item() * len(SMALL_SMILES), rel=1e-4)
+
+
+def test_importance_weighted_bound_is_deterministic_and_near_the_elbo(trained):
+    model, _, batch, _ = trained
+    elbo = model.log_likelihood(batch, samples=1)
+    iwae = model.log_likelihood(batch, samples=32)
+    assert torch.equal(iwae, model.log_likelihood(batch, samples=32))
+    # The 32-sample bound is tighter on average (up to Monte-Carlo noise).
+    assert iwae.mean() > elbo.mean() - 0.5
+
+
+def test_interpolation_and_decoding(trained):
+    model, domain, _, _ = trained
+    path = model.interpolate(SMALL_SMILES[1], SMALL_SMILES[5], steps=6)
+    assert len(path) == 6
+    mean, _ = model.encode([SMALL_SMILES[1]])
+    assert path[0] == model.decode(mean)[0]
+    assert sum(domain.try_parse(p) is not None for p in path) >= 4
+    # Greedy decoding is deterministic; sampling depends on the seed only.
+    z = model.prior_sample(4, seed=1)
+    assert model.decode(z) == model.decode(z)
+    assert model.decode(z, temperature=1.0, seed=3) == model.decode(z, temperature=1.0, seed=3)
+
+
+def test_cli_trains_and_samples_vae(tmp_path):
+    from molgen.cli.main import main
+
+    data = tmp_path / "mols.smi"
+    data.write_text("\n".join(SMALL_SMILES * 3) + "\n")
+    run = tmp_path / "run"
+    assert main(["train", "--backbone", "vae", "--data", str(data), "--max-steps", "3", "--no-progress", "--out", str(run)]) == 0
+    assert main(["sample", str(run), "-n", "5", "-o", str(tmp_path / "s.smi")]) == 0
+    assert len((tmp_path / "s.smi").read_text().splitlines()) == 5
