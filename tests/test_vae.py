@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import SMALL_SMILES
+from conftest import SMALL_SMILES, reconstruction_rate
 
 from molgen.backbones.vae import SequenceVAE
 from molgen.domains import SmilesDomain
@@ -17,36 +17,9 @@ def _domain():
     return domain
 
 
-def _reconstruction_rate(model, domain) -> float:
-    mean, _ = model.encode(SMALL_SMILES)
-    decoded = model.decode(mean)
-    hits = [domain.try_parse(d) is not None and domain.same(domain.parse(d), domain.parse(s)) for d, s in zip(decoded, SMALL_SMILES)]
-    return sum(hits) / len(hits)
-
-
 @pytest.fixture(scope="module")
-def trained():
-    torch.manual_seed(0)
-    domain = _domain()
-    model = SequenceVAE.from_domain(
-        domain, d_model=64, n_layers=2, n_heads=4, max_length=64, latent_dim=16, kl_warmup_steps=100, free_bits=0.25
-    )
-    batch = model.make_batch(SMALL_SMILES)
-    model.eval()
-    untrained = {
-        "elbo": model.log_likelihood(batch).mean().item(),
-        "valid": sum(s is not None for s in model.sample(100, seed=0)) / 100,
-        "reconstruction": _reconstruction_rate(model, domain),
-    }
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(250):
-        model.train()
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    return model, domain, batch, untrained
+def trained(tiny_vae):
+    return tiny_vae
 
 
 def test_tiny_vae_learns_to_reconstruct_and_sample(trained):
@@ -56,7 +29,7 @@ def test_tiny_vae_learns_to_reconstruct_and_sample(trained):
     assert model.log_likelihood(batch).mean().item() > untrained["elbo"] + 30
     valid = sum(s is not None for s in model.sample(100, seed=0)) / 100
     assert valid >= 0.75 and valid > untrained["valid"] + 0.5
-    assert _reconstruction_rate(model, domain) >= 0.35
+    assert reconstruction_rate(model, domain) >= 0.35
     # The latent is used: the KL of the posterior is well above zero.
     assert model.loss(batch)["kl"].item() > 1.0
 

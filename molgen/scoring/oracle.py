@@ -1,0 +1,82 @@
+"""An objective behind a budget: calls are counted per unique object (by the
+domain's canonical key, as the PMO benchmark counts them) and cached."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from molgen.core.errors import MolgenError
+from molgen.scoring.objective import Objective
+
+
+class BudgetExhausted(MolgenError):
+    """The oracle budget is spent."""
+
+
+class Oracle:
+    """Counted, cached access to an objective.
+
+    Args:
+        objective: What to evaluate.
+        domain: Gives the canonical key of an object (cache and count).
+        budget: Most unique objects evaluated (None: unlimited).
+
+    Attributes:
+        calls: Unique objects evaluated so far.
+        history: ``(key, score)`` of each evaluation in order (score NaN on failure).
+    """
+
+    def __init__(self, objective: Objective, domain, budget: int | None = None):
+        self.objective = objective
+        self.domain = domain
+        self.budget = budget
+        self.calls = 0
+        self.cache: dict[str, float] = {}
+        self.history: list[tuple[str, float]] = []
+
+    @property
+    def remaining(self) -> int | None:
+        """Evaluations left (None: unlimited)."""
+        return None if self.budget is None else self.budget - self.calls
+
+    def score(self, objs: Sequence[Any]) -> np.ndarray:
+        """Scores of ``objs``: NaN for invalid objects and failures.
+
+        Objects seen before come from the cache and cost nothing. When the
+        budget runs out part-way, the objects beyond it stay NaN and
+        :class:`BudgetExhausted` is raised only if nothing could be scored.
+
+        Returns:
+            ``[N]`` scores.
+        """
+        scores = np.full(len(objs), np.nan)
+        pending: dict[str, list[int]] = {}
+        pending_objs: list[Any] = []
+        for i, obj in enumerate(objs):
+            if obj is None:
+                continue
+            key = self.domain.key(obj)
+            if key in self.cache:
+                scores[i] = self.cache[key]
+            elif key in pending:
+                pending[key].append(i)
+            elif self.remaining is None or len(pending) < self.remaining:
+                pending[key] = [i]
+                pending_objs.append(obj)
+        if not pending and self.remaining == 0 and np.isnan(scores).all() and any(o is not None for o in objs):
+            raise BudgetExhausted(f"oracle budget of {self.budget} evaluations is spent")
+        if pending:
+            totals = self.objective(pending_objs).total
+            for (key, rows), value in zip(pending.items(), totals):
+                self.cache[key] = float(value)
+                self.history.append((key, float(value)))
+                scores[rows] = value
+            self.calls += len(pending)
+        return scores
+
+    def best(self, k: int = 1) -> list[tuple[str, float]]:
+        """The ``k`` best ``(key, score)`` evaluated so far."""
+        finite = [(key, s) for key, s in self.history if np.isfinite(s)]
+        return sorted(finite, key=lambda item: -item[1])[:k]
