@@ -47,8 +47,11 @@ class LatentOptimizationResult:
 class _Tracker:
     """Decodes latents, scores them through the oracle and remembers pairs."""
 
-    def __init__(self, model, oracle: Oracle):
+    def __init__(self, model, oracle: Oracle, patience: int):
         self.model = model
+        self.patience = patience
+        self._last_calls = -1
+        self._idle_rounds = 0
         self.oracle = oracle
         self.domain = model.domain
         self.latents: list[np.ndarray] = []
@@ -82,7 +85,13 @@ class _Tracker:
         self.history.append((self.oracle.calls, self.best_score()))
 
     def exhausted(self) -> bool:
-        return self.oracle.remaining is not None and self.oracle.remaining <= 0
+        """Budget spent, or ``patience`` rounds in a row scored nothing new."""
+        calls = self.oracle.calls
+        if calls != self._last_calls:
+            self._last_calls, self._idle_rounds = calls, 0
+        else:
+            self._idle_rounds += 1
+        return (self.oracle.remaining is not None and self.oracle.remaining <= 0) or self._idle_rounds > self.patience
 
 
 def optimize_latent(
@@ -98,6 +107,7 @@ def optimize_latent(
     step_size: float = 0.1,
     prior_weight: float = 0.1,
     top_k: int = 10,
+    patience: int = 20,
     seed: int = 0,
 ) -> LatentOptimizationResult:
     """Maximise an oracle over a VAE's latent space.
@@ -119,6 +129,8 @@ def optimize_latent(
         prior_weight: Weight of ``log N(z; 0, I)`` added to the head's
             prediction during ascent.
         top_k: Best objects returned.
+        patience: Stop after this many rounds in a row that decoded nothing
+            new for the oracle (the search has stalled).
         seed: Seed of every random choice.
 
     Returns:
@@ -131,7 +143,7 @@ def optimize_latent(
         raise MolgenError("latent optimisation needs an oracle with a budget")
     if not start:
         raise MolgenError("the start set is empty")
-    tracker = _Tracker(model, oracle)
+    tracker = _Tracker(model, oracle, patience)
     start_scores = tracker.record(list(start), None)
     if not np.isfinite(start_scores).any():
         raise MolgenError("no object of the start set could be scored")
