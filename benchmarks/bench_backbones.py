@@ -88,19 +88,20 @@ def validity(domain, texts: list[str]) -> float:
     return sum(domain.try_parse(t) is not None for t in texts) / max(len(texts), 1)
 
 
-def md_steps_table(model, domain, args) -> list[dict]:
-    rows = []
-    for steps in args.steps_table:
-        start = time.perf_counter()
-        texts = model.sample_texts(args.table_samples, seed=args.seed, steps=steps, batch_size=256)
-        seconds = time.perf_counter() - start
-        valid = [m for t in texts if (m := domain.try_parse(t)) is not None]
-        rows.append({
-            "steps": steps, "n": len(texts), "validity": round(len(valid) / len(texts), 4),
-            "unique": round(len({domain.key(m) for m in valid}) / max(len(valid), 1), 4),
-            "molecules_per_s": round(len(texts) / seconds, 1),
-        })
-        print("md steps", rows[-1], flush=True)
+def md_steps_table(model, domain, args, previous: list[dict]) -> list[dict]:
+    rows = [r for r in previous if r.get("order", "random") not in args.orders]
+    for order in args.orders:
+        for steps in args.steps_table:
+            start = time.perf_counter()
+            texts = model.sample_texts(args.table_samples, seed=args.seed, steps=steps, batch_size=256, order=order)
+            seconds = time.perf_counter() - start
+            valid = [m for t in texts if (m := domain.try_parse(t)) is not None]
+            rows.append({
+                "order": order, "steps": steps, "n": len(texts), "validity": round(len(valid) / len(texts), 4),
+                "unique": round(len({domain.key(m) for m in valid}) / max(len(valid), 1), 4),
+                "molecules_per_s": round(len(texts) / seconds, 1),
+            })
+            print("md steps", rows[-1], flush=True)
     return rows
 
 
@@ -174,6 +175,8 @@ def main() -> None:
     parser.add_argument("--md-steps", type=int, default=64, help="masked-diffusion steps of the main samples")
     parser.add_argument("--steps-table", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128])
     parser.add_argument("--table-samples", type=int, default=1000)
+    parser.add_argument("--orders", type=lambda s: s.split(","), default=["random", "confidence"],
+                        help="masked-diffusion unmasking orders in the steps table")
     parser.add_argument("--recon", type=int, default=1000)
     parser.add_argument("--interp-pairs", type=int, default=100)
     parser.add_argument("--interp-steps", type=int, default=8)
@@ -182,6 +185,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/backbones")
     parser.add_argument("--reuse", action="store_true", help="skip training; use the models in --out")
+    parser.add_argument("--checks-only", action="store_true", help="with --reuse: skip sampling and metrics, run only the backbone-specific checks")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -212,10 +216,13 @@ def main() -> None:
         model = load_generator(run_dir / "model")
         entry["parameters"] = model.num_parameters()
         entry["hparams"] = model.config.model_dump()
-        entry["samples"] = sample_and_score(model, args, ref, train_texts, out / f"{name}_samples.smi")
-        print(name, json.dumps(entry), flush=True)
+        if not args.checks_only:
+            entry["samples"] = sample_and_score(model, args, ref, train_texts, out / f"{name}_samples.smi")
+            print(name, json.dumps(entry), flush=True)
+            results["backbones"][name] = entry
+            results_path.write_text(json.dumps(results, indent=2))
         if name == "masked-diffusion":
-            entry["steps_vs_validity"] = md_steps_table(model, domain, args)
+            entry["steps_vs_validity"] = md_steps_table(model, domain, args, entry.get("steps_vs_validity", []))
         if name == "vae":
             entry.update(vae_checks(model, domain, heldout, args))
             entry["latent_optimization"] = latent_opt(model, domain, test, args)

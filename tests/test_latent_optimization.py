@@ -30,7 +30,7 @@ def test_oracle_counts_unique_objects_caches_and_records_failures(tmp_path):
     table = Objective([(PropertyComponent("broken", broken), 1.0), ("qed", 1.0)])(mols[:2] + [None])
     assert np.isnan(table.total).all()
     assert table.reasons[0] == "broken: RuntimeError: tool crashed" and table.reasons[2] == "invalid object"
-    assert np.isfinite(table.components["qed"][:2]).all()
+    assert np.isfinite(table.raw["qed"][:2]).all()
 
 
 @pytest.mark.parametrize("method", ["cmaes", "gradient"])

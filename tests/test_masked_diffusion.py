@@ -46,12 +46,18 @@ def test_tiny_model_learns():
     assert len(texts) == 8 and all(isinstance(t, str) for t in texts)
 
 
-def test_cli_trains_and_samples_masked_diffusion(tmp_path):
-    from molgen.cli.main import main
 
-    data = tmp_path / "mols.smi"
-    data.write_text("\n".join(SMALL_SMILES * 3) + "\n")
-    run = tmp_path / "run"
-    assert main(["train", "--backbone", "masked-diffusion", "--data", str(data), "--max-steps", "3", "--no-progress", "--out", str(run)]) == 0
-    assert main(["sample", str(run), "-n", "5", "-o", str(tmp_path / "s.smi")]) == 0
-    assert len((tmp_path / "s.smi").read_text().splitlines()) == 5
+def test_confidence_order_reveals_the_most_probable_positions():
+    masked = torch.tensor([[False, True, True, True], [False, True, False, False]])
+    # Masked positions in row order: row 0 has three, row 1 one.
+    logits = torch.tensor([[0.0, 5.0], [0.0, 1.0], [0.0, 3.0], [0.0, 0.0]])
+    proposal = torch.tensor([1, 1, 1, 1])
+    reveal = MaskedDiffusion._most_confident(masked, logits, proposal, torch.tensor(0.5))
+    # Row 0: round(1.5) = 2 of its 3 masked positions, the two most confident; row 1: at least one.
+    assert reveal.tolist() == [True, False, True, True]
+
+    domain = SmilesDomain()
+    domain.tokenizer.fit(SMALL_SMILES)
+    model = MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=48)
+    a = model.sample_texts(6, seed=1, steps=8, order="confidence")
+    assert a == model.sample_texts(6, seed=1, steps=8, order="confidence") and len(a) == 6

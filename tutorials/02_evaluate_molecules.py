@@ -22,7 +22,13 @@ from pathlib import Path
 
 from molgen.datasets import load_texts
 from molgen.domains import SmilesDomain
-from molgen.metrics import MoleculeSet, evaluate_molecules, internal_diversity, snn, validity
+from molgen.metrics import (
+    MoleculeSet,
+    evaluate_molecules,
+    internal_diversity,
+    snn,
+    validity,
+)
 
 n_generated = max(int(os.environ.get("MOLGEN_TUTORIAL_SAMPLES", 1000)), 10)
 out = Path(os.environ.get("MOLGEN_TUTORIAL_OUT", "runs/tutorial-02"))

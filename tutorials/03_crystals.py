@@ -27,7 +27,11 @@ from pymatgen.core import Lattice, Structure
 
 from molgen.backbones.base import Generator
 from molgen.domains.crystal import CrystalDomain, to_cif
-from molgen.metrics.crystals import COVERAGE_PRESETS, CrystalEvalOptions, evaluate_crystals
+from molgen.metrics.crystals import (
+    COVERAGE_PRESETS,
+    CrystalEvalOptions,
+    evaluate_crystals,
+)
 from molgen.workflows.training import RunConfig, run_training
 
 steps = max(int(os.environ.get("MOLGEN_TUTORIAL_STEPS", 1500)), 1)

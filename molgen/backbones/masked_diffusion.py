@@ -125,8 +125,9 @@ class MaskedDiffusion(Generator):
         max_length: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        order: Literal["random", "confidence"] = "random",
     ) -> list[list[int]]:
-        """Draw ``n`` id sequences by ancestral denoising from a fully masked canvas.
+        """Draw ``n`` id sequences by denoising from a fully masked canvas.
 
         Args:
             n: Number of sequences.
@@ -136,6 +137,12 @@ class MaskedDiffusion(Generator):
             max_length: Ignored beyond the canvas length (kept for API parity).
             generator: Randomness; must live on the model's device.
             seed: Seed when ``generator`` is None.
+            order: ``"random"``: ancestral sampling of the reverse process
+                (each masked position is revealed with the schedule's
+                probability); ``"confidence"``: each step reveals the same
+                expected number of positions, choosing those whose sampled
+                token is most probable (MaskGIT-style; not the model's exact
+                distribution, usually more valid samples).
 
         Returns:
             Id lists without BOS, cut at the first EOS or PAD.
@@ -146,11 +153,11 @@ class MaskedDiffusion(Generator):
         steps = steps or self.config.sampling_steps
         out: list[list[int]] = []
         for start in range(0, n, batch_size):
-            out.extend(self._denoise(min(batch_size, n - start), steps, gen, temperature, top_k, top_p))
+            out.extend(self._denoise(min(batch_size, n - start), steps, gen, temperature, top_k, top_p, order))
         self.train(was_training)
         return out
 
-    def _denoise(self, batch, steps, gen, temperature, top_k, top_p) -> list[list[int]]:
+    def _denoise(self, batch, steps, gen, temperature, top_k, top_p, order="random") -> list[list[int]]:
         device = self.device
         length = self.config.max_length
         x = torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
@@ -173,7 +180,10 @@ class MaskedDiffusion(Generator):
             step_logits[:, self.banned] = float("-inf")
             proposal = sample_next(step_logits, gen, temperature, top_k, top_p)
             reveal_p = self.schedule.unmask_probability(t, s) if i < steps - 1 else torch.tensor(1.0, device=device)
-            reveal = torch.rand(proposal.shape, generator=gen, device=device) < reveal_p
+            if order == "confidence":
+                reveal = self._most_confident(masked, step_logits, proposal, reveal_p)
+            else:
+                reveal = torch.rand(proposal.shape, generator=gen, device=device) < reveal_p
             values = x[masked]
             values[reveal] = proposal[reveal]
             x[masked] = values
@@ -189,6 +199,17 @@ class MaskedDiffusion(Generator):
                 seq.append(idx)
             results.append(seq)
         return results
+
+    @staticmethod
+    def _most_confident(masked, step_logits, proposal, reveal_p) -> torch.Tensor:
+        """Among each canvas's masked positions, flag the ``round(reveal_p *
+        masked)`` (at least one) whose proposed token has the highest probability."""
+        confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
+        confidence[masked] = step_logits.float().log_softmax(-1).gather(1, proposal[:, None]).squeeze(1)
+        n_masked = masked.sum(-1)
+        n_reveal = torch.clamp(torch.round(reveal_p * n_masked), min=1).minimum(n_masked)
+        rank = confidence.argsort(-1, descending=True).argsort(-1)
+        return (rank < n_reveal[:, None])[masked]
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""

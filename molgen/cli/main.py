@@ -26,6 +26,7 @@ Examples:
   molgen train --resume --max-minutes 30 --out runs/moses
   molgen sample runs/nci -n 1000 -o samples.smi
   molgen evaluate samples.smi --jobs 2 -o report.json
+  molgen score samples.smi --objective pmo/osimertinib_mpo -o scores.csv
   molgen datasets
 """
 
@@ -113,6 +114,17 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--preset", help="crystals: coverage cutoffs perov-5, carbon-24 or mp-20 (default from --ref's name)"
     )
+
+    score = sub.add_parser(
+        "score",
+        help="score a file of molecules with an objective",
+        description="Score every SMILES of a file with a named objective (qed, pmo/<task>, "
+        "guacamol/<task>, ...) or an objective TOML file, and write a CSV with the total, each "
+        "component's raw and transformed value, the filter that rejected a molecule and why a score is missing.",
+    )
+    score.add_argument("molecules", help=".smi, .txt or .csv of SMILES")
+    score.add_argument("--objective", required=True, help="objective name or TOML file")
+    score.add_argument("-o", "--output", required=True, help="CSV to write")
 
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
     return parser
@@ -298,6 +310,14 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from molgen.workflows.scoring import score_file
+
+    summary = score_file(args.molecules, args.objective, args.output)
+    print(f"scored {summary.n_scored} of {summary.n} molecules; best {summary.best:.4f}; table: {summary.path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``molgen`` script.
 
@@ -312,7 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
-    handler = {"train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "datasets": _cmd_datasets}[args.command]
+    handler = {
+        "train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
+    }[args.command]
     try:
         return handler(args)
     except MolgenError as exc:

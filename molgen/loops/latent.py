@@ -84,14 +84,20 @@ class _Tracker:
     def checkpoint(self) -> None:
         self.history.append((self.oracle.calls, self.best_score()))
 
-    def exhausted(self) -> bool:
-        """Budget spent, or ``patience`` rounds in a row scored nothing new."""
+    def budget_spent(self) -> bool:
+        return self.oracle.remaining is not None and self.oracle.remaining <= 0
+
+    def stalled(self) -> bool:
+        """True once ``patience`` rounds in a row scored nothing new (call once per round)."""
         calls = self.oracle.calls
         if calls != self._last_calls:
             self._last_calls, self._idle_rounds = calls, 0
         else:
             self._idle_rounds += 1
-        return (self.oracle.remaining is not None and self.oracle.remaining <= 0) or self._idle_rounds > self.patience
+        return self._idle_rounds > self.patience
+
+    def reset_stall(self) -> None:
+        self._last_calls, self._idle_rounds = self.oracle.calls, 0
 
 
 def optimize_latent(
@@ -129,8 +135,9 @@ def optimize_latent(
         prior_weight: Weight of ``log N(z; 0, I)`` added to the head's
             prediction during ascent.
         top_k: Best objects returned.
-        patience: Stop after this many rounds in a row that decoded nothing
-            new for the oracle (the search has stalled).
+        patience: Rounds in a row that decode nothing new before the search
+            counts as stalled: CMA-ES then restarts from the next start
+            object with a doubled step size; gradient ascent stops.
         seed: Seed of every random choice.
 
     Returns:
@@ -156,7 +163,8 @@ def optimize_latent(
     tracker.scores.extend(start_scores[finite].tolist())
     tracker.checkpoint()
     if method == "cmaes":
-        _cmaes(model, tracker, start_z[int(np.nanargmax(start_scores))], max_rounds, population, sigma, seed)
+        order = np.argsort(-np.where(np.isfinite(start_scores), start_scores, -np.inf))
+        _cmaes(model, tracker, start_z[order[finite[order]]], max_rounds, population, sigma, seed)
     elif method == "gradient":
         _gradient(model, tracker, max_rounds, population, ascent_steps, step_size, prior_weight, sigma, seed)
     else:
@@ -175,24 +183,34 @@ def _decode(model, z: np.ndarray) -> list[str]:
     return model.decode(torch.as_tensor(z, dtype=torch.float32, device=model.device))
 
 
-def _cmaes(model, tracker: _Tracker, x0: np.ndarray, max_rounds: int, population: int, sigma: float, seed: int) -> None:
+def _cmaes(model, tracker: _Tracker, starts: np.ndarray, max_rounds: int, population: int, sigma: float, seed: int) -> None:
+    """CMA-ES with restarts: a search that stalls (decodes only known objects
+    for ``patience`` generations) restarts from the next start latent with a
+    doubled step size, until the budget or ``max_rounds`` is used."""
     import cma
 
-    # Decoding is piecewise constant in z, so many generations see flat
-    # fitness; keep searching (CMA-ES widens its step) until the budget or
-    # max_rounds ends the run rather than stopping on flatness.
-    options = {
-        "popsize": population, "seed": seed + 1, "verbose": -9, "maxiter": max_rounds,
-        "tolflatfitness": max_rounds, "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": max_rounds,
-    }
-    es = cma.CMAEvolutionStrategy(x0.astype(float), sigma, options)
-    while not es.stop() and not tracker.exhausted():
-        candidates = np.asarray(es.ask())
-        scores = tracker.record(_decode(model, candidates), candidates)
-        # Invalid or unscored decodes rank below every scored one.
-        floor = np.nanmin(scores) - 1.0 if np.isfinite(scores).any() else -1.0
-        es.tell(list(candidates), list(-np.where(np.isfinite(scores), scores, floor)))
-        tracker.checkpoint()
+    rounds, restart = 0, 0
+    while rounds < max_rounds and not tracker.budget_spent():
+        # Decoding is piecewise constant in z, so many generations see flat
+        # fitness; stopping is left to the stall test and the budget.
+        options = {
+            "popsize": population, "seed": seed + 1 + restart, "verbose": -9, "maxiter": max_rounds - rounds,
+            "tolflatfitness": max_rounds, "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": max_rounds,
+        }
+        x0 = starts[restart % len(starts)].astype(float)
+        es = cma.CMAEvolutionStrategy(x0, sigma * 2 ** min(restart, 4), options)
+        tracker.reset_stall()
+        while not es.stop() and rounds < max_rounds and not tracker.budget_spent():
+            candidates = np.asarray(es.ask())
+            scores = tracker.record(_decode(model, candidates), candidates)
+            # Invalid or unscored decodes rank below every scored one.
+            floor = np.nanmin(scores) - 1.0 if np.isfinite(scores).any() else -1.0
+            es.tell(list(candidates), list(-np.where(np.isfinite(scores), scores, floor)))
+            tracker.checkpoint()
+            rounds += 1
+            if tracker.stalled():
+                break
+        restart += 1
 
 
 class _PropertyHead(nn.Module):
@@ -217,9 +235,14 @@ class _PropertyHead(nn.Module):
         return x.squeeze(-1)
 
 
-def _fit_head(z: np.ndarray, y: np.ndarray, generator: torch.Generator, epochs: int = 150) -> _PropertyHead:
-    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
-    head = _PropertyHead(z.shape[1])
+def _fit_head(
+    z: np.ndarray, y: np.ndarray, generator: torch.Generator, head: _PropertyHead | None = None, epochs: int = 150
+) -> _PropertyHead:
+    """Fit (or, given ``head``, keep fitting) the ensemble on standardised scores."""
+    if head is None:
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+        head = _PropertyHead(z.shape[1])
+    head.train()
     zt = torch.as_tensor(z, dtype=torch.float32)
     yt = torch.as_tensor((y - y.mean()) / (y.std() + 1e-6), dtype=torch.float32)
     # Each member sees its own bootstrap resample, so the ensemble disagrees where data is thin.
@@ -233,14 +256,18 @@ def _fit_head(z: np.ndarray, y: np.ndarray, generator: torch.Generator, epochs: 
     return head.eval()
 
 
-def _gradient(model, tracker: _Tracker, max_rounds, population, ascent_steps, step_size, prior_weight, sigma, seed) -> None:
+def _gradient(model, tracker, max_rounds, population, ascent_steps, step_size, prior_weight, sigma, seed) -> None:
     generator = torch.Generator().manual_seed(seed)
+    tracker.reset_stall()
+    explore = 0  # rounds in a row that found nothing new: widens the exploration noise
+    head = None
     for _ in range(max_rounds):
-        if tracker.exhausted():
+        if tracker.budget_spent():
             break
         z_seen = np.asarray(tracker.latents, dtype=np.float32)
         y_seen = np.asarray(tracker.scores)
-        head = _fit_head(z_seen, y_seen, generator)
+        # Warm start: after the first fit, a few epochs per round absorb the new pairs.
+        head = _fit_head(z_seen, y_seen, generator, head, epochs=150 if head is None else 40)
         order = np.argsort(-y_seen)[:population]
         z = torch.as_tensor(z_seen[order])
         z = z + sigma * 0.2 * torch.randn(z.shape, generator=generator)  # distinct starting points
@@ -254,6 +281,11 @@ def _gradient(model, tracker: _Tracker, max_rounds, population, ascent_steps, st
         z_np = z.detach().numpy()
         tracker.record(_decode(model, z_np), z_np)
         if tracker.oracle.calls == calls_before:  # converged onto known objects: explore around them
-            noisy = z_np + sigma * np.asarray(torch.randn(z_np.shape, generator=generator))
+            explore += 1
+            noisy = z_np + sigma * min(explore, 8) * np.asarray(torch.randn(z_np.shape, generator=generator))
             tracker.record(_decode(model, noisy), noisy)
+        else:
+            explore = 0
         tracker.checkpoint()
+        if tracker.stalled():
+            break

@@ -1,15 +1,18 @@
 """Scoring components: a named property evaluated over a batch of objects,
-returning an array with NaN and a recorded reason where it failed."""
+returning an array with NaN and a recorded reason where it failed, and the
+factory that builds components from objective specs (TOML tables)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
+from pydantic import Field
 
+from molgen.core.config import StrictModel, validate
+from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.registry import Registry
-from molgen.properties import molecular
 
 
 class PropertyComponent:
@@ -49,12 +52,155 @@ class PropertyComponent:
         return values, reasons
 
 
-#: Built-in components by name (molecule descriptors for now).
-COMPONENTS: Registry = Registry("scoring component")
-for _name, _fn in {
-    "qed": molecular.qed,
-    "logp": molecular.logp,
-    "sa": molecular.sa_score,
-    "molecular-weight": molecular.molecular_weight,
-}.items():
-    COMPONENTS.register(_name, PropertyComponent(_name, _fn))
+# -- component factories ------------------------------------------------------
+# Each builder takes the component's own settings (validated by its model) and
+# returns the ``object -> float`` function.
+
+
+class _NoParams(StrictModel):
+    pass
+
+
+class SimilarityParams(StrictModel):
+    references: list[str] | str
+    fingerprint: str = "ECFP4"
+    aggregate: Literal["max", "mean"] = "max"
+
+
+class SmartsParams(StrictModel):
+    smarts: str
+    inverse: bool = False
+
+
+class IsomerParams(StrictModel):
+    formula: str
+    mean: Literal["geometric", "arithmetic"] = "geometric"
+
+
+class AtomCountParams(StrictModel):
+    element: str
+
+
+class AlertParams(StrictModel):
+    catalog: str = "PAINS"
+
+
+class DockingParams(StrictModel):
+    target: str
+    num_cpus: int | None = Field(1, gt=0)
+    seed: int = 974528263
+
+
+class ExternalParams(StrictModel):
+    command: list[str] | str
+    timeout: float = Field(60.0, gt=0)
+    batch_size: int = Field(256, gt=0)
+
+
+def _descriptor(name: str):
+    def build(params: _NoParams):
+        from molgen.scoring.molecules import DESCRIPTORS
+
+        return DESCRIPTORS[name]
+
+    return build
+
+
+def _similarity(p: SimilarityParams):
+    from molgen.scoring.similarity import TanimotoSimilarity
+
+    return TanimotoSimilarity(p.references, p.fingerprint, p.aggregate).value
+
+
+def _smarts(p: SmartsParams):
+    from molgen.scoring.molecules import SmartsMatch
+
+    return SmartsMatch(p.smarts, p.inverse)
+
+
+def _isomer(p: IsomerParams):
+    from molgen.scoring.molecules import IsomerScore
+
+    return IsomerScore(p.formula, p.mean)
+
+
+def _atom_count(p: AtomCountParams):
+    from molgen.scoring.molecules import atom_count
+
+    return atom_count(p.element)
+
+
+def _alerts(p: AlertParams):
+    from molgen.scoring.molecules import alert_count
+
+    return alert_count(p.catalog)
+
+
+def _docking(p: DockingParams):
+    from molgen.scoring.docking import DockingScore
+
+    return DockingScore(p.target, p.num_cpus, p.seed)
+
+
+def _rule(name: str):
+    def build(params: _NoParams):
+        from molgen.scoring import molecules
+
+        return getattr(molecules, f"{name}_pass")
+
+    return build
+
+
+#: Component types: name -> (settings model, builder). Builders import their
+#: chemistry lazily so that importing molgen.scoring stays cheap.
+COMPONENT_TYPES: Registry = Registry("scoring component type")
+for _name in ("qed", "sa", "logp", "molecular_weight", "tpsa", "hbd", "hba", "rotatable_bonds", "rings",
+              "aromatic_rings", "heavy_atoms", "bertz", "atoms_with_h"):
+    COMPONENT_TYPES.register(_name, (_NoParams, _descriptor(_name)))
+COMPONENT_TYPES.register("similarity", (SimilarityParams, _similarity))
+COMPONENT_TYPES.register("smarts", (SmartsParams, _smarts))
+COMPONENT_TYPES.register("isomer", (IsomerParams, _isomer))
+COMPONENT_TYPES.register("atom_count", (AtomCountParams, _atom_count))
+COMPONENT_TYPES.register("alerts", (AlertParams, _alerts))
+COMPONENT_TYPES.register("docking", (DockingParams, _docking))
+COMPONENT_TYPES.register("lipinski", (_NoParams, _rule("lipinski")))
+COMPONENT_TYPES.register("veber", (_NoParams, _rule("veber")))
+
+
+def build_component(kind: str, params: dict[str, Any], name: str | None = None, where: str = "component"):
+    """Build a component of type ``kind`` from its settings.
+
+    Args:
+        kind: A registered component type (``qed``, ``similarity``, ...).
+        params: The type's settings (unknown keys are errors).
+        name: Column name (default: the type).
+        where: Context for error messages.
+
+    Returns:
+        A batch component (``objs -> (values, reasons)``).
+
+    Raises:
+        ConfigError: unknown type or bad settings, naming them.
+    """
+    if kind == "external":
+        from molgen.scoring.external import ExternalCommand
+
+        p = validate(ExternalParams, params, where=where)
+        return ExternalCommand(p.command, name=name or "external", timeout=p.timeout, batch_size=p.batch_size)
+    try:
+        params_cls, builder = COMPONENT_TYPES.get(kind)
+    except MolgenError as exc:
+        raise ConfigError(f"{where}: {exc}; or external") from None
+    settings = validate(params_cls, params, where=where)
+    try:
+        fn = builder(settings)
+    except MolgenError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return PropertyComponent(name or kind, fn)
+
+
+#: Ready-made parameter-free components by name (``qed``, ``logp``, ...).
+COMPONENTS = Registry("scoring component")
+for _name, (_params, _builder) in list(COMPONENT_TYPES.items()):
+    if _params is _NoParams:
+        COMPONENTS.register(_name, PropertyComponent(_name, _builder(_NoParams())))
