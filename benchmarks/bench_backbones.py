@@ -47,7 +47,8 @@ def backbone_hparams(name: str, args) -> dict:
     """Same width and decoder depth for every backbone; the VAE adds an encoder."""
     common = dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_ff, max_length=args.max_length)
     if name == "vae":
-        return {**common, "latent_dim": 64, "encoder_layers": max(1, args.n_layers // 2), "kl_warmup_steps": 500, "free_bits": 0.05}
+        return {**common, "latent_dim": 64, "encoder_layers": max(1, args.n_layers // 2), "kl_warmup_steps": 500,
+                "free_bits": args.free_bits, "kl_weight": args.kl_weight}
     if name == "masked-diffusion":
         return {**common, "sampling_steps": args.md_steps}
     return common
@@ -140,12 +141,12 @@ def latent_opt(model, domain, pool: list[str], args) -> dict:
     candidates = [pool[i] for i in rng.choice(len(pool), 2000, replace=False)]
     scores = qed([domain.parse(s) for s in candidates]).total
     start = [candidates[i] for i in np.argsort(scores)[: args.start_size]]
-    results = {"objective": "qed", "start_set": f"the {args.start_size} lowest-QED of 2,000 seeded moses-test molecules",
+    results = {"objective": "qed", "max_rounds": args.max_rounds, "start_set": f"the {args.start_size} lowest-QED of 2,000 seeded moses-test molecules",
                "budget": args.budget}
     for method in ("cmaes", "gradient"):
         began = time.perf_counter()
         oracle = Oracle(qed, domain, budget=args.budget)
-        r = optimize_latent(model, oracle, start, method=method, max_rounds=10_000, population=32, sigma=0.5, seed=args.seed)
+        r = optimize_latent(model, oracle, start, method=method, max_rounds=args.max_rounds, population=32, sigma=0.5, seed=args.seed)
         top10 = [s for _, s in r.best[:10]]
         results[method] = {
             "start_best": round(r.start_best, 4), "best": round(r.best[0][1], 4), "best_smiles": r.best[0][0],
@@ -172,6 +173,8 @@ def main() -> None:
     parser.add_argument("--n-heads", type=int, default=8)
     parser.add_argument("--d-ff", type=int, default=512)
     parser.add_argument("--max-length", type=int, default=56, help="longest sequence / diffusion canvas (MOSES: <= 52)")
+    parser.add_argument("--kl-weight", type=float, default=1.0, help="VAE: final KL weight (MOSES's VAE uses 0.05)")
+    parser.add_argument("--free-bits", type=float, default=0.05, help="VAE: free nats per latent dimension")
     parser.add_argument("--md-steps", type=int, default=64, help="masked-diffusion steps of the main samples")
     parser.add_argument("--steps-table", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128])
     parser.add_argument("--table-samples", type=int, default=1000)
@@ -182,6 +185,7 @@ def main() -> None:
     parser.add_argument("--interp-steps", type=int, default=8)
     parser.add_argument("--start-size", type=int, default=100)
     parser.add_argument("--budget", type=int, default=1000)
+    parser.add_argument("--max-rounds", type=int, default=300, help="latent optimisation generations / ascent rounds")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/backbones")
     parser.add_argument("--reuse", action="store_true", help="skip training; use the models in --out")
@@ -225,6 +229,7 @@ def main() -> None:
             entry["steps_vs_validity"] = md_steps_table(model, domain, args, entry.get("steps_vs_validity", []))
         if name == "vae":
             entry.update(vae_checks(model, domain, heldout, args))
+            print("vae checks", {k: entry[k] for k in ("reconstruction", "interpolation")}, flush=True)
             entry["latent_optimization"] = latent_opt(model, domain, test, args)
         results["backbones"][name] = entry
         results_path.write_text(json.dumps(results, indent=2))

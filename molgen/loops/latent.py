@@ -114,6 +114,7 @@ def optimize_latent(
     prior_weight: float = 0.1,
     top_k: int = 10,
     patience: int = 20,
+    max_restarts: int = 10,
     seed: int = 0,
 ) -> LatentOptimizationResult:
     """Maximise an oracle over a VAE's latent space.
@@ -137,7 +138,8 @@ def optimize_latent(
         top_k: Best objects returned.
         patience: Rounds in a row that decode nothing new before the search
             counts as stalled: CMA-ES then restarts from the next start
-            object with a doubled step size; gradient ascent stops.
+            object with a larger step size; gradient ascent stops.
+        max_restarts: Most CMA-ES restarts.
         seed: Seed of every random choice.
 
     Returns:
@@ -164,7 +166,7 @@ def optimize_latent(
     tracker.checkpoint()
     if method == "cmaes":
         order = np.argsort(-np.where(np.isfinite(start_scores), start_scores, -np.inf))
-        _cmaes(model, tracker, start_z[order[finite[order]]], max_rounds, population, sigma, seed)
+        _cmaes(model, tracker, start_z[order[finite[order]]], max_rounds, population, sigma, seed, max_restarts)
     elif method == "gradient":
         _gradient(model, tracker, max_rounds, population, ascent_steps, step_size, prior_weight, sigma, seed)
     else:
@@ -183,14 +185,15 @@ def _decode(model, z: np.ndarray) -> list[str]:
     return model.decode(torch.as_tensor(z, dtype=torch.float32, device=model.device))
 
 
-def _cmaes(model, tracker: _Tracker, starts: np.ndarray, max_rounds: int, population: int, sigma: float, seed: int) -> None:
-    """CMA-ES with restarts: a search that stalls (decodes only known objects
-    for ``patience`` generations) restarts from the next start latent with a
-    doubled step size, until the budget or ``max_rounds`` is used."""
+def _cmaes(model, tracker: _Tracker, starts: np.ndarray, max_rounds: int, population: int, sigma: float, seed: int, max_restarts: int) -> None:
+    """CMA-ES with restarts: a search that stalls (decodes only known or
+    invalid objects for ``patience`` generations) restarts from the next start
+    latent with a larger step size (x2, x4 at most), until the budget,
+    ``max_rounds`` generations or ``max_restarts`` restarts are used."""
     import cma
 
     rounds, restart = 0, 0
-    while rounds < max_rounds and not tracker.budget_spent():
+    while rounds < max_rounds and restart <= max_restarts and not tracker.budget_spent():
         # Decoding is piecewise constant in z, so many generations see flat
         # fitness; stopping is left to the stall test and the budget.
         options = {
@@ -198,7 +201,7 @@ def _cmaes(model, tracker: _Tracker, starts: np.ndarray, max_rounds: int, popula
             "tolflatfitness": max_rounds, "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": max_rounds,
         }
         x0 = starts[restart % len(starts)].astype(float)
-        es = cma.CMAEvolutionStrategy(x0, sigma * 2 ** min(restart, 4), options)
+        es = cma.CMAEvolutionStrategy(x0, sigma * 2 ** min(restart, 2), options)
         tracker.reset_stall()
         while not es.stop() and rounds < max_rounds and not tracker.budget_spent():
             candidates = np.asarray(es.ask())
