@@ -36,15 +36,7 @@ class AutoregressiveTransformer(Generator):
 
     def __init__(self, domain, config: AutoregressiveConfig):
         super().__init__(domain, config)
-        vocab = domain.tokenizer.vocab
-        if vocab is None:
-            raise ValueError("the domain's tokenizer needs a vocabulary (fit it on data first)")
-        self.vocab_size = len(vocab)
-        self.bos_id, self.eos_id, self.pad_id = vocab.bos_id, vocab.eos_id, vocab.pad_id
-        # Ids never generated: PAD, BOS, MASK, UNK.
-        self.register_buffer(
-            "banned", torch.tensor([vocab.pad_id, vocab.bos_id, vocab.mask_id, vocab.unk_id]), persistent=False
-        )
+        self._bind_vocabulary(banned=("pad", "bos", "mask", "unk"))
         c = config
         self.embed = nn.Embedding(self.vocab_size, c.d_model)
         self.pos_embed = nn.Embedding(c.max_length, c.d_model) if c.positions == "learned" else None
@@ -154,11 +146,6 @@ class AutoregressiveTransformer(Generator):
             next_logits, batch, limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id, banned=self.banned,
             generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p,
         )
-
-    def sample_texts(self, n: int, **kwargs) -> list[str]:
-        """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""
-        tokenizer = self.domain.tokenizer
-        return [tokenizer.decode(ids) for ids in self.sample_ids(n, **kwargs)]
 
 
 BACKBONES.register("autoregressive", AutoregressiveTransformer)

@@ -84,8 +84,10 @@ class Generator(nn.Module):
         raise NotImplementedError
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
-        """Draw ``n`` samples as raw text (invalid ones included)."""
-        raise NotImplementedError
+        """Draw ``n`` samples as raw text (invalid ones included); see the
+        backbone's ``sample_ids`` for the options."""
+        tokenizer = self.domain.tokenizer
+        return [tokenizer.decode(ids) for ids in self.sample_ids(n, **kwargs)]
 
     def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
         """Draw ``n`` objects; entries that do not parse are None.
@@ -106,6 +108,25 @@ class Generator(nn.Module):
         return [self.domain.try_parse(t) for t in texts]
 
     # -- tokens-view helpers -------------------------------------------
+    def _bind_vocabulary(self, banned: Sequence[str]) -> None:
+        """Set ``vocab_size`` and the special ids from the domain's vocabulary
+        and register ``banned`` (names like ``"pad"``) as never-emitted ids.
+
+        Raises:
+            ValueError: the tokenizer has no vocabulary yet.
+        """
+        vocab = self.domain.tokenizer.vocab
+        if vocab is None:
+            raise ValueError("the domain's tokenizer needs a vocabulary (fit it on data first)")
+        self.vocab_size = len(vocab)
+        self.bos_id, self.eos_id, self.pad_id, self.mask_id = vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.mask_id
+        ids = [getattr(vocab, f"{name}_id") for name in banned]
+        self.register_buffer("banned", torch.tensor(ids), persistent=False)
+
+    def sample_ids(self, n: int, **kwargs) -> list[list[int]]:
+        """Draw ``n`` token-id sequences (tokens-view backbones)."""
+        raise NotImplementedError
+
     def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
         """Tokenize texts into a padded batch on the model's device.
 

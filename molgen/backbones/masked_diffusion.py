@@ -50,13 +50,8 @@ class MaskedDiffusion(Generator):
 
     def __init__(self, domain, config: MaskedDiffusionConfig):
         super().__init__(domain, config)
-        vocab = domain.tokenizer.vocab
-        if vocab is None:
-            raise ValueError("the domain's tokenizer needs a vocabulary (fit it on data first)")
-        self.vocab_size = len(vocab)
-        self.bos_id, self.eos_id, self.pad_id, self.mask_id = vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.mask_id
         # Never predicted: BOS, MASK, UNK (PAD and EOS are content of the canvas).
-        self.register_buffer("banned", torch.tensor([vocab.bos_id, vocab.mask_id, vocab.unk_id]), persistent=False)
+        self._bind_vocabulary(banned=("bos", "mask", "unk"))
         c = config
         self.schedule = MaskingSchedule(c.schedule)
         self.embed = nn.Embedding(self.vocab_size, c.d_model)
@@ -126,6 +121,7 @@ class MaskedDiffusion(Generator):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         order: Literal["random", "confidence"] = "random",
+        use_cache: bool = True,
     ) -> list[list[int]]:
         """Draw ``n`` id sequences by denoising from a fully masked canvas.
 
@@ -137,6 +133,7 @@ class MaskedDiffusion(Generator):
             max_length: Ignored beyond the canvas length (kept for API parity).
             generator: Randomness; must live on the model's device.
             seed: Seed when ``generator`` is None.
+            use_cache: Ignored (API parity with the autoregressive decoders).
             order: ``"random"``: ancestral sampling of the reverse process
                 (each masked position is revealed with the schedule's
                 probability); ``"confidence"``: each step reveals the same
@@ -210,12 +207,6 @@ class MaskedDiffusion(Generator):
         n_reveal = torch.clamp(torch.round(reveal_p * n_masked), min=1).minimum(n_masked)
         rank = confidence.argsort(-1, descending=True).argsort(-1)
         return (rank < n_reveal[:, None])[masked]
-
-    def sample_texts(self, n: int, **kwargs) -> list[str]:
-        """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""
-        tokenizer = self.domain.tokenizer
-        kwargs.pop("use_cache", None)
-        return [tokenizer.decode(ids) for ids in self.sample_ids(n, **kwargs)]
 
 
 BACKBONES.register("masked-diffusion", MaskedDiffusion)

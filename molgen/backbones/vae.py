@@ -55,14 +55,7 @@ class SequenceVAE(Generator):
 
     def __init__(self, domain, config: VAEConfig):
         super().__init__(domain, config)
-        vocab = domain.tokenizer.vocab
-        if vocab is None:
-            raise ValueError("the domain's tokenizer needs a vocabulary (fit it on data first)")
-        self.vocab_size = len(vocab)
-        self.bos_id, self.eos_id, self.pad_id, self.mask_id = vocab.bos_id, vocab.eos_id, vocab.pad_id, vocab.mask_id
-        self.register_buffer(
-            "banned", torch.tensor([vocab.pad_id, vocab.bos_id, vocab.mask_id, vocab.unk_id]), persistent=False
-        )
+        self._bind_vocabulary(banned=("pad", "bos", "mask", "unk"))
         # Training steps seen, for KL annealing; saved so a resumed run continues the ramp.
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
         c = config
@@ -251,11 +244,6 @@ class SequenceVAE(Generator):
         z = self.prior_sample(n, generator=gen)
         kwargs.pop("use_cache", None)
         return self.decode_ids(z, generator=gen, temperature=temperature, **kwargs)
-
-    def sample_texts(self, n: int, **kwargs) -> list[str]:
-        """Draw ``n`` samples decoded to text (see :meth:`sample_ids`)."""
-        tokenizer = self.domain.tokenizer
-        return [tokenizer.decode(ids) for ids in self.sample_ids(n, **kwargs)]
 
     @torch.no_grad()
     def interpolate(self, start: str, end: str, steps: int = 8, spherical: bool = True, **decode_kwargs) -> list[str]:

@@ -196,4 +196,3 @@ TransformSpec = Annotated[
     ],
     Field(discriminator="type"),
 ]
-TRANSFORM_TYPES = tuple(cls.model_fields["type"].default for cls in TransformSpec.__origin__.__args__) if hasattr(TransformSpec, "__origin__") else ()
