@@ -33,6 +33,7 @@ class AutoregressiveTransformer(Generator):
     name = "autoregressive"
     view = "tokens"
     config_cls = AutoregressiveConfig
+    exact_likelihood = True
 
     def __init__(self, domain, config: AutoregressiveConfig):
         super().__init__(domain, config)

@@ -40,6 +40,7 @@ class Generator(nn.Module):
     Attributes:
         name: Registry name.
         view: The view consumed: ``"tokens"`` or ``"graph"``.
+        exact_likelihood: Whether ``log_likelihood`` is exact.
         config_cls: Pydantic model of the hyper-parameters.
         domain: The domain object the model generates.
         config: Validated hyper-parameters.
@@ -48,6 +49,8 @@ class Generator(nn.Module):
     name: ClassVar[str]
     view: ClassVar[str]
     config_cls: ClassVar[type[StrictModel]]
+    #: True when ``log_likelihood`` is exact, not a bound (RL needs it).
+    exact_likelihood: ClassVar[bool] = False
 
     def __init__(self, domain, config: StrictModel):
         super().__init__()

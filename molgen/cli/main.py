@@ -27,6 +27,9 @@ Examples:
   molgen sample runs/nci -n 1000 -o samples.smi
   molgen evaluate samples.smi --jobs 2 -o report.json
   molgen score samples.smi --objective pmo/osimertinib_mpo -o scores.csv
+  molgen optimize --prior zinc250k --objective pmo/qed --budget 10000 --out runs/qed
+  molgen optimize --resume --out runs/qed
+  molgen export runs/qed --top 50 -o best.sdf
   molgen datasets
 """
 
@@ -125,6 +128,40 @@ def _build_parser() -> argparse.ArgumentParser:
     score.add_argument("molecules", help=".smi, .txt or .csv of SMILES")
     score.add_argument("--objective", required=True, help="objective name or TOML file")
     score.add_argument("-o", "--output", required=True, help="CSV to write")
+
+    optimize = sub.add_parser(
+        "optimize",
+        help="steer a prior toward an objective under an oracle budget (REINVENT-style RL)",
+        description="Goal-directed optimisation: the agent starts as a copy of the prior and is updated with "
+        "REINVENT's prior-regularised loss, with experience replay and a Murcko-scaffold diversity filter. "
+        "Every scored molecule is written to RUN/candidates.sqlite as it is scored; the run can be killed at "
+        "any moment and continued with --resume (nothing scored is lost or counted twice). The run directory "
+        "also gets progress.csv (PMO top-k means and AUC every 100 calls), summary.json and the best "
+        "molecules as top100.csv/.sdf.",
+    )
+    optimize.add_argument("--prior", help="shipped prior (zinc250k, the default) or a model/run directory")
+    optimize.add_argument("--objective", help="objective name (pmo/<task>, guacamol/<task>, qed, ...) or TOML file")
+    optimize.add_argument("--budget", type=int, help="oracle calls: unique valid molecules scored (required unless --resume)")
+    optimize.add_argument("--batch-size", type=int, help="molecules sampled per step (default 64)")
+    optimize.add_argument("--seed", type=int, help="seed of sampling and replay (default 0)")
+    optimize.add_argument("--sigma", type=float, help="reward scale of the augmented likelihood (default 60)")
+    optimize.add_argument("--lr", type=float, help="agent learning rate (default 5e-4)")
+    optimize.add_argument("--replay", type=int, help="best molecules kept for experience replay (default 100; 0: off)")
+    optimize.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
+    optimize.add_argument("--bucket-size", type=int, help="molecules per scaffold before the penalty (default 25)")
+    optimize.add_argument("--config", help="TOML with the settings (keys prior, objective, seed, device, [campaign], [strategy])")
+    optimize.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    optimize.add_argument("--resume", action="store_true", help="continue the run in --out (a larger --budget extends it)")
+    optimize.add_argument("--no-progress", action="store_true", help="no progress bar")
+    optimize.add_argument("--out", required=True, help="run directory")
+
+    export = sub.add_parser(
+        "export", help="export the best candidates of an optimize run", description="Write the best candidates of a "
+        "`molgen optimize` run (best score first) as CSV (all components) or SDF (2D coordinates, scores as properties).",
+    )
+    export.add_argument("run", help="run directory of `molgen optimize`")
+    export.add_argument("--top", type=int, default=100, help="how many (default 100; 0: all)")
+    export.add_argument("-o", "--output", required=True, help=".csv or .sdf")
 
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
     return parser
@@ -318,6 +355,50 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from molgen.core.config import read_toml
+    from molgen.core.seeding import seed_everything
+    from molgen.workflows.optimization import optimize
+    from molgen.workflows.training import apply_overrides
+
+    settings = read_toml(args.config) if args.config else {}
+    settings = apply_overrides(settings, {
+        "prior": args.prior,
+        "objective": args.objective,
+        "seed": args.seed,
+        "device": args.device,
+        "campaign.budget": args.budget,
+        "campaign.batch_size": args.batch_size,
+        "campaign.diversity.kind": args.diversity_filter,
+        "campaign.diversity.bucket_size": args.bucket_size,
+        "strategy.sigma": args.sigma,
+        "strategy.learning_rate": args.lr,
+        "strategy.replay_capacity": args.replay,
+    })
+    if not args.resume:
+        if "objective" not in settings:
+            raise MolgenError("--objective is required (a name such as pmo/qed, or a TOML file)")
+        if "budget" not in settings.get("campaign", {}):
+            raise MolgenError("--budget is required (oracle calls, e.g. 10000)")
+    seed_everything(settings.get("seed", 0))
+    result = optimize(settings, args.out, resume=args.resume, progress=not args.no_progress)
+    s = result.summary
+    print(f"{result.calls} of {result.budget} oracle calls in {result.steps} steps, {result.seconds:.0f} s ({result.stop_reason})")
+    print(f"top-1 {s['top1']:.4f}, top-10 {s['top10']:.4f}, top-100 {s['top100']:.4f}; top-10 AUC {s['auc_top10']:.4f}")
+    print(f"store: {result.out_dir / 'candidates.sqlite'}; best: {', '.join(str(result.out_dir / v) for v in s['exports'].values())}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from molgen.workflows.optimization import export_top
+
+    if args.top < 0:
+        raise MolgenError("--top must be >= 0")
+    path = export_top(args.run, args.output, args.top or None)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``molgen`` script.
 
@@ -334,6 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     handler = {
         "train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
+        "optimize": _cmd_optimize, "export": _cmd_export,
     }[args.command]
     try:
         return handler(args)

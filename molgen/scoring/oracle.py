@@ -3,7 +3,7 @@ domain's canonical key, as the PMO benchmark counts them) and cached."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -22,16 +22,20 @@ class Oracle:
         objective: What to evaluate.
         domain: Gives the canonical key of an object (cache and count).
         budget: Most unique objects evaluated (None: unlimited).
+        listener: Called as ``listener(keys, objs, table)`` with each batch
+            of fresh evaluations and their :class:`ScoreTable`, before the
+            scores are returned (a campaign stores them there).
 
     Attributes:
         calls: Unique objects evaluated so far.
         history: ``(key, score)`` of each evaluation in order (score NaN on failure).
     """
 
-    def __init__(self, objective: Objective, domain, budget: int | None = None):
+    def __init__(self, objective: Objective, domain, budget: int | None = None, listener: Callable | None = None):
         self.objective = objective
         self.domain = domain
         self.budget = budget
+        self.listener = listener
         self.calls = 0
         self.cache: dict[str, float] = {}
         self.history: list[tuple[str, float]] = []
@@ -68,13 +72,26 @@ class Oracle:
         if not pending and self.remaining == 0 and np.isnan(scores).all() and any(o is not None for o in objs):
             raise BudgetExhausted(f"oracle budget of {self.budget} evaluations is spent")
         if pending:
-            totals = self.objective(pending_objs).total
+            table = self.objective(pending_objs)
+            if self.listener is not None:
+                self.listener(list(pending), pending_objs, table)
+            totals = table.total
             for (key, rows), value in zip(pending.items(), totals):
                 self.cache[key] = float(value)
                 self.history.append((key, float(value)))
                 scores[rows] = value
             self.calls += len(pending)
         return scores
+
+    def restore(self, evaluations: Iterable[tuple[str, float]]) -> None:
+        """Replay earlier evaluations ``(key, score)`` in call order (a resumed
+        run): they fill the cache and the history and count against the budget."""
+        for key, value in evaluations:
+            if key in self.cache:
+                continue
+            self.cache[key] = float(value)
+            self.history.append((key, float(value)))
+            self.calls += 1
 
     def top_auc(self, top_n: int = 10, finish: bool = True, freq_log: int = 100) -> float:
         """PMO's area under the top-``top_n`` mean curve (Gao et al. 2022).

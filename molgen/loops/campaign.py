@@ -1,0 +1,264 @@
+"""The campaign engine: propose, score under a budget, shape rewards, update,
+store, checkpoint, repeat.
+
+A strategy proposes texts and learns from rewards; the engine owns
+everything else: the oracle (cache and PMO budget accounting), the diversity
+filter, the SQLite store that receives each oracle batch the moment it is
+scored, checkpoints of the strategy, the PMO progress log every
+``log_every`` calls and the final summary and exports.
+
+Run directory::
+
+    candidates.sqlite      every evaluation (see molgen.loops.store)
+    checkpoint.json        points at the newest complete checkpoint-<step>/
+    checkpoint-<step>/     state.safetensors + state.json of the strategy
+    progress.csv           calls, top-1/10/100 means and top-10 AUC so far
+    summary.json           final figures
+    top100.csv, top100.sdf the best candidates (SDF for molecules)
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from molgen.core.config import StrictModel
+from molgen.core.errors import MolgenError
+from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
+from molgen.loops.diversity import DiversityFilterConfig, ScaffoldDiversityFilter
+from molgen.loops.store import CandidateStore
+from molgen.scoring.oracle import Oracle
+
+STORE_NAME = "candidates.sqlite"
+CHECKPOINT_POINTER = "checkpoint.json"
+PROGRESS_NAME = "progress.csv"
+SUMMARY_NAME = "summary.json"
+
+
+class Strategy(Protocol):
+    """What the engine needs from a strategy."""
+
+    name: str
+    domain: Any
+
+    def propose(self, n: int) -> list[str]: ...
+
+    def update(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float]) -> dict[str, float]: ...
+
+    def state(self) -> tuple[dict, dict]: ...
+
+    def load_state(self, tensors: dict, data: dict) -> None: ...
+
+
+class CampaignConfig(StrictModel):
+    """Settings of the engine (the strategy has its own)."""
+
+    budget: int = Field(gt=0, description="oracle calls: unique valid objects scored")
+    batch_size: int = Field(64, gt=0, description="proposals per step")
+    log_every: int = Field(100, gt=0, description="calls between rows of progress.csv")
+    checkpoint_every: int = Field(5, gt=0, description="steps between checkpoints")
+    max_idle_steps: int = Field(50, gt=0, description="stop after this many steps without a new object")
+    export_top: int = Field(100, ge=0, description="best candidates exported at the end (0: none)")
+    diversity: DiversityFilterConfig = DiversityFilterConfig()
+
+
+@dataclass
+class CampaignResult:
+    """What a campaign did."""
+
+    out_dir: Path
+    steps: int
+    calls: int
+    budget: int
+    seconds: float
+    stop_reason: str
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Campaign:
+    """Runs a strategy against an objective under a budget.
+
+    Args:
+        strategy: Proposes and learns (e.g. :class:`~molgen.loops.reinforce.PriorRegularizedRL`).
+        objective: A :class:`~molgen.scoring.objective.Objective`.
+        out_dir: Run directory.
+        config: Engine settings.
+        progress: Show a progress bar.
+    """
+
+    def __init__(self, strategy: Strategy, objective, out_dir: str | Path, config: CampaignConfig, progress: bool = False):
+        self.strategy = strategy
+        self.domain = strategy.domain
+        self.objective = objective
+        self.out_dir = Path(out_dir)
+        self.config = config
+        self.progress = progress
+        self.diversity = ScaffoldDiversityFilter(config.diversity)
+        self.step = 0
+        self._texts: dict[str, str] = {}
+
+    # -- the loop -----------------------------------------------------------
+    def run(self, resume: bool = False) -> CampaignResult:
+        """Run until the budget is spent (or proposals stop being new).
+
+        Args:
+            resume: Continue the campaign stored in ``out_dir``.
+
+        Returns:
+            The result; ``summary.json`` and the exports are written too.
+
+        Raises:
+            MolgenError: ``out_dir`` holds a campaign and ``resume`` is False,
+                or holds none and ``resume`` is True.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        store = CandidateStore(self.out_dir / STORE_NAME)
+        try:
+            return self._run(store, resume)
+        finally:
+            store.close()
+
+    def _run(self, store: CandidateStore, resume: bool) -> CampaignResult:
+        c = self.config
+        if not resume and store.count() > 0:
+            raise MolgenError(f"{self.out_dir} already holds a campaign ({store.count()} calls); resume it or choose another output")
+        oracle = Oracle(self.objective, self.domain, c.budget, listener=lambda keys, objs, table: self._persist(store, keys, table))
+        if resume:
+            self._restore(store, oracle)
+        started = time.perf_counter()
+        bar = self._progress_bar(oracle)
+        idle, stop_reason, logged = 0, "budget spent", len(oracle.history) // c.log_every
+        try:
+            while oracle.remaining > 0:
+                self.step += 1
+                t0 = time.perf_counter()
+                before = oracle.calls
+                texts = self.strategy.propose(c.batch_size)
+                objs = [self.domain.try_parse(t) for t in texts]
+                keys = [None if o is None else self.domain.key(o) for o in objs]
+                self._texts = {k: t for k, t in zip(keys, texts) if k is not None}
+                scores = oracle.score(objs)
+                rewards = self.diversity.apply(objs, keys, scores)
+                stats = self.strategy.update(texts, keys, rewards)
+                new = oracle.calls - before
+                store.log_step(self.step, len(texts), sum(o is not None for o in objs), new,
+                               float(np.nanmean(np.nan_to_num(rewards, nan=0.0))) if len(texts) else float("nan"),
+                               stats.get("loss"), time.perf_counter() - t0)
+                if self.step % c.checkpoint_every == 0:
+                    self._save_checkpoint()
+                if len(oracle.history) // c.log_every > logged:
+                    logged = len(oracle.history) // c.log_every
+                    self._write_progress(oracle)
+                if bar is not None:
+                    bar.update(new)
+                    if new:
+                        best = np.sort(np.nan_to_num([s for _, s in oracle.history], nan=0.0))[::-1][:10]
+                        bar.set_postfix(best=f"{best[0]:.3f}", top10=f"{best.mean():.3f}")
+                idle = 0 if new else idle + 1
+                if idle >= c.max_idle_steps:
+                    stop_reason = f"no new object in {idle} steps"
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self._save_checkpoint()
+        self._write_progress(oracle)
+        summary = self._finish(store, oracle, stop_reason, time.perf_counter() - started)
+        return CampaignResult(self.out_dir, self.step, oracle.calls, c.budget, summary["seconds"], stop_reason, summary)
+
+    def _persist(self, store: CandidateStore, keys: list[str], table) -> None:
+        store.add_scored(self.step, keys, [self._texts.get(k, k) for k in keys], table)
+
+    # -- resume -------------------------------------------------------------
+    def _restore(self, store: CandidateStore, oracle: Oracle) -> None:
+        if store.count() == 0 and not (self.out_dir / CHECKPOINT_POINTER).is_file():
+            raise MolgenError(f"{self.out_dir} holds no campaign to resume")
+        pointer = self.out_dir / CHECKPOINT_POINTER
+        if pointer.is_file():
+            info = read_json(pointer)
+            folder = self.out_dir / info["dir"]
+            self.strategy.load_state(load_tensors(folder / "state.safetensors", self.strategy.device), read_json(folder / "state.json"))
+            self.step = int(info["step"])
+        oracle.restore(store.evaluations())
+        # The filter's memory is a function of every stored evaluation.
+        for cand in store.candidates():
+            obj = self.domain.try_parse(cand.text)
+            self.diversity.apply([obj], [cand.key], np.array([cand.total]))
+
+    def _save_checkpoint(self) -> None:
+        tensors, data = self.strategy.state()
+        name = f"checkpoint-{self.step:06d}"
+        folder = self.out_dir / name
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        save_tensors(folder / "state.safetensors", tensors)
+        write_json(folder / "state.json", {**data, "step": self.step, "strategy": self.strategy.name})
+        write_json(self.out_dir / CHECKPOINT_POINTER, {"step": self.step, "dir": name})
+        for old in self.out_dir.glob("checkpoint-*"):
+            if old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+
+    # -- reporting ----------------------------------------------------------
+    def _progress_bar(self, oracle: Oracle):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.budget, initial=oracle.calls, unit="call", desc=self.strategy.name, dynamic_ncols=True)
+
+    def _write_progress(self, oracle: Oracle) -> None:
+        """Rewrite progress.csv from the oracle history (PMO's every-100-calls log)."""
+        every = self.config.log_every
+        scores = np.nan_to_num(np.array([s for _, s in oracle.history], dtype=float), nan=0.0)
+        marks = list(range(every, len(scores) + 1, every))
+        if marks and marks[-1] != len(scores) or not marks:
+            marks.append(len(scores))
+        rows, previous, area, last = [], 0.0, 0.0, 0
+        for n in marks:
+            part = np.sort(scores[:n])[::-1]
+            top10 = float(part[:10].mean()) if n else 0.0
+            area += (n - last) * (top10 + previous) / 2
+            previous, last = top10, n
+            rows.append([n, *(f"{float(part[:k].mean()) if n else 0.0:.6f}" for k in (1, 10, 100)), f"{area / self.config.budget:.6f}"])
+        path = self.out_dir / PROGRESS_NAME
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["calls", "top1", "top10", "top100", "auc_top10_so_far"])
+            writer.writerows(rows)
+        tmp.replace(path)
+
+    def _finish(self, store: CandidateStore, oracle: Oracle, stop_reason: str, seconds: float) -> dict[str, Any]:
+        steps = store.connection.execute("SELECT COUNT(*), SUM(sampled), SUM(valid), SUM(seconds) FROM steps").fetchone()
+        summary: dict[str, Any] = {
+            "strategy": self.strategy.name,
+            "objective": getattr(self.objective, "name", "objective"),
+            "budget": self.config.budget,
+            "stop_reason": stop_reason,
+            "steps": self.step,
+            "seconds": seconds,
+            "total_step_seconds": steps[3] or 0.0,
+            "sampled": steps[1] or 0,
+            "valid_fraction": (steps[2] or 0) / max(1, steps[1] or 0),
+            **oracle.summary(),
+            "diversity_filter": {**self.config.diversity.model_dump(), **self.diversity.summary()},
+            "best": [{"key": k, "score": s} for k, s in oracle.best(10)],
+        }
+        exports = {}
+        if self.config.export_top:
+            n = self.config.export_top
+            exports["csv"] = str(store.export_csv(self.out_dir / f"top{n}.csv", top=n).name)
+            if self.domain.name == "smiles":
+                exports["sdf"] = str(store.export_sdf(self.out_dir / f"top{n}.sdf", top=n).name)
+        summary["exports"] = exports
+        write_json(self.out_dir / SUMMARY_NAME, summary)
+        return summary
+

@@ -1,0 +1,255 @@
+"""The candidate store: every scored object of a campaign in one SQLite file.
+
+Each oracle batch is written in one transaction right after it is scored, so
+a run killed at any moment (SIGKILL included) keeps every evaluation it
+committed, and a resumed run finds them again (they are neither re-scored nor
+counted twice against the budget). The ``call`` column is the 1-based order of
+the oracle call, the unit of the PMO budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from molgen.core.errors import MolgenError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS candidates (
+    call INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    total REAL,
+    reason TEXT,
+    rejected_by TEXT,
+    components TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS candidates_total ON candidates (total);
+CREATE TABLE IF NOT EXISTS steps (
+    step INTEGER PRIMARY KEY,
+    sampled INTEGER NOT NULL,
+    valid INTEGER NOT NULL,
+    new_calls INTEGER NOT NULL,
+    mean_reward REAL,
+    loss REAL,
+    seconds REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass
+class Candidate:
+    """One stored evaluation.
+
+    Attributes:
+        call: 1-based oracle call number.
+        key: Canonical key (unique in the store).
+        text: The object's text as generated (a SMILES for molecules).
+        step: Campaign step that proposed it.
+        total: Objective value (NaN when it failed).
+        reason: Why it failed, else None.
+        rejected_by: The filter that rejected it, else None.
+        components: ``{name: {"raw": x, "value": y}}`` (NaN as None).
+        created: Unix time of the write.
+    """
+
+    call: int
+    key: str
+    text: str
+    step: int
+    total: float
+    reason: str | None
+    rejected_by: str | None
+    components: dict[str, dict[str, float | None]]
+    created: float
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return None if math.isnan(value) else value
+
+
+class CandidateStore:
+    """SQLite store of a campaign's evaluations (WAL journal, synchronous
+    commits, one transaction per oracle batch).
+
+    Args:
+        path: Database file (created with its tables when missing).
+
+    Raises:
+        MolgenError: the file exists but is not a molgen store.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = sqlite3.connect(self.path, isolation_level=None)
+            self.connection.execute("PRAGMA journal_mode=WAL")
+            self.connection.execute("PRAGMA synchronous=FULL")
+            self.connection.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise MolgenError(f"{self.path} is not a usable candidate store ({exc})") from None
+
+    # -- writing ------------------------------------------------------------
+    def add_scored(self, step: int, keys: Sequence[str], texts: Sequence[str], table) -> list[int]:
+        """Write one oracle batch in a single transaction.
+
+        Args:
+            step: Campaign step.
+            keys: Canonical keys of the evaluated objects.
+            texts: Their texts.
+            table: The :class:`~molgen.scoring.objective.ScoreTable` of the batch.
+
+        Returns:
+            The call numbers given to the rows.
+        """
+        now = time.time()
+        first = self.count() + 1
+        rows = []
+        for i, (key, text) in enumerate(zip(keys, texts)):
+            components = {
+                name: {"raw": _number(table.raw[name][i]), "value": _number(table.transformed[name][i]) if name in table.transformed else None}
+                for name in table.raw
+            }
+            reason = table.reasons[i] if table.reasons else None
+            rejected = table.rejected_by[i] if table.rejected_by else None
+            rows.append((first + i, key, text, step, _number(table.total[i]), reason, rejected, json.dumps(components), now))
+        with self._transaction():
+            self.connection.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return [r[0] for r in rows]
+
+    def log_step(self, step: int, sampled: int, valid: int, new_calls: int, mean_reward: float, loss: float | None, seconds: float) -> None:
+        """Record one campaign step (replacing an earlier record of the same step)."""
+        with self._transaction():
+            self.connection.execute(
+                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (step, sampled, valid, new_calls, _number(mean_reward), None if loss is None else _number(loss), seconds, time.time()),
+            )
+
+    def set_meta(self, name: str, value: Any) -> None:
+        """Store a JSON value under ``name``."""
+        with self._transaction():
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
+    def _transaction(self):
+        store = self
+
+        class _Tx:
+            def __enter__(self):
+                store.connection.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self, exc_type, exc, tb):
+                store.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+                return False
+
+        return _Tx()
+
+    # -- reading ------------------------------------------------------------
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        """The JSON value stored under ``name`` (or ``default``)."""
+        row = self.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def count(self) -> int:
+        """Number of stored evaluations (oracle calls spent)."""
+        return self.connection.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+
+    def last_step(self) -> int:
+        """The highest step with a stored candidate or step record (0 if none)."""
+        a = self.connection.execute("SELECT MAX(step) FROM candidates").fetchone()[0]
+        b = self.connection.execute("SELECT MAX(step) FROM steps").fetchone()[0]
+        return max(a or 0, b or 0)
+
+    def candidates(self, order: str = "call", limit: int | None = None) -> Iterator[Candidate]:
+        """Stored evaluations by call order (``order="call"``) or best total
+        first (``order="score"``, failures last)."""
+        sql = "SELECT * FROM candidates ORDER BY " + ("call" if order == "call" else "total IS NULL, total DESC, call")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        for row in self.connection.execute(sql):
+            yield Candidate(row[0], row[1], row[2], row[3], np.nan if row[4] is None else row[4], row[5], row[6], json.loads(row[7]), row[8])
+
+    def evaluations(self) -> list[tuple[str, float]]:
+        """``(key, total)`` in call order (NaN for failures), to restore an oracle."""
+        return [(k, np.nan if t is None else t) for k, t in self.connection.execute("SELECT key, total FROM candidates ORDER BY call")]
+
+    def close(self) -> None:
+        """Close the database."""
+        self.connection.close()
+
+    def __enter__(self) -> "CandidateStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- export -------------------------------------------------------------
+    def export_csv(self, path: str | Path, top: int | None = None) -> Path:
+        """Write the best ``top`` evaluations (all when None) as CSV: call,
+        text, key, step, total, each component's raw and transformed value,
+        rejected_by, reason."""
+        rows = list(self.candidates(order="score", limit=top))
+        names = sorted({name for c in rows for name in c.components})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def cell(value: float | None) -> str:
+            return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
+
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["rank", "call", "text", "key", "step", "score", *(f"{n}_raw" for n in names), *names, "rejected_by", "reason"])
+            for rank, c in enumerate(rows, 1):
+                comp = [c.components.get(n, {}) for n in names]
+                writer.writerow([
+                    rank, c.call, c.text, c.key, c.step, cell(c.total), *(cell(v.get("raw")) for v in comp),
+                    *(cell(v.get("value")) for v in comp), c.rejected_by or "", c.reason or "",
+                ])
+        return path
+
+    def export_sdf(self, path: str | Path, top: int | None = None) -> Path:
+        """Write the best ``top`` molecules as SDF with 2D coordinates and the
+        score, call, step and component values as SD properties.
+
+        Raises:
+            MolgenError: the stored texts are not molecules.
+        """
+        from rdkit import Chem
+        from rdkit.Chem import AllChem
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = Chem.SDWriter(str(path))
+        try:
+            for rank, c in enumerate(self.candidates(order="score", limit=top), 1):
+                mol = Chem.MolFromSmiles(c.text)
+                if mol is None:
+                    raise MolgenError(f"{self.path}: call {c.call} ({c.text!r}) is not a SMILES; SDF export is for molecules")
+                AllChem.Compute2DCoords(mol)
+                mol.SetProp("_Name", f"rank{rank}_call{c.call}")
+                mol.SetProp("smiles", c.key)
+                mol.SetProp("score", "" if math.isnan(c.total) else f"{c.total:.6g}")
+                mol.SetIntProp("call", c.call)
+                mol.SetIntProp("step", c.step)
+                for name, values in c.components.items():
+                    if values.get("raw") is not None:
+                        mol.SetProp(f"{name}_raw", f"{values['raw']:.6g}")
+                    if values.get("value") is not None:
+                        mol.SetProp(name, f"{values['value']:.6g}")
+                writer.write(mol)
+        finally:
+            writer.close()
+        return path

@@ -1,0 +1,40 @@
+"""Models shipped inside the package (safetensors + JSON), found by name.
+
+``zinc250k``: the autoregressive SMILES transformer trained on ZINC250k (the
+prior data of the PMO benchmark) by ``benchmarks/train_zinc250k_prior.py``;
+the default prior of ``molgen optimize``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from molgen.core.errors import CheckpointError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+#: Shipped model name -> what it is.
+PRETRAINED: dict[str, str] = {
+    "zinc250k": "autoregressive SMILES transformer trained on ZINC250k (PMO's prior data)",
+}
+
+
+def pretrained_dir(name: str) -> Path:
+    """Directory of a shipped model.
+
+    Args:
+        name: A key of :data:`PRETRAINED`.
+
+    Returns:
+        The model directory (``config.json`` + ``model.safetensors``).
+
+    Raises:
+        CheckpointError: unknown name (listing the shipped ones) or files
+            missing from this installation.
+    """
+    if name not in PRETRAINED:
+        raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(sorted(PRETRAINED))}")
+    folder = DATA_DIR / name
+    if not (folder / "model.safetensors").is_file():
+        raise CheckpointError(f"shipped model {name!r} is missing from this installation ({folder})")
+    return folder

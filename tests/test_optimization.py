@@ -1,0 +1,216 @@
+"""loops/: REINVENT-style RL, diversity filter, replay, the SQLite store,
+kill-and-resume, exports and the `molgen optimize` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import SMALL_SMILES
+
+from molgen.backbones import load_generator
+from molgen.cli.main import main
+from molgen.core.errors import MolgenError
+from molgen.domains import SmilesDomain
+from molgen.loops.campaign import Campaign, CampaignConfig
+from molgen.loops.diversity import DiversityFilterConfig, ScaffoldDiversityFilter
+from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+from molgen.loops.replay import ReplayBuffer
+from molgen.loops.store import CandidateStore
+from molgen.scoring import get_objective
+from molgen.workflows.optimization import optimize
+
+# Slow lab tool stand-in: heavy-atom count / 30 after a pause per batch, so a
+# run lasts long enough to be killed part-way.
+SLOW_TOOL = """
+import json, sys, time
+from rdkit import Chem
+time.sleep(0.15)
+for line in sys.stdin:
+    item = json.loads(line)
+    mol = Chem.MolFromSmiles(item["text"])
+    print(json.dumps({"id": item["id"], "score": min(1.0, mol.GetNumHeavyAtoms() / 30)}))
+"""
+
+
+def _store_rows(run_dir):
+    with sqlite3.connect(run_dir / "candidates.sqlite") as con:
+        return con.execute("SELECT call, key, total FROM candidates ORDER BY call").fetchall()
+
+
+def test_first_update_with_zero_rewards_has_zero_loss(tiny_prior_dir):
+    # The agent starts as the prior, so (log p_prior + sigma * 0 - log p_agent)^2 = 0.
+    strategy = PriorRegularizedRL(load_generator(tiny_prior_dir), ReinforceConfig(replay_capacity=0), seed=0)
+    texts = strategy.propose(16)
+    stats = strategy.update(texts, [None] * len(texts), [0.0] * len(texts))
+    assert stats["loss"] == pytest.approx(0.0, abs=1e-8)
+    assert stats["agent_nll"] == pytest.approx(stats["prior_nll"], rel=1e-6)
+
+
+def test_rl_needs_an_exact_likelihood():
+    from molgen.backbones.vae import SequenceVAE
+
+    domain = SmilesDomain()
+    domain.tokenizer.fit(SMALL_SMILES)
+    vae = SequenceVAE.from_domain(domain, d_model=16, n_layers=1, n_heads=2, latent_dim=4)
+    with pytest.raises(MolgenError, match="exact sequence likelihood"):
+        PriorRegularizedRL(vae)
+
+
+def test_reinvent_raises_the_reward_and_stays_near_the_prior(tiny_prior_dir, tmp_path):
+    result = optimize(
+        {"prior": str(tiny_prior_dir), "objective": "qed", "seed": 0,
+         "campaign": {"budget": 400, "batch_size": 32, "diversity": {"kind": "off"}}},
+        tmp_path / "run",
+    )
+    assert result.calls == 400 and result.stop_reason == "budget spent"
+    with sqlite3.connect(tmp_path / "run" / "candidates.sqlite") as con:
+        totals = [row[0] for row in con.execute("SELECT total FROM candidates ORDER BY call")]
+    first, last = np.nanmean(totals[:100]), np.nanmean(totals[-100:])
+    assert last > first + 0.05, (first, last)
+    s = result.summary
+    assert 0 < s["auc_top10"] <= s["top10"] <= s["top1"] <= 1
+    assert (tmp_path / "run" / "top100.csv").is_file() and (tmp_path / "run" / "top100.sdf").is_file()
+    progress = (tmp_path / "run" / "progress.csv").read_text().splitlines()
+    assert progress[0].startswith("calls,top1,top10") and [line.split(",")[0] for line in progress[1:]] == ["100", "200", "300", "400"]
+
+
+def test_diversity_filter_buckets_scaffolds():
+    domain = SmilesDomain()
+    benzenes = ["Cc1ccccc1", "CCc1ccccc1", "Oc1ccccc1", "Nc1ccccc1"]
+    mols = [domain.parse(s) for s in benzenes] + [domain.parse("C1CCNCC1")]
+    keys = [domain.key(m) for m in mols]
+    scores = np.array([0.9, 0.8, 0.7, 0.9, 0.2])
+    dfilter = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=2, min_score=0.5))
+    rewards = dfilter.apply(mols, keys, scores)
+    assert rewards.tolist() == [0.9, 0.8, 0.0, 0.0, 0.2]  # third benzene on is penalised; low scores pass untouched
+    assert dfilter.apply(mols[:1], keys[:1], scores[:1]).tolist() == [0.9]  # a bucket member keeps its reward
+    off = ScaffoldDiversityFilter(DiversityFilterConfig(kind="off"))
+    assert off.apply(mols, keys, scores).tolist() == scores.tolist()
+    half = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=1, min_score=0.0, penalty=0.5))
+    assert half.apply(mols[:2], keys[:2], np.array([1.0, 1.0])).tolist() == [1.0, 0.5]
+
+
+def test_replay_buffer_keeps_the_best_distinct_entries():
+    buffer = ReplayBuffer(capacity=2)
+    buffer.add(["a", "b", None, "c"], ["A", "B", "X", "C"], [0.1, 0.9, 1.0, 0.5])
+    buffer.add(["a"], ["A"], [0.95])
+    assert sorted(buffer.entries) == ["a", "b"]
+    texts, rewards = buffer.sample(5, torch.Generator().manual_seed(0))
+    assert sorted(texts) == ["A", "B"] and sorted(rewards) == [0.9, 0.95]
+    copy = ReplayBuffer(2)
+    copy.load_state(buffer.state())
+    assert copy.entries == buffer.entries
+
+
+def test_store_writes_batches_atomically_and_exports(tmp_path):
+    domain = SmilesDomain()
+    objective = get_objective("qed")
+    mols = [domain.parse(s) for s in SMALL_SMILES[:4]]
+    keys = [domain.key(m) for m in mols]
+    with CandidateStore(tmp_path / "c.sqlite") as store:
+        assert store.add_scored(1, keys, SMALL_SMILES[:4], objective(mols)) == [1, 2, 3, 4]
+        with pytest.raises(sqlite3.IntegrityError):  # a duplicate key aborts the whole batch
+            store.add_scored(2, [domain.key(domain.parse("CCCC")), keys[0]], ["CCCC", "x"], objective(mols[:2]))
+        assert store.count() == 4
+        best = next(store.candidates(order="score"))
+        assert best.total == max(t for _, t in store.evaluations())
+        csv_path = store.export_csv(tmp_path / "top.csv", top=2)
+        sdf_path = store.export_sdf(tmp_path / "top.sdf", top=3)
+    assert len(csv_path.read_text().splitlines()) == 3
+    from rdkit import Chem
+
+    sdf = [m for m in Chem.SDMolSupplier(str(sdf_path))]
+    assert len(sdf) == 3 and float(sdf[0].GetProp("score")) == pytest.approx(best.total, rel=1e-5)
+
+
+def test_killed_run_resumes_without_losing_or_repeating_anything(tiny_prior_dir, tmp_path):
+    tool = tmp_path / "tool.py"
+    tool.write_text(SLOW_TOOL)
+    objective = tmp_path / "slow.toml"
+    objective.write_text(f'[[components]]\ntype = "external"\nname = "size"\ncommand = ["{sys.executable}", "{tool}"]\n')
+    run = tmp_path / "run"
+    budget = 240
+    args = ["optimize", "--prior", str(tiny_prior_dir), "--objective", str(objective), "--budget", str(budget),
+            "--batch-size", "16", "--out", str(run), "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from molgen.cli.main import main; sys.exit(main(sys.argv[1:]))", *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (run / "candidates.sqlite").exists():
+            try:
+                if len(_store_rows(run)) >= 60:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        if proc.poll() is not None:
+            pytest.fail(f"run ended before it could be killed: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _store_rows(run)
+    assert 60 <= len(before) < budget
+    assert main(["optimize", "--resume", "--out", str(run), "--no-progress"]) == 0
+    after = _store_rows(run)
+    assert [c for c, _, _ in after] == list(range(1, budget + 1))  # budget exact, no gap
+    assert len({k for _, k, _ in after}) == budget  # no molecule scored twice
+    assert after[: len(before)] == before  # nothing scored before the kill is lost or changed
+    import json
+
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["calls"] == budget and summary["stop_reason"] == "budget spent"
+
+
+def test_cli_optimize_export_and_errors(tiny_prior_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["optimize", "--prior", str(tiny_prior_dir), "--objective", "pmo/qed", "--budget", "60", "--batch-size", "32",
+                 "--out", str(run), "--no-progress", "--diversity-filter", "generic", "--replay", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "60 of 60 oracle calls" in out and "top-10 AUC" in out
+    assert main(["export", str(run), "--top", "5", "-o", str(tmp_path / "best.sdf")]) == 0
+    # Running again into the same directory without --resume is refused.
+    assert main(["optimize", "--prior", str(tiny_prior_dir), "--objective", "qed", "--budget", "60", "--out", str(run), "--no-progress"]) == 2
+    assert "already holds a campaign" in capsys.readouterr().err
+    # A larger budget on --resume extends the run.
+    assert main(["optimize", "--resume", "--budget", "90", "--out", str(run), "--no-progress"]) == 0
+    assert len(_store_rows(run)) == 90
+    cases = [
+        (["--prior", str(tmp_path / "nope"), "--objective", "qed", "--budget", "10"], "nope"),
+        (["--prior", str(tiny_prior_dir), "--objective", "pmo/no_such_task", "--budget", "10"], "pmo/qed"),
+        (["--prior", str(tiny_prior_dir), "--objective", "qed"], "--budget is required"),
+        (["--prior", str(tiny_prior_dir), "--budget", "10"], "--objective is required"),
+        (["--resume"], "no campaign to resume"),
+    ]
+    for i, (extra, message) in enumerate(cases):
+        assert main(["optimize", *extra, "--out", str(tmp_path / f"bad{i}"), "--no-progress"]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "bad0"), "-o", str(tmp_path / "x.csv")]) == 2
+
+
+def test_campaign_stops_when_nothing_new_is_proposed(tiny_prior_dir, tmp_path):
+    class Stuck:
+        name = "stuck"
+        domain = SmilesDomain()
+        device = torch.device("cpu")
+
+        def propose(self, n):
+            return ["CCO"] * 4
+
+        def update(self, texts, keys, rewards):
+            return {"loss": 0.0}
+
+        def state(self):
+            return {"x": torch.zeros(1)}, {}
+
+        def load_state(self, tensors, data):
+            pass
+
+    result = Campaign(Stuck(), get_objective("qed"), tmp_path / "r", CampaignConfig(budget=50, max_idle_steps=3)).run()
+    assert result.calls == 1 and result.stop_reason.startswith("no new object in 3 steps")
