@@ -153,6 +153,25 @@ GUACAMOL_V2 = {
     "deco_hop": (1, 10, 100), "scaffold_hop": (1, 10, 100),
 }
 
+def guacamol_task_score(task: str, scores) -> float:
+    """GuacaMol's benchmark score of a task from all the scores a method
+    produced: the mean over the task's top-x counts of the mean of the x best
+    (missing molecules count as 0, failures as 0).
+
+    Raises:
+        KeyError: not a GuacaMol v2 task.
+    """
+    import numpy as np
+
+    ranked = np.sort(np.nan_to_num(np.asarray(list(scores), dtype=float), nan=0.0))[::-1]
+    parts = []
+    for x in GUACAMOL_V2[task]:
+        top = np.zeros(x)
+        top[: min(x, len(ranked))] = ranked[:x]
+        parts.append(top.mean())
+    return float(np.mean(parts))
+
+
 #: PMO oracles that need no downloaded model (TDC names).
 PMO_TASKS = (
     "qed", "celecoxib_rediscovery", "troglitazone_rediscovery", "thiothixene_rediscovery", "albuterol_similarity",
