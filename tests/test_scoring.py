@@ -202,6 +202,17 @@ def test_external_component_in_an_objective(tmp_path):
     assert objective(mols("CCO")).total[0] == pytest.approx(0.25)
 
 
+def test_guacamol_task_score_averages_top_x_means():
+    from molgen.scoring.named import guacamol_task_score
+
+    # Rediscovery uses the single best; similarity tasks average top-1, top-10 and top-100 means.
+    assert guacamol_task_score("celecoxib_rediscovery", [0.2, float("nan"), 0.9]) == pytest.approx(0.9)
+    scores = [1.0] * 10 + [0.5] * 90
+    assert guacamol_task_score("median1", scores) == pytest.approx((1.0 + 1.0 + (10 + 45) / 100) / 3)
+    # Fewer molecules than x: the missing ones count as 0.
+    assert guacamol_task_score("isomers_c11h24", [1.0] * 53) == pytest.approx(53 / 159)
+
+
 def test_pmo_top10_auc_follows_the_published_accounting():
     from molgen.domains import SmilesDomain
     from molgen.scoring import Oracle

@@ -146,3 +146,48 @@ for _split in (None, "train", "val", "test"):
                 targets=("label",),
             )
         )
+
+# Property-prediction sets (MoleculeNet as cleaned by chemprop, kinase
+# bioactivity, docking scores, organic photovoltaics). Whole files: the
+# predictor workflows split them (random or scaffold, seeded) themselves.
+_PROPERTY_SETS = {
+    "esol": ("moleculenet/delaney.csv", "887aa5930b0a7e7fcb76a2d25dc0ebe11c23878ca2d8d1e2204ca2c46b175140", "smiles",
+             ("logp",), "ESOL aqueous solubility (1,128; column 'logp' holds log mol/L)", "MIT (chemprop data)"),
+    "freesolv": ("moleculenet/freesolv.csv", "97d74c86228d4c16c0fbbf063bb8280354d8152db09a85ade8517a2f43bd9824", "smiles",
+                 ("freesolv",), "FreeSolv hydration free energies (642; kcal/mol)", "MIT (chemprop data)"),
+    "lipo": ("moleculenet/lipo.csv", "aa9bd9669188e35efd908758a75561bba402016d901fed2d0d949289abbcf31c", "smiles",
+             ("lipo",), "Lipophilicity logD7.4 (4,200)", "MIT (chemprop data)"),
+    "bace": ("moleculenet/bace.csv", "847be1e38d3798c60df03e1aaf2ccd0f09f9ed89407de78e80463aa637088532", "mol",
+             ("Class",), "BACE-1 inhibitors, binary label 'Class' (1,513)", "MIT (chemprop data)"),
+    "bbbp": ("moleculenet/BBBP.csv", "a61e17872cbec0743a6147dc802a1f7550acfe8dc1053f881f4c42a3ce2dc597", "smiles",
+             ("p_np",), "blood-brain barrier penetration, binary label 'p_np' (2,039)", "MIT (chemprop data)"),
+    "tox21": ("moleculenet/tox21.csv", "b58cc1f683e78e3c7a1bf7116e9aac0119804018d100f7b8cdb0857941c31aca", "smiles",
+              ("NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD", "NR-PPAR-gamma", "SR-ARE", "SR-ATAD5",
+               "SR-HSE", "SR-MMP", "SR-p53"), "Tox21 12 toxicity assays, binary with missing labels (7,831)", "MIT (chemprop data)"),
+    "hiv": ("moleculenet/HIV.csv.gz", "0a4a7390d6f22035c293e8e0d500655d76233b35f0f68ab128f3ceccdd97a297", "smiles",
+            ("HIV_active",), "HIV replication inhibition, binary (41,127)", "MIT (chemprop data)"),
+    "gsk3b": ("bioactivity/gsk3b_all.csv", "b521672ec2ee23ff9f96c05c4ff71c9863fab6900101ff44fec2280b40f68038", "smiles",
+              ("gsk3",), "GSK3-beta inhibition, binary label 'gsk3' (52,802)", "MIT (multiobj-rationale data)"),
+    "jnk3": ("bioactivity/jnk3_all.csv", "e5a7ec91e3ba8f91cff2bd01077f705f61329a13abf783a21d28933272c8b559", "smiles",
+             ("jnk3",), "JNK3 inhibition, binary label 'jnk3' (50,390)", "MIT (multiobj-rationale data)"),
+    "enamine10k-docking": ("docking/Enamine10k_scores.csv.gz", "8c6b43d80a7cbc4f4beea4dbfee1355b3c040950a39cd58324b3a1162771619e",
+                           "smiles", ("score",), "Enamine 10k library with AutoDock Vina scores (MolPAL benchmark; lower binds better)",
+                           "MIT (molpal data)"),
+    "hopv15": ("opv/hopv.csv", "9b7ae265cd868839d741fb4bdbb7ccd7eb1542e10b3435c7f08aaaf7acd0ca8e", "smiles",
+               ("HOMO", "LUMO", "electrochemical_gap", "optical_gap", "PCE", "V_OC", "J_SC", "fill_factor"),
+               "HOPV15 organic photovoltaic molecules with measured PCE, HOMO, LUMO, gaps (350)", "CC-BY 4.0 (data)"),
+}
+for _name, (_rel, _sha, _column, _targets, _desc, _license) in _PROPERTY_SETS.items():
+    register_dataset(
+        DatasetSpec(
+            name=_name,
+            domain="smiles",
+            description=_desc + " (mirror only)",
+            relpath=_rel,
+            sha256=_sha,
+            fmt="csv",
+            column=_column,
+            targets=_targets,
+            license=_license,
+        )
+    )

@@ -97,6 +97,18 @@ class ExternalParams(StrictModel):
     batch_size: int = Field(256, gt=0)
 
 
+class TableParams(StrictModel):
+    source: str = Field(description="registered data set or CSV path")
+    column: str = Field(description="column of the values")
+    smiles_column: str | None = None
+
+
+def _table(p: TableParams):
+    from molgen.scoring.lookup import TableLookup
+
+    return TableLookup(p.source, p.column, p.smiles_column)
+
+
 def _descriptor(name: str):
     def build(params: _NoParams):
         from molgen.scoring.molecules import DESCRIPTORS
@@ -163,6 +175,7 @@ COMPONENT_TYPES.register("isomer", (IsomerParams, _isomer))
 COMPONENT_TYPES.register("atom_count", (AtomCountParams, _atom_count))
 COMPONENT_TYPES.register("alerts", (AlertParams, _alerts))
 COMPONENT_TYPES.register("docking", (DockingParams, _docking))
+COMPONENT_TYPES.register("table", (TableParams, _table))
 COMPONENT_TYPES.register("lipinski", (_NoParams, _rule("lipinski")))
 COMPONENT_TYPES.register("veber", (_NoParams, _rule("veber")))
 
