@@ -214,3 +214,19 @@ def test_campaign_stops_when_nothing_new_is_proposed(tiny_prior_dir, tmp_path):
 
     result = Campaign(Stuck(), get_objective("qed"), tmp_path / "r", CampaignConfig(budget=50, max_idle_steps=3)).run()
     assert result.calls == 1 and result.stop_reason.startswith("no new object in 3 steps")
+
+
+def test_shipped_zinc250k_prior_loads_and_samples_drug_like_molecules():
+    from molgen.pretrained import pretrained_dir
+    from molgen.workflows.optimization import resolve_prior
+
+    assert resolve_prior("zinc250k") == pretrained_dir("zinc250k")
+    prior = load_generator(resolve_prior("zinc250k"))
+    mols = [m for m in prior.sample(200, seed=0) if m is not None]
+    assert len(mols) >= 150  # validity of the shipped prior is ~0.9 (benchmarks/RESULTS.md)
+    from rdkit.Chem import Descriptors
+
+    weights = [Descriptors.MolWt(m) for m in mols]
+    assert 250 < float(np.median(weights)) < 450  # ZINC250k-like molecules, not fragments
+    with pytest.raises(MolgenError, match="shipped priors: zinc250k"):
+        resolve_prior("zinc999k")
