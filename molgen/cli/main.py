@@ -30,6 +30,8 @@ Examples:
   molgen optimize --prior zinc250k --objective pmo/qed --budget 10000 --out runs/qed
   molgen optimize --resume --out runs/qed
   molgen export runs/qed --top 50 -o best.sdf
+  molgen fit-predictor --data esol --target logp --out runs/esol-mpnn
+  molgen predict runs/esol-mpnn molecules.smi -o predictions.csv
   molgen datasets
 """
 
@@ -162,6 +164,34 @@ def _build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run directory of `molgen optimize`")
     export.add_argument("--top", type=int, default=100, help="how many (default 100; 0: all)")
     export.add_argument("-o", "--output", required=True, help=".csv or .sdf")
+
+    fit = sub.add_parser(
+        "fit-predictor", help="train a property predictor with uncertainty (deep ensemble)",
+        description="Train a learned property predictor (D-MPNN or fingerprint MLP for molecules, CGCNN for crystals) "
+        "as a deep ensemble on a seeded train/validation/test split (scaffold split for molecules by default), save it "
+        "(config.json + model.safetensors + predictor.json) and print the held-out metrics. Unparsable entries are "
+        "skipped and counted; rows without a target value are dropped and counted.",
+    )
+    fit.add_argument("--data", required=True, help="registered data set (esol, lipo, bbbp, perov-5, ...) or CSV path")
+    fit.add_argument("--target", required=True, action="append", help="target column (repeat for multi-task)")
+    fit.add_argument("--domain", default="smiles", help="smiles (default) or crystal")
+    fit.add_argument("--model", help="mpnn (default for molecules), fingerprint-mlp, cgcnn (crystals)")
+    fit.add_argument("--task", choices=["regression", "classification"], help="default: classification for 0/1 targets")
+    fit.add_argument("--split", choices=["scaffold", "random"], help="default: scaffold for molecules, random otherwise")
+    fit.add_argument("--n-models", type=int, default=5, help="ensemble members (default 5)")
+    fit.add_argument("--epochs", type=int, default=30, help="training epochs per member (default 30)")
+    fit.add_argument("--limit", type=int, help="seeded random subset of the data")
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--out", required=True, help="predictor directory")
+
+    predict = sub.add_parser(
+        "predict", help="predict a file with a trained predictor",
+        description="Write a CSV: the input, then <target>_mean and <target>_std for each target, then a reason column "
+        "for rows without a prediction (invalid inputs stay in the table).",
+    )
+    predict.add_argument("predictor", help="directory written by molgen fit-predictor")
+    predict.add_argument("inputs", help=".smi/.csv of SMILES, or a CSV with a 'cif' column for crystals")
+    predict.add_argument("-o", "--output", required=True, help="CSV to write")
 
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
     return parser
@@ -399,6 +429,31 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fit_predictor(args: argparse.Namespace) -> int:
+    from molgen.workflows.predictors import fit_predictor
+
+    if args.n_models < 1 or args.epochs < 1:
+        raise MolgenError("--n-models and --epochs must be >= 1")
+    summary = fit_predictor(
+        args.data, args.target, args.out, domain=args.domain, model=args.model, task=args.task, split=args.split,
+        seed=args.seed, limit=args.limit, hparams={"n_models": args.n_models, "epochs": args.epochs},
+    )
+    r = summary.report
+    print(f"{r['predictor']} ({r['task']}) on {r['n_train']}/{r['n_val']}/{r['n_test']} train/val/test ({r['split']} split); "
+          f"skipped {r['n_invalid_skipped']} invalid entries, dropped {r['n_missing_targets_dropped']} rows without targets")
+    print("test: " + ", ".join(f"{k} {v:.4f}" for k, v in r["test"].items()))
+    print(f"predictor: {summary.out_dir}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from molgen.workflows.predictors import predict_file
+
+    counts = predict_file(args.predictor, args.inputs, args.output)
+    print(f"predicted {counts['n_predicted']} of {counts['n']} entries: {counts['path']}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``molgen`` script.
 
@@ -415,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     handler = {
         "train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
-        "optimize": _cmd_optimize, "export": _cmd_export,
+        "optimize": _cmd_optimize, "export": _cmd_export, "fit-predictor": _cmd_fit_predictor, "predict": _cmd_predict,
     }[args.command]
     try:
         return handler(args)

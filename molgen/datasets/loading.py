@@ -69,6 +69,7 @@ def load_texts(
     seed: int = 0,
     on_invalid: str | None = None,
     canonicalize: bool = False,
+    targets: tuple[str, ...] | None = None,
 ) -> LoadedTexts:
     """Read, subsample and validate the objects of a data set or file.
 
@@ -81,6 +82,8 @@ def load_texts(
             line) or ``"skip"``; default: the data set's own policy, else
             ``"error"``.
         canonicalize: Replace each text by the domain's canonical text.
+        targets: Property columns to read (default: the data set's targets;
+            none for a plain file).
 
     Returns:
         The validated texts.
@@ -95,6 +98,7 @@ def load_texts(
         on_invalid = "skip" if spec is not None and spec.skip_invalid else "error"
     if on_invalid not in ("error", "skip"):
         raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
+    wanted = tuple(targets) if targets is not None else (spec.targets if spec else ())
     records = read_records(
         path,
         fmt=spec.fmt if spec else None,
@@ -102,11 +106,11 @@ def load_texts(
         limit=limit,
         seed=seed,
         keep=split_positions(spec, path),
-        extra_columns=spec.targets if spec else (),
+        extra_columns=wanted,
         column_names=spec.column_names if spec else None,
     )
     texts, lines, skipped = [], [], []
-    targets: dict[str, list[float]] = {name: [] for name in (spec.targets if spec else ())}
+    values: dict[str, list[float]] = {name: [] for name in wanted}
     for record in records:
         try:
             obj = domain.parse(record.text)
@@ -117,11 +121,11 @@ def load_texts(
             continue
         texts.append(domain.model_text(obj, record.text, canonical=canonicalize))
         lines.append(record.line)
-        for name in targets:
-            targets[name].append(_as_float(record.fields.get(name, "") if record.fields else ""))
+        for name in values:
+            values[name].append(_as_float(record.fields.get(name, "") if record.fields else ""))
     if not texts:
         raise DataError(f"{path} holds no valid {domain.name} entries ({len(skipped)} invalid)")
-    return LoadedTexts(texts, lines, path, skipped, targets)
+    return LoadedTexts(texts, lines, path, skipped, values)
 
 
 def split_positions(spec: DatasetSpec | None, path: Path) -> list[int] | None:

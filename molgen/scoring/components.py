@@ -97,6 +97,13 @@ class ExternalParams(StrictModel):
     batch_size: int = Field(256, gt=0)
 
 
+class PredictorParams(StrictModel):
+    path: str = Field(description="directory of a trained predictor")
+    target: str | None = None
+    statistic: Literal["mean", "std", "ucb", "lcb"] = "mean"
+    beta: float = 1.0
+
+
 class TableParams(StrictModel):
     source: str = Field(description="registered data set or CSV path")
     column: str = Field(description="column of the values")
@@ -195,6 +202,17 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
     Raises:
         ConfigError: unknown type or bad settings, naming them.
     """
+    if kind == "predictor" or kind.startswith("predictor:"):
+        from molgen.scoring.learned import PredictorComponent
+
+        settings = dict(params)
+        if kind.startswith("predictor:"):
+            settings.setdefault("path", kind.split(":", 1)[1])
+        p = validate(PredictorParams, settings, where=where)
+        try:
+            return PredictorComponent(p.path, name=name or "predictor", target=p.target, statistic=p.statistic, beta=p.beta)
+        except MolgenError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if kind == "external":
         from molgen.scoring.external import ExternalCommand
 
@@ -203,7 +221,7 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
     try:
         params_cls, builder = COMPONENT_TYPES.get(kind)
     except MolgenError as exc:
-        raise ConfigError(f"{where}: {exc}; or external") from None
+        raise ConfigError(f"{where}: {exc}; or external, predictor (predictor:DIR)") from None
     settings = validate(params_cls, params, where=where)
     try:
         fn = builder(settings)

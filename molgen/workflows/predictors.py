@@ -1,0 +1,205 @@
+"""Fit a learned property predictor on a data set and predict with it
+(``molgen fit-predictor`` / ``molgen predict``)."""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from molgen.core.errors import ConfigError, DataError, MolgenError
+from molgen.core.registry import DOMAINS
+from molgen.core.serialization import read_json, write_json
+from molgen.scoring.learned import REPORT_NAME
+
+
+def split_rows(objs: Sequence[Any], domain_name: str, split: str, seed: int,
+               fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> dict[str, np.ndarray]:
+    """Seeded train/validation/test positions: ``scaffold`` (balanced Murcko
+    scaffold split, molecules only) or ``random``.
+
+    Raises:
+        ConfigError: unknown split, or a scaffold split of non-molecules.
+    """
+    from molgen.datasets.splits import scaffold_split_indices, split_indices
+
+    if split == "random":
+        return split_indices(len(objs), fractions, seed)
+    if split == "scaffold":
+        if domain_name != "smiles":
+            raise ConfigError("the scaffold split is for molecules; use --split random")
+        from molgen.loops.diversity import scaffold_key
+
+        return scaffold_split_indices([scaffold_key(m) for m in objs], fractions, seed)
+    raise ConfigError(f"unknown split {split!r}; use scaffold or random")
+
+
+def test_metrics(task: str, y_true: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+    """Held-out figures: RMSE, MAE, R^2 and calibration for regression;
+    ROC-AUC (macro over tasks) for classification."""
+    from molgen.properties.predictor import calibration_report, mae, rmse, roc_auc
+
+    if task == "classification":
+        return {"roc_auc": roc_auc(y_true, mean)}
+    keep = np.isfinite(y_true) & np.isfinite(mean)
+    residual = float(np.sum((y_true[keep] - mean[keep]) ** 2))
+    total = float(np.sum((y_true[keep] - y_true[keep].mean()) ** 2)) or float("nan")
+    out = {"rmse": rmse(y_true, mean), "mae": mae(y_true, mean), "r2": 1 - residual / total}
+    out.update({f"calibration_{k}": v for k, v in calibration_report(y_true, mean, std).items()})
+    return out
+
+
+@dataclass
+class FitSummary:
+    """What :func:`fit_predictor` did."""
+
+    out_dir: Path
+    report: dict[str, Any]
+
+
+def fit_predictor(
+    data: str,
+    targets: Sequence[str],
+    out_dir: str | Path,
+    *,
+    domain: str = "smiles",
+    model: str | None = None,
+    task: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    hparams: dict[str, Any] | None = None,
+) -> FitSummary:
+    """Train a predictor with a seeded train/validation/test split and save it.
+
+    Unparsable entries are skipped and counted, rows whose targets are all
+    NaN are dropped and counted; the test split's metrics go into the report.
+
+    Args:
+        data: Registered data set or CSV path.
+        targets: Target columns (several: multi-task).
+        out_dir: Where the predictor (``config.json``, ``model.safetensors``)
+            and ``predictor.json`` (domain, targets, split, counts, test
+            metrics) are written.
+        domain: ``smiles`` or ``crystal``.
+        model: Predictor name (default ``mpnn`` for molecules, ``cgcnn`` for crystals).
+        task: ``regression`` or ``classification`` (default: classification
+            when every target value is 0 or 1).
+        split: ``scaffold`` (molecules' default) or ``random``.
+        seed: Seed of the split and of the ensemble.
+        limit: Seeded random subset of the data.
+        hparams: Predictor settings (``n_models``, ``epochs``, ``hidden``...).
+
+    Returns:
+        The summary with the report.
+
+    Raises:
+        MolgenError: unknown names, missing columns, or no usable rows.
+    """
+    from molgen.datasets import load_texts
+    from molgen.properties.mol_predictors import PREDICTORS
+
+    dom = DOMAINS.get(domain)()
+    model = model or ("cgcnn" if domain == "crystal" else "mpnn")
+    if model not in PREDICTORS:
+        raise ConfigError(f"unknown predictor {model!r}; valid: {', '.join(sorted(PREDICTORS))}")
+    if not targets:
+        raise ConfigError("give at least one --target column")
+    t0 = time.perf_counter()
+    loaded = load_texts(data, dom, limit=limit, seed=seed, on_invalid="skip", targets=tuple(targets))
+    y = np.column_stack([np.asarray(loaded.targets[t], dtype=float) for t in targets])
+    keep = ~np.isnan(y).all(axis=1)
+    objs = [dom.parse(t) for t, k in zip(loaded.texts, keep) if k]
+    texts = [t for t, k in zip(loaded.texts, keep) if k]
+    y = y[keep]
+    if len(objs) < 10:
+        raise DataError(f"{data}: only {len(objs)} usable rows (need at least 10)")
+    finite = y[np.isfinite(y)]
+    task = task or ("classification" if np.isin(finite, (0.0, 1.0)).all() else "regression")
+    split = split or ("scaffold" if domain == "smiles" else "random")
+    parts = split_rows(objs, domain, split, seed)
+    target = y if len(targets) > 1 else y[:, 0]
+    pick = lambda idx: ([objs[i] for i in idx], target[idx])  # noqa: E731
+    predictor = PREDICTORS[model](task=task, seed=seed, **(hparams or {}))
+    t1 = time.perf_counter()
+    predictor.fit(*pick(parts["train"]), val=pick(parts["val"]) if len(parts["val"]) else None)
+    fit_seconds = time.perf_counter() - t1
+    test_objs, test_y = pick(parts["test"])
+    mean, std = predictor.predict(test_objs)
+    mean, std = (mean, std) if len(targets) > 1 else (mean.reshape(-1), std.reshape(-1))
+    out_dir = Path(out_dir)
+    predictor.save(out_dir)
+    report = {
+        "data": data, "domain": domain, "predictor": model, "task": task, "targets": list(targets), "split": split, "seed": seed,
+        "n_loaded": len(loaded.texts), "n_invalid_skipped": len(loaded.skipped), "n_missing_targets_dropped": int((~keep).sum()),
+        "n_train": int(len(parts["train"])), "n_val": int(len(parts["val"])), "n_test": int(len(parts["test"])),
+        "test": test_metrics(task, np.asarray(test_y, dtype=float), mean, std),
+        "fit_seconds": fit_seconds, "total_seconds": time.perf_counter() - t0,
+        "hparams": predictor.get_params(), "example": texts[0],
+    }
+    write_json(out_dir / REPORT_NAME, report)
+    return FitSummary(out_dir, report)
+
+
+def load_fitted(directory: str | Path):
+    """``(predictor, report)`` of a directory written by :func:`fit_predictor`.
+
+    Raises:
+        CheckpointError: not a predictor directory.
+    """
+    from molgen.properties.mol_predictors import load_predictor
+
+    directory = Path(directory)
+    report = read_json(directory / REPORT_NAME)
+    return load_predictor(directory), report
+
+
+def predict_file(directory: str | Path, path: str | Path, output: str | Path) -> dict[str, Any]:
+    """Predict every entry of a file and write a CSV: the input text, then
+    ``<target>_mean`` and ``<target>_std`` per target, then ``reason`` (why
+    a row has no prediction). Invalid inputs stay in the table as NaN.
+
+    Returns:
+        Counts: ``{"n", "n_predicted", "path"}``.
+
+    Raises:
+        MolgenError: unreadable input or predictor.
+    """
+    from molgen.datasets.readers import read_records
+
+    predictor, report = load_fitted(directory)
+    domain = DOMAINS.get(report["domain"])()
+    records = read_records(Path(path))
+    objs, reasons = [], []
+    for record in records:
+        try:
+            objs.append(domain.parse(record.text))
+            reasons.append("")
+        except MolgenError as exc:
+            objs.append(None)
+            reasons.append(f"invalid input: {exc}")
+    mean, std = predictor.predict(objs)
+    mean, std = mean.reshape(len(objs), -1), std.reshape(len(objs), -1)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+
+    def cell(value: float) -> str:
+        return "" if math.isnan(value) else f"{value:.6g}"
+
+    with output.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        header = ["input"]
+        for name in report["targets"]:
+            header += [f"{name}_mean", f"{name}_std"]
+        writer.writerow(header + ["reason"])
+        for i, record in enumerate(records):
+            row = [record.text]
+            for t in range(mean.shape[1]):
+                row += [cell(mean[i, t]), cell(std[i, t])]
+            writer.writerow(row + [reasons[i]])
+    return {"n": len(records), "n_predicted": int(np.isfinite(mean[:, 0]).sum()), "path": output}

@@ -1,0 +1,60 @@
+"""`molgen fit-predictor` / `molgen predict` and predictors inside objectives."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from rdkit import Chem, RDConfig
+from rdkit.Chem import Crippen
+
+from molgen.cli.main import main
+from molgen.domains import SmilesDomain
+from molgen.scoring import Objective
+
+
+def _logp_csv(path, n=160):
+    lines = open(f"{RDConfig.RDDataDir}/NCI/first_5K.smi").read().splitlines()
+    rows = ["smiles,logp"]
+    for line in lines:
+        mol = Chem.MolFromSmiles(line.split()[0])
+        if mol is not None and 3 <= mol.GetNumHeavyAtoms() <= 20:
+            rows.append(f"{line.split()[0]},{Crippen.MolLogP(mol):.3f}")
+        if len(rows) > n:
+            break
+    rows += ["not_a_smiles,1.0", "CCO,"]  # an invalid entry and a missing target
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
+    data = _logp_csv(tmp_path / "logp.csv")
+    out = tmp_path / "pred"
+    assert main(["fit-predictor", "--data", str(data), "--target", "logp", "--model", "fingerprint-mlp", "--n-models", "2",
+                 "--epochs", "15", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "skipped 1 invalid entries, dropped 1 rows without targets" in printed and "test: rmse" in printed
+    report = json.loads((out / "predictor.json").read_text())
+    assert report["task"] == "regression" and report["split"] == "scaffold" and report["n_test"] > 0
+    assert (out / "model.safetensors").is_file()
+
+    inputs = tmp_path / "in.smi"
+    inputs.write_text("CCCCCCO\nC1CC\nc1ccccc1Cl\n")
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert list(rows[0]) == ["input", "logp_mean", "logp_std", "reason"]
+    assert rows[0]["logp_mean"] and rows[1]["logp_mean"] == "" and rows[1]["reason"].startswith("invalid input")
+
+    objective = tmp_path / "o.toml"
+    objective.write_text(f'[[components]]\ntype = "predictor:{out}"\nname = "logp_hat"\nstatistic = "ucb"\n')
+    table = Objective.from_toml(objective)([SmilesDomain().parse("CCCCCCO"), None])
+    assert table.total[0] == table.total[0] and table.reasons[1] == "invalid object"
+
+
+def test_fit_predictor_errors_name_the_problem(tmp_path, capsys):
+    data = _logp_csv(tmp_path / "logp.csv", n=20)
+    assert main(["fit-predictor", "--data", str(data), "--target", "pIC50", "--out", str(tmp_path / "x")]) == 2
+    assert "no column 'pIC50'" in capsys.readouterr().err
+    assert main(["fit-predictor", "--data", str(data), "--target", "logp", "--model", "forest", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown predictor 'forest'" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nothing"), str(data), "-o", str(tmp_path / "p.csv")]) == 2
