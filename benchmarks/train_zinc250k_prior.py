@@ -8,6 +8,8 @@ where ``--prior zinc250k`` finds them.
 
 Usage:
     MOLGEN_DATA_MIRROR=../shared/data python benchmarks/train_zinc250k_prior.py --minutes 40 --out runs/zinc250k
+    # continue the same run to a 62-minute budget (the shipped prior), then check and install:
+    MOLGEN_DATA_MIRROR=../shared/data python benchmarks/train_zinc250k_prior.py --resume --minutes 62 --out runs/zinc250k
 """
 
 from __future__ import annotations
@@ -31,24 +33,37 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=40.0, help="training wall-clock budget")
     parser.add_argument("--out", default="runs/zinc250k", help="run directory")
     parser.add_argument("--samples", type=int, default=2000, help="samples for the quality check")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out to the new --minutes budget")
+    parser.add_argument("--check-only", action="store_true", help="only sample, check and install the model in --out")
     parser.add_argument("--no-install", action="store_true", help="do not copy the model into the package")
     args = parser.parse_args()
 
     settings = read_toml(HERE / "configs" / "zinc250k_prior.toml")
     settings["train"]["max_minutes"] = args.minutes
     config = validate(RunConfig, settings, where="zinc250k prior config")
-    summary = run_training(config, args.out)
-    model = load_generator(summary.model_dir)
+    if args.check_only:
+        from molgen.core.serialization import read_json
+
+        model_dir = Path(args.out) / "model"
+        extra = read_json(model_dir / "config.json")["extra"]
+        training, data = extra["training"], extra["data"]
+        summary = None
+    else:
+        summary = run_training(config, args.out, resume=args.resume)
+        model_dir = summary.model_dir
+        training = {"steps": summary.result.steps, "val_loss": summary.result.val_loss}
+        data = {"n_train": summary.n_train}
+    model = load_generator(model_dir)
     t0 = time.perf_counter()
     objs = model.sample(args.samples, seed=0)
     seconds = time.perf_counter() - t0
     keys = [model.domain.key(o) for o in objs if o is not None]
     report = {
-        "parameters": summary.n_parameters,
-        "n_train": summary.n_train,
-        "steps": summary.result.steps,
+        "parameters": model.num_parameters(),
+        "n_train": data["n_train"],
+        "steps": training["steps"],
         "minutes": args.minutes,
-        "val_loss": summary.result.val_loss,
+        "val_loss": training["val_loss"],
         "samples": args.samples,
         "validity": len(keys) / args.samples,
         "uniqueness": len(set(keys)) / max(1, len(keys)),
@@ -59,7 +74,7 @@ def main() -> None:
     if not args.no_install:
         PACKAGE_DIR.mkdir(parents=True, exist_ok=True)
         for name in ("config.json", "model.safetensors"):
-            shutil.copy2(summary.model_dir / name, PACKAGE_DIR / name)
+            shutil.copy2(model_dir / name, PACKAGE_DIR / name)
         print(f"installed into {PACKAGE_DIR}")
 
 
