@@ -88,10 +88,13 @@ def test_diversity_filter_buckets_scaffolds():
     mols = [domain.parse(s) for s in benzenes] + [domain.parse("C1CCNCC1")]
     keys = [domain.key(m) for m in mols]
     scores = np.array([0.9, 0.8, 0.7, 0.9, 0.2])
-    dfilter = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=2, min_score=0.5))
+    dfilter = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=2, min_score=0.5, penalize_repeats=False))
     rewards = dfilter.apply(mols, keys, scores)
     assert rewards.tolist() == [0.9, 0.8, 0.0, 0.0, 0.2]  # third benzene on is penalised; low scores pass untouched
     assert dfilter.apply(mols[:1], keys[:1], scores[:1]).tolist() == [0.9]  # a bucket member keeps its reward
+    repeats = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=2, min_score=0.5))
+    assert repeats.apply(mols[:2], keys[:2], scores[:2]).tolist() == [0.9, 0.8]
+    assert repeats.apply(mols[:2], keys[:2], scores[:2]).tolist() == [0.0, 0.0]  # proposed again: penalised
     off = ScaffoldDiversityFilter(DiversityFilterConfig(kind="off"))
     assert off.apply(mols, keys, scores).tolist() == scores.tolist()
     half = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=1, min_score=0.0, penalty=0.5))

@@ -19,6 +19,7 @@ class DiversityFilterConfig(StrictModel):
     bucket_size: int = Field(25, gt=0, description="molecules per scaffold before the penalty applies")
     min_score: float = Field(0.4, ge=0, description="only molecules scoring at least this fill buckets")
     penalty: float = Field(0.0, ge=0, le=1, description="reward multiplier once a bucket is full (0: zero reward)")
+    penalize_repeats: bool = Field(True, description="a molecule proposed again in a later step gets the penalty too")
 
 
 def scaffold_key(mol, generic: bool = False) -> str:
@@ -51,6 +52,7 @@ class ScaffoldDiversityFilter:
     def __init__(self, config: DiversityFilterConfig | None = None):
         self.config = config or DiversityFilterConfig()
         self.buckets: dict[str, dict[str, int]] = {}  # scaffold -> key -> arrival rank
+        self.seen: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -71,13 +73,18 @@ class ScaffoldDiversityFilter:
         if not self.enabled:
             return rewards
         c = self.config
+        repeats = [key is not None and key in self.seen for key in keys]
         for i, (mol, key) in enumerate(zip(mols, keys)):
+            if c.penalize_repeats and repeats[i] and np.isfinite(rewards[i]):
+                rewards[i] *= c.penalty
+                continue
             if mol is None or not np.isfinite(rewards[i]) or rewards[i] < c.min_score:
                 continue
             bucket = self.buckets.setdefault(scaffold_key(mol, c.kind == "generic"), {})
             rank = bucket.setdefault(key, len(bucket))
             if rank >= c.bucket_size:
                 rewards[i] *= c.penalty
+        self.seen.update(k for k in keys if k is not None)
         return rewards
 
     def summary(self) -> dict[str, int]:
