@@ -28,6 +28,7 @@ from torch_geometric.utils import scatter
 
 from molgen.core.errors import CheckpointError, ConfigError, RegistryError
 from molgen.core.serialization import read_json
+from molgen.properties.crystal_predictors import CGCNNPredictor
 from molgen.properties.graph_features import (
     ATOM_FEATURE_DIM,
     BOND_FEATURE_DIM,
@@ -279,7 +280,12 @@ class MPNNPredictor(Predictor):
 # ----------------------------------------------------------------------------- registry
 
 #: Registry name -> predictor class (the name is stored in ``config.json``).
-PREDICTORS: dict[str, type[Predictor]] = {MPNNPredictor.name: MPNNPredictor, FingerprintMLP.name: FingerprintMLP}
+# CGCNNPredictor (crystals) imports pymatgen only when it featurises, so listing it costs no import time.
+PREDICTORS: dict[str, type[Predictor]] = {
+    MPNNPredictor.name: MPNNPredictor,
+    FingerprintMLP.name: FingerprintMLP,
+    CGCNNPredictor.name: CGCNNPredictor,
+}
 
 
 def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> Predictor:

@@ -202,6 +202,8 @@ class Predictor:
 
     #: Registry name, written to ``config.json`` as ``"predictor"``.
     name: ClassVar[str] = ""
+    #: What :meth:`_is_input` accepts, in words (for error messages).
+    input_description: ClassVar[str] = "RDKit molecules"
 
     def __init__(
         self,
@@ -256,6 +258,14 @@ class Predictor:
         """Raw outputs ``[batch, n_tasks]`` (standardised values or logits)."""
         return network(inputs)
 
+    def _is_input(self, obj: Any) -> bool:
+        """Whether ``obj`` is something :meth:`_featurize` accepts.
+
+        The default is an RDKit molecule; predictors of other objects
+        (crystals, sequences) override this and :attr:`input_description`.
+        """
+        return isinstance(obj, Chem.Mol)
+
     # -- parameters -----------------------------------------------------------
 
     def _validate_base(self) -> None:
@@ -296,9 +306,9 @@ class Predictor:
 
     def _check_mols(self, mols: Sequence[Any], what: str) -> list[Chem.Mol]:
         mols = list(mols)
-        bad = [i for i, m in enumerate(mols) if not isinstance(m, Chem.Mol)]
+        bad = [i for i, m in enumerate(mols) if not self._is_input(m)]
         if bad:
-            raise DataError(f"{what}: {len(bad)} entries are not RDKit molecules (first at row {bad[0]}); drop them first")
+            raise DataError(f"{what}: {len(bad)} entries are not {self.input_description} (first at row {bad[0]}); drop them first")
         return mols
 
     def _check_targets(self, y: Any, n: int, what: str) -> np.ndarray:
@@ -476,8 +486,8 @@ class Predictor:
         self._check_fitted()
         objs = list(objs)
         valid = [i for i, m in enumerate(objs) if m is not None]
-        if any(not isinstance(objs[i], Chem.Mol) for i in valid):
-            raise DataError("predict: entries must be RDKit molecules or None")
+        if any(not self._is_input(objs[i]) for i in valid):
+            raise DataError(f"predict: entries must be {self.input_description} or None")
         passes = self.n_models * max(1, self.mc_dropout_samples)
         out = np.full((passes, len(objs), self.n_tasks_), np.nan)
         if not valid:

@@ -1,0 +1,806 @@
+"""Learned crystal property predictors: a CGCNN-style periodic graph network
+and a two-stage band-gap model.
+
+:class:`CGCNNPredictor` follows the :class:`~molgen.properties.predictor.Predictor`
+contract (``fit`` / ``predict -> (mean, std)`` / ``save`` / ``load``, deep
+ensemble uncertainty) for pymatgen ``Structure`` inputs. The network is the
+crystal graph convolutional network of Xie & Grossman (PRL 120, 145301, 2018),
+written from the paper:
+
+* atoms: a learned embedding of the atomic number, plus (by default) a linear
+  projection of a fixed table of standardised element descriptors (group,
+  period, electronegativity, radii, ionisation energy, ...), so that elements
+  seen rarely in training still start near chemically similar ones;
+* edges: the periodic neighbour list of
+  :func:`~molgen.domains.crystal.graph.structure_to_graph` (each atom's
+  ``max_neighbors`` nearest neighbours within ``cutoff``, across cell
+  boundaries, plus any tied with the last, see :func:`nearest_neighbours`),
+  with the interatomic distance expanded in Gaussians;
+* ``n_conv`` gated convolutions ``v_i <- softplus(v_i + BN(sum_j
+  sigmoid(z_ij W_f) * softplus(z_ij W_s)))`` with ``z_ij = [v_i, v_j, e_ij]``;
+* mean (or sum) pooling over the atoms of the cell and an MLP head.
+
+Everything depends on interatomic distances and element identities only, so
+predictions are invariant to rotations, translations, the choice of unit cell
+and the order of sites.
+
+:class:`GapPredictor` handles band gaps, which are exactly zero for most
+materials (metals): a CGCNN classifier gives ``P(gap > threshold)`` and a
+CGCNN regressor trained on the non-metals only gives the gap of a non-metal;
+the prediction is their product.
+
+Example::
+
+    model = CGCNNPredictor(n_models=3, epochs=100).fit(structures, energies)
+    mean, std = model.predict(new_structures)
+    model.save("heat-cgcnn")
+    same = load_predictor("heat-cgcnn")
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch_geometric.utils import scatter
+
+from molgen.core.errors import CheckpointError, ConfigError, DataError
+from molgen.core.serialization import read_json, write_json
+from molgen.properties.predictor import Predictor
+
+__all__ = [
+    "CGCNN",
+    "ELEMENT_DESCRIPTOR_NAMES",
+    "MAX_Z",
+    "CGCNNPredictor",
+    "CrystalGraphBatch",
+    "GapPredictor",
+    "PackedCrystalGraphs",
+    "TIE_TOLERANCE",
+    "element_descriptors",
+    "nearest_neighbours",
+    "pack_crystal_graphs",
+    "periodic_distances",
+]
+
+#: Largest atomic number the embedding covers.
+MAX_Z = 118
+NORMS = ("batch", "layer", "none")
+#: Neighbours this close (A) to an atom's last kept neighbour are kept too
+#: (see :func:`nearest_neighbours`); larger than the rounding of stored coordinates.
+TIE_TOLERANCE = 1e-2
+POOLINGS = ("mean", "sum")
+
+#: Columns of :func:`element_descriptors` (the block is one-hot over s, p, d, f).
+ELEMENT_DESCRIPTOR_NAMES = (
+    "group",
+    "row",
+    "electronegativity",
+    "atomic_radius",
+    "average_ionic_radius",
+    "mendeleev_number",
+    "first_ionization_energy",
+    "electron_affinity",
+    "molar_volume",
+    "atomic_mass",
+    "block_s",
+    "block_p",
+    "block_d",
+    "block_f",
+)
+
+
+# ----------------------------------------------------------------------------- element features
+
+
+@functools.lru_cache(maxsize=1)
+def element_descriptors() -> np.ndarray:
+    """Standardised element descriptors from pymatgen, one row per atomic number.
+
+    Returns:
+        ``float32`` array ``[MAX_Z + 1, len(ELEMENT_DESCRIPTOR_NAMES)]``; row 0
+        (no element) is zero. Numeric columns are standardised over the
+        elements that have a value, and missing values (for example the
+        electronegativity of noble gases) are set to 0, the column mean. The
+        table is stored in a model's weights, so a saved model does not
+        depend on the pymatgen version that reloads it.
+    """
+    from pymatgen.core.periodic_table import Element
+
+    def value(getter) -> float:
+        try:
+            result = getter()
+            return float(result) if result is not None else math.nan
+        except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+            return math.nan
+
+    numeric = np.full((MAX_Z + 1, 10), np.nan)
+    blocks = np.zeros((MAX_Z + 1, 4))
+    with warnings.catch_warnings():
+        # pymatgen warns for every property an element lacks; NaN says it already.
+        warnings.simplefilter("ignore")
+        for z in range(1, MAX_Z + 1):
+            element = Element.from_Z(z)
+            numeric[z] = [
+                value(lambda: element.group),
+                value(lambda: element.row),
+                value(lambda: element.X),
+                value(lambda: element.atomic_radius),
+                value(lambda: element.average_ionic_radius),
+                value(lambda: element.mendeleev_no),
+                value(lambda: element.ionization_energies[0]),
+                value(lambda: element.electron_affinity),
+                value(lambda: element.molar_volume),
+                value(lambda: element.atomic_mass),
+            ]
+            block = getattr(element, "block", None)
+            if block in ("s", "p", "d", "f"):
+                blocks[z, "spdf".index(block)] = 1.0
+    body = numeric[1:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all-NaN columns cannot happen, but stay quiet
+        mean, std = np.nanmean(body, axis=0), np.nanstd(body, axis=0)
+    numeric[1:] = np.nan_to_num((body - mean) / np.where(std > 0, std, 1.0), nan=0.0)
+    numeric[0] = 0.0
+    return np.concatenate([numeric, blocks], axis=1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+def periodic_distances(
+    frac_coords: torch.Tensor, lattice: torch.Tensor, edge_index: torch.Tensor, edge_image: torch.Tensor
+) -> torch.Tensor:
+    """Interatomic distances of a periodic graph's edges.
+
+    Args:
+        frac_coords: Fractional coordinates ``[N, 3]``.
+        lattice: Lattice vectors as rows, ``[3, 3]`` or ``[1, 3, 3]`` (A).
+        edge_index: ``[2, E]``, row 0 the neighbour, row 1 the centre.
+        edge_image: Integer cell offset of the neighbour, ``[E, 3]``.
+
+    Returns:
+        Distances ``[E]`` (A), in float64 (periodic differences of nearly
+        equal coordinates lose digits in float32).
+    """
+    frac = frac_coords.double()
+    matrix = lattice.double().reshape(3, 3)
+    src, dst = edge_index
+    delta = frac[src] + edge_image.double() - frac[dst]
+    return (delta @ matrix).norm(dim=1)
+
+
+class CrystalGraphBatch(NamedTuple):
+    """Network input: several crystal graphs in one disconnected graph.
+
+    Attributes:
+        atomic_numbers: ``[N]`` (long).
+        edge_index: ``[2, E]`` into the batch's atoms (row 0 neighbour, row 1 centre).
+        edge_distance: ``[E]`` (A, float32).
+        batch: Graph of each atom, ``[N]``.
+        num_graphs: Number of crystals.
+    """
+
+    atomic_numbers: torch.Tensor
+    edge_index: torch.Tensor
+    edge_distance: torch.Tensor
+    batch: torch.Tensor
+    num_graphs: int
+
+
+def _ranges(starts: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Concatenation of ``arange(s, s + c)`` for every (start, count), vectorised."""
+    group = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    offsets = torch.cumsum(counts, 0) - counts
+    return starts[group] + torch.arange(int(counts.sum())) - offsets[group]
+
+
+@dataclass
+class PackedCrystalGraphs:
+    """Many crystal graphs stored as flat tensors, for fast mini-batching.
+
+    Collating PyG ``Data`` objects one by one costs more than a CGCNN step on
+    these small graphs; slicing flat tensors with precomputed offsets does
+    not.
+
+    Attributes:
+        atomic_numbers: All atoms, ``[N]``.
+        node_ptr: Atoms of graph ``g`` are ``node_ptr[g]:node_ptr[g + 1]``.
+        edge_index: ``[2, E]``, indices local to each graph.
+        edge_distance: ``[E]`` (A).
+        edge_ptr: Edges of graph ``g`` are ``edge_ptr[g]:edge_ptr[g + 1]``.
+    """
+
+    atomic_numbers: torch.Tensor
+    node_ptr: torch.Tensor
+    edge_index: torch.Tensor
+    edge_distance: torch.Tensor
+    edge_ptr: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.node_ptr) - 1
+
+    def select(self, rows: Sequence[int], device: str | torch.device = "cpu") -> CrystalGraphBatch:
+        """The batch of graphs ``rows``.
+
+        Args:
+            rows: Graph indices (any order, repeats allowed).
+            device: Where to put the batch.
+
+        Returns:
+            A :class:`CrystalGraphBatch` with graphs in the order of ``rows``.
+        """
+        rows_t = torch.as_tensor(list(rows), dtype=torch.long)
+        n_nodes = self.node_ptr[rows_t + 1] - self.node_ptr[rows_t]
+        n_edges = self.edge_ptr[rows_t + 1] - self.edge_ptr[rows_t]
+        nodes = _ranges(self.node_ptr[rows_t], n_nodes)
+        edges = _ranges(self.edge_ptr[rows_t], n_edges)
+        graph_ids = torch.arange(len(rows_t))
+        new_start = torch.cumsum(n_nodes, 0) - n_nodes
+        edge_graph = torch.repeat_interleave(graph_ids, n_edges)
+        return CrystalGraphBatch(
+            atomic_numbers=self.atomic_numbers[nodes].to(device),
+            edge_index=(self.edge_index[:, edges] + new_start[edge_graph]).to(device),
+            edge_distance=self.edge_distance[edges].to(device),
+            batch=torch.repeat_interleave(graph_ids, n_nodes).to(device),
+            num_graphs=len(rows_t),
+        )
+
+
+def nearest_neighbours(graph: Any, max_neighbors: int, tolerance: float = TIE_TOLERANCE) -> Any:
+    """Keep each atom's ``max_neighbors`` nearest neighbours, and any tied with the last one.
+
+    A plain "first k after sorting" cut splits shells of equidistant
+    neighbours (in a cubic perovskite an oxygen has 14 neighbours at or
+    below ``a / sqrt(2)``) by rounding noise, so that translating the cell or
+    reordering its sites could change the graph and the prediction. Keeping
+    the whole tied shell makes the graph depend on the geometry only.
+
+    Args:
+        graph: ``Data`` of :func:`~molgen.domains.crystal.graph.structure_to_graph`
+            with ``edge_distance``.
+        max_neighbors: Neighbours to keep per centre atom (at least).
+        tolerance: Distances within this (A) of the last kept one count as tied.
+
+    Returns:
+        A copy of ``graph`` with fewer edges (``edge_index``, ``edge_image``
+        and ``edge_distance`` filtered alike).
+    """
+    centres = graph.edge_index[1].numpy()
+    distances = graph.edge_distance.double().numpy()
+    order = np.lexsort((distances, centres))
+    sorted_centres = centres[order]
+    first = np.searchsorted(sorted_centres, sorted_centres, side="left")
+    rank = np.arange(len(order)) - first
+    counts = np.bincount(centres, minlength=int(graph.num_nodes))
+    # Distance of each centre's k-th neighbour (infinite when it has fewer).
+    kth = np.full(len(counts), np.inf)
+    has_k = counts >= max_neighbors
+    kth[has_k] = distances[order][(rank == max_neighbors - 1)]
+    keep = distances <= kth[centres] + tolerance
+    out = graph.clone()
+    mask = torch.from_numpy(keep)
+    out.edge_index = graph.edge_index[:, mask]
+    out.edge_image = graph.edge_image[mask]
+    out.edge_distance = graph.edge_distance[mask]
+    return out
+
+
+def pack_crystal_graphs(graphs: Sequence[Any]) -> PackedCrystalGraphs:
+    """Pack graphs of :func:`~molgen.domains.crystal.graph.structure_to_graph`.
+
+    Args:
+        graphs: PyG ``Data`` with ``atomic_numbers`` and ``edge_index``, and
+            either ``edge_distance`` or ``frac_coords``, ``lattice`` and
+            ``edge_image`` (distances are then computed with
+            :func:`periodic_distances`).
+
+    Returns:
+        The packed graphs.
+    """
+    numbers, edges, distances, n_nodes, n_edges = [], [], [], [0], [0]
+    for data in graphs:
+        distance = getattr(data, "edge_distance", None)
+        if distance is None:
+            distance = periodic_distances(data.frac_coords, data.lattice, data.edge_index, data.edge_image)
+        numbers.append(data.atomic_numbers.long())
+        edges.append(data.edge_index.long().reshape(2, -1))
+        distances.append(distance.float().reshape(-1))
+        n_nodes.append(int(data.atomic_numbers.shape[0]))
+        n_edges.append(int(edges[-1].shape[1]))
+    if not numbers:
+        empty = torch.zeros(0, dtype=torch.long)
+        return PackedCrystalGraphs(empty, torch.zeros(1, dtype=torch.long), empty.reshape(2, 0), torch.zeros(0), torch.zeros(1, dtype=torch.long))
+    return PackedCrystalGraphs(
+        atomic_numbers=torch.cat(numbers),
+        node_ptr=torch.cumsum(torch.tensor(n_nodes), 0),
+        edge_index=torch.cat(edges, dim=1),
+        edge_distance=torch.cat(distances),
+        edge_ptr=torch.cumsum(torch.tensor(n_edges), 0),
+    )
+
+
+# ----------------------------------------------------------------------------- network
+
+
+class _RobustBatchNorm(nn.BatchNorm1d):
+    """``BatchNorm1d`` that uses its running statistics when a training batch
+    has fewer than two rows (a last mini-batch holding one single-atom cell
+    would otherwise raise)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if self.training and x.shape[0] < 2:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def _norm(kind: str, width: int) -> nn.Module:
+    if kind == "batch":
+        return _RobustBatchNorm(width)
+    if kind == "layer":
+        return nn.LayerNorm(width)
+    return nn.Identity()
+
+
+class GatedCrystalConv(nn.Module):
+    """One CGCNN convolution (Xie & Grossman 2018, eq. 5).
+
+    For centre ``i`` and neighbour ``j`` with ``z_ij = [v_i, v_j, e_ij]``::
+
+        v_i <- softplus(v_i + N(sum_j sigmoid(N(z_ij W_f)) * softplus(N(z_ij W_s))))
+
+    The sigmoid "gate" learns how much each neighbour matters (near
+    neighbours more than far ones, without a hand-set cut-off function) and
+    the softplus "core" what it contributes. ``N`` is the normalisation.
+
+    Args:
+        dim: Atom state width.
+        edge_dim: Edge feature width.
+        norm: ``"batch"``, ``"layer"`` or ``"none"``.
+    """
+
+    def __init__(self, dim: int, edge_dim: int, norm: str):
+        super().__init__()
+        # ``z_ij W`` with ``W = [W_centre; W_neighbour; W_edge]`` (gate and core
+        # stacked) is computed as ``(h W_centre)[i] + (h W_neighbour)[j] + e_ij W_edge``:
+        # the same linear map, but the atom parts are multiplied once per atom
+        # instead of once per edge (about 12 edges per atom).
+        self.centre = nn.Linear(dim, 2 * dim)
+        self.neighbour = nn.Linear(dim, 2 * dim, bias=False)
+        self.edge = nn.Linear(edge_dim, 2 * dim, bias=False)
+        self.norm_edges = _norm(norm, 2 * dim)
+        self.norm_nodes = _norm(norm, dim)
+
+    def forward(self, h: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """New atom states ``[N, dim]`` from states ``h`` and edges ``(neighbour, centre)``."""
+        src, dst = edge_index
+        z = self.norm_edges(self.centre(h)[dst] + self.neighbour(h)[src] + self.edge(edge_attr))
+        gate, core = z.chunk(2, dim=1)
+        messages = torch.sigmoid(gate) * F.softplus(core)
+        summed = scatter(messages, dst, dim=0, dim_size=h.shape[0], reduce="sum")
+        return F.softplus(h + self.norm_nodes(summed))
+
+
+class CGCNN(nn.Module):
+    """Crystal graph convolutional network with an MLP head.
+
+    Args:
+        n_tasks: Outputs.
+        atom_dim: Atom state width.
+        n_conv: Gated convolutions.
+        head_hidden: Width of the head's hidden layers.
+        head_layers: Hidden layers of the head (softplus + dropout each).
+        n_gaussians: Gaussians of the distance expansion, centred evenly on
+            ``[0, cutoff]`` with a width of one spacing.
+        cutoff: Largest distance (A) the expansion resolves.
+        dropout: Dropout probability in the head.
+        norm: ``"batch"`` (CGCNN's choice), ``"layer"`` or ``"none"``.
+        pooling: ``"mean"`` (intensive targets, such as energies per atom)
+            or ``"sum"`` (extensive ones, per cell).
+        element_features: Add a projection of :func:`element_descriptors` to
+            the learned embedding.
+    """
+
+    def __init__(
+        self,
+        n_tasks: int,
+        atom_dim: int = 64,
+        n_conv: int = 3,
+        head_hidden: int = 128,
+        head_layers: int = 1,
+        n_gaussians: int = 41,
+        cutoff: float = 6.0,
+        dropout: float = 0.0,
+        norm: str = "batch",
+        pooling: str = "mean",
+        element_features: bool = True,
+    ):
+        super().__init__()
+        self.pooling = pooling
+        self.embedding = nn.Embedding(MAX_Z + 1, atom_dim)
+        if element_features:
+            table = torch.from_numpy(element_descriptors())
+            self.register_buffer("element_table", table)
+            self.element_projection = nn.Linear(table.shape[1], atom_dim)
+        else:
+            self.element_table = None
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, n_gaussians))
+        self.gamma = 1.0 / (cutoff / max(n_gaussians - 1, 1)) ** 2
+        self.convs = nn.ModuleList(GatedCrystalConv(atom_dim, n_gaussians, norm) for _ in range(n_conv))
+        layers: list[nn.Module] = []
+        width = atom_dim
+        for _ in range(head_layers):
+            layers += [nn.Linear(width, head_hidden), nn.Softplus(), nn.Dropout(dropout)]
+            width = head_hidden
+        layers.append(nn.Linear(width, n_tasks))
+        self.head = nn.Sequential(*layers)
+
+    def expand_distances(self, distance: torch.Tensor) -> torch.Tensor:
+        """Gaussian expansion ``exp(-gamma (d - mu_k)^2)``, ``[E] -> [E, n_gaussians]``."""
+        return torch.exp(-self.gamma * (distance.unsqueeze(1) - self.centres) ** 2)
+
+    def encode(self, batch: CrystalGraphBatch) -> torch.Tensor:
+        """Crystal embeddings ``[num_graphs, atom_dim]`` (after pooling)."""
+        h = self.embedding(batch.atomic_numbers)
+        if self.element_table is not None:
+            h = h + self.element_projection(self.element_table[batch.atomic_numbers])
+        edge_attr = self.expand_distances(batch.edge_distance)
+        for conv in self.convs:
+            h = conv(h, batch.edge_index, edge_attr)
+        return scatter(h, batch.batch, dim=0, dim_size=batch.num_graphs, reduce=self.pooling)
+
+    def forward(self, batch: CrystalGraphBatch) -> torch.Tensor:
+        """Raw outputs ``[num_graphs, n_tasks]``."""
+        return self.head(self.encode(batch))
+
+
+# ----------------------------------------------------------------------------- predictor
+
+
+class CGCNNPredictor(Predictor):
+    """CGCNN property predictor for crystals, as a deep ensemble.
+
+    Inputs are ordered pymatgen ``Structure`` objects (``None`` at predict
+    time gives NaN). Distances come from the periodic neighbour list of
+    :func:`~molgen.domains.crystal.graph.structure_to_graph`.
+
+    Args:
+        task: ``"regression"`` or ``"classification"``.
+        atom_dim: Atom state width.
+        n_conv: Gated convolutions (3-4 in the CGCNN paper).
+        head_hidden: Width of the head's hidden layers.
+        head_layers: Hidden layers of the head.
+        cutoff: Neighbour search radius (A), also the range of the Gaussian
+            distance expansion.
+        max_neighbors: Neighbours kept per atom (nearest first, plus any
+            tied with the last; None: all within ``cutoff``). CGCNN uses 12.
+        n_gaussians: Gaussians of the distance expansion.
+        norm: ``"batch"``, ``"layer"`` or ``"none"`` normalisation in the
+            convolutions.
+        pooling: ``"mean"`` or ``"sum"`` over the atoms of a cell.
+        element_features: Add fixed element descriptors to the learned
+            atom-type embedding (helps rare elements).
+        **kwargs: Training and ensemble settings of
+            :class:`~molgen.properties.predictor.Predictor` (``n_models``,
+            ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``dropout``,
+            ``patience``, ``val_fraction``, ``mc_dropout_samples``, ``seed``,
+            ``device``).
+    """
+
+    name = "cgcnn"
+    input_description = "ordered pymatgen Structures"
+
+    def __init__(
+        self,
+        task: str = "regression",
+        atom_dim: int = 64,
+        n_conv: int = 3,
+        head_hidden: int = 128,
+        head_layers: int = 1,
+        cutoff: float = 6.0,
+        max_neighbors: int | None = 12,
+        n_gaussians: int = 41,
+        norm: str = "batch",
+        pooling: str = "mean",
+        element_features: bool = True,
+        n_models: int = 5,
+        epochs: int = 100,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        dropout: float = 0.0,
+        patience: int = 15,
+        val_fraction: float = 0.1,
+        mc_dropout_samples: int = 0,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ):
+        self.atom_dim = atom_dim
+        self.n_conv = n_conv
+        self.head_hidden = head_hidden
+        self.head_layers = head_layers
+        self.cutoff = cutoff
+        self.max_neighbors = max_neighbors
+        self.n_gaussians = n_gaussians
+        self.norm = norm
+        self.pooling = pooling
+        self.element_features = element_features
+        if norm not in NORMS:
+            raise ConfigError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
+        if pooling not in POOLINGS:
+            raise ConfigError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLINGS)}")
+        if (
+            atom_dim < 1 or n_conv < 1 or head_hidden < 1 or head_layers < 0 or not cutoff > 0 or n_gaussians < 2
+            or (max_neighbors is not None and max_neighbors < 1)
+        ):
+            raise ConfigError(
+                f"invalid CGCNNPredictor settings: atom_dim={atom_dim}, n_conv={n_conv}, head_hidden={head_hidden}, "
+                f"head_layers={head_layers}, cutoff={cutoff}, max_neighbors={max_neighbors}, n_gaussians={n_gaussians}"
+            )
+        super().__init__(
+            task=task, n_models=n_models, epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            dropout=dropout, patience=patience, val_fraction=val_fraction, mc_dropout_samples=mc_dropout_samples,
+            seed=seed, device=device,
+        )
+
+    def _is_input(self, obj: Any) -> bool:
+        # Imported here so that importing this module (and the predictor
+        # registry) does not import pymatgen.
+        from pymatgen.core.structure import IStructure
+
+        return isinstance(obj, IStructure) and len(obj) > 0 and obj.is_ordered
+
+    def graphs(self, structures: Sequence[Any]) -> list[Any]:
+        """Periodic graphs of structures with this predictor's neighbour settings.
+
+        Args:
+            structures: Ordered pymatgen structures.
+
+        Returns:
+            PyG ``Data`` objects of :func:`~molgen.domains.crystal.graph.structure_to_graph`
+            (all neighbours within ``cutoff``), cut by :func:`nearest_neighbours`
+            to ``max_neighbors`` per atom plus ties.
+        """
+        from molgen.domains.crystal.graph import structure_to_graph
+
+        graphs = [structure_to_graph(s, cutoff=self.cutoff, max_neighbors=None) for s in structures]
+        if self.max_neighbors is None:
+            return graphs
+        return [nearest_neighbours(g, self.max_neighbors) for g in graphs]
+
+    def _featurize(self, structures: Sequence[Any]) -> PackedCrystalGraphs:
+        # Packed once on the CPU; each mini-batch is sliced out and moved to the device.
+        return pack_crystal_graphs(self.graphs(structures))
+
+    def _collate(self, features: PackedCrystalGraphs, rows: Sequence[int]) -> CrystalGraphBatch:
+        return features.select(rows, device=self.torch_device)
+
+    def _build_network(self, n_tasks: int) -> nn.Module:
+        return CGCNN(
+            n_tasks, atom_dim=self.atom_dim, n_conv=self.n_conv, head_hidden=self.head_hidden,
+            head_layers=self.head_layers, n_gaussians=self.n_gaussians, cutoff=self.cutoff, dropout=self.dropout,
+            norm=self.norm, pooling=self.pooling, element_features=self.element_features,
+        )
+
+
+# ----------------------------------------------------------------------------- band gaps
+
+
+class GapPredictor:
+    """Band gaps as "is it a non-metal?" times "how large is its gap?".
+
+    Most inorganic materials in the usual data sets are metals with a gap of
+    exactly 0; one regressor on all of them spends its capacity on the zeros
+    and blurs the gaps of the few insulators. Here a CGCNN classifier
+    predicts ``p = P(gap > threshold)`` and a CGCNN regressor, trained on the
+    non-metals only, predicts the gap ``g`` a non-metal would have. The
+    prediction is the expected gap ``p * g``.
+
+    The std is that of the two-outcome mixture "0 with probability 1 - p,
+    g +- s_g with probability p", plus the classifier ensemble's spread
+    ``s_p`` propagated through ``p * g``::
+
+        std^2 = p * s_g^2 + p * (1 - p) * g^2 + (g * s_p)^2
+
+    so it is large both when the members disagree and when the classifier is
+    unsure whether the material is a metal at all. :meth:`predict_parts`
+    returns the separate pieces.
+
+    Args:
+        threshold: Gaps above this (eV) count as non-metals.
+        classifier_params: Settings of the classifier :class:`CGCNNPredictor`
+            (override ``common``; ``task`` is fixed).
+        regressor_params: Settings of the regressor (same rules).
+        **common: Settings given to both (``n_models``, ``epochs``, ``seed``,
+            ``device``, ...).
+
+    Attributes:
+        classifier: The :class:`CGCNNPredictor` for ``gap > threshold``.
+        regressor: The :class:`CGCNNPredictor` for the gap of non-metals.
+        fit_report_: After ``fit``: label counts and both members' reports.
+    """
+
+    name = "cgcnn-gap"
+    format_version = 1
+
+    def __init__(
+        self,
+        threshold: float = 1e-3,
+        classifier_params: dict[str, Any] | None = None,
+        regressor_params: dict[str, Any] | None = None,
+        **common: Any,
+    ):
+        for params in (classifier_params or {}, regressor_params or {}, common):
+            if "task" in params:
+                raise ConfigError("GapPredictor fixes the members' task; do not pass 'task'")
+        if not math.isfinite(threshold) or threshold < 0:
+            raise ConfigError(f"GapPredictor threshold must be a finite number >= 0, got {threshold!r}")
+        self.threshold = float(threshold)
+        self.classifier_params = dict(classifier_params or {})
+        self.regressor_params = dict(regressor_params or {})
+        self.common = dict(common)
+        self.classifier = CGCNNPredictor(task="classification", **{**self.common, **self.classifier_params})
+        self.regressor = CGCNNPredictor(task="regression", **{**self.common, **self.regressor_params})
+        self.fit_report_: dict[str, Any] = {}
+
+    def labels(self, gaps: Any) -> np.ndarray:
+        """Non-metal labels.
+
+        Args:
+            gaps: Band gaps (eV), ``[n]``.
+
+        Returns:
+            ``[n]`` floats: 1 where ``gap > threshold``, 0 where not, NaN where
+            the gap is missing.
+        """
+        gaps = np.asarray(gaps, dtype=np.float64).reshape(-1)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(gaps), (gaps > self.threshold).astype(np.float64), np.nan)
+
+    def fit(self, objs: Sequence[Any], gaps: Any, *, val: tuple[Sequence[Any], Any] | None = None) -> "GapPredictor":
+        """Train the classifier on all rows and the regressor on the non-metals.
+
+        Args:
+            objs: Ordered pymatgen structures.
+            gaps: Band gaps ``[n]`` (eV, >= 0); NaN rows are ignored.
+            val: Optional ``(structures, gaps)`` for early stopping of both
+                members (the regressor uses its non-metals; with fewer than 2
+                of them it falls back to its internal split).
+
+        Returns:
+            self.
+
+        Raises:
+            DataError: targets of the wrong shape, or training data without
+                both metals and at least 2 non-metals.
+        """
+        objs = list(objs)
+        gaps = np.asarray(gaps, dtype=np.float64)
+        if gaps.shape != (len(objs),):
+            raise DataError(f"GapPredictor.fit: gaps must have shape [{len(objs)}], got {list(gaps.shape)}")
+        labels = self.labels(gaps)
+        n_pos, n_neg = int(np.nansum(labels)), int(np.sum(labels == 0))
+        if n_pos < 2 or n_neg < 1:
+            raise DataError(f"GapPredictor.fit: need metals and >= 2 non-metals, got {n_neg} metals and {n_pos} non-metals")
+        val_cls = val_reg = None
+        if val is not None:
+            val_objs, val_gaps = list(val[0]), np.asarray(val[1], dtype=np.float64).reshape(-1)
+            val_labels = self.labels(val_gaps)
+            val_cls = (val_objs, val_labels)
+            keep = np.flatnonzero(val_labels == 1)
+            if len(keep) >= 2:
+                val_reg = ([val_objs[i] for i in keep], val_gaps[keep])
+        self.classifier.fit(objs, labels, val=val_cls)
+        positive = np.flatnonzero(labels == 1)
+        self.regressor.fit([objs[i] for i in positive], gaps[positive], val=val_reg)
+        self.fit_report_ = {
+            "threshold": self.threshold,
+            "n_metals": n_neg,
+            "n_nonmetals": n_pos,
+            "classifier": self.classifier.fit_report_,
+            "regressor": self.regressor.fit_report_,
+        }
+        return self
+
+    def predict_parts(self, objs: Sequence[Any], *, batch_size: int = 256) -> dict[str, np.ndarray]:
+        """The two stages' outputs, separately.
+
+        Args:
+            objs: Ordered pymatgen structures; ``None`` gives NaN.
+            batch_size: Structures per forward pass.
+
+        Returns:
+            ``{"p_nonmetal", "p_nonmetal_std", "gap_if_nonmetal",
+            "gap_if_nonmetal_std"}``, each ``[n]``. The conditional gap is
+            clipped at 0 (a gap cannot be negative).
+        """
+        objs = list(objs)
+        p, p_std = self.classifier.predict(objs, batch_size=batch_size)
+        g, g_std = self.regressor.predict(objs, batch_size=batch_size)
+        return {
+            "p_nonmetal": p,
+            "p_nonmetal_std": p_std,
+            "gap_if_nonmetal": np.maximum(g, 0.0),
+            "gap_if_nonmetal_std": g_std,
+        }
+
+    def predict(self, objs: Sequence[Any], *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """Expected band gap and its uncertainty.
+
+        Args:
+            objs: Ordered pymatgen structures; ``None`` gives NaN.
+            batch_size: Structures per forward pass.
+
+        Returns:
+            ``(mean, std)``, each ``[n]`` (eV): ``mean = p * g`` and ``std`` as
+            in the class description.
+        """
+        parts = self.predict_parts(objs, batch_size=batch_size)
+        p, s_p = parts["p_nonmetal"], parts["p_nonmetal_std"]
+        g, s_g = parts["gap_if_nonmetal"], parts["gap_if_nonmetal_std"]
+        variance = p * s_g**2 + p * (1.0 - p) * g**2 + (g * s_p) ** 2
+        return p * g, np.sqrt(np.maximum(variance, 0.0))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` plus ``classifier/`` and ``regressor/`` model directories.
+
+        Args:
+            directory: Target folder (created if needed).
+
+        Returns:
+            The directory path.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.classifier.save(directory / "classifier")
+        self.regressor.save(directory / "regressor")
+        write_json(directory / "config.json", {
+            "predictor": self.name,
+            "format_version": self.format_version,
+            "threshold": self.threshold,
+            "classifier": "classifier",
+            "regressor": "regressor",
+            "fit_report": self.fit_report_,
+        })
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "cpu") -> "GapPredictor":
+        """Load a model written by :meth:`save`.
+
+        Args:
+            directory: The model directory.
+            device: Where to put the networks.
+
+        Returns:
+            The predictor, ready to ``predict``.
+
+        Raises:
+            CheckpointError: missing or corrupted files, or another kind of model.
+        """
+        directory = Path(directory)
+        config = read_json(directory / "config.json")
+        if not isinstance(config, dict) or config.get("predictor") != cls.name:
+            raise CheckpointError(f"{directory} does not hold a {cls.name!r} model")
+        if config.get("format_version") != cls.format_version:
+            raise CheckpointError(f"{directory}: unsupported {cls.name} format {config.get('format_version')!r}")
+        try:
+            model = cls(threshold=float(config["threshold"]))
+            model.classifier = CGCNNPredictor.load(directory / str(config["classifier"]), device=device)
+            model.regressor = CGCNNPredictor.load(directory / str(config["regressor"]), device=device)
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"corrupted {cls.name} directory {directory}: {exc}") from None
+        if model.classifier.task != "classification" or model.regressor.task != "regression":
+            raise CheckpointError(f"corrupted {cls.name} directory {directory}: member tasks are swapped")
+        model.classifier_params = model.classifier.get_params()
+        model.regressor_params = model.regressor.get_params()
+        model.fit_report_ = config.get("fit_report", {})
+        return model
