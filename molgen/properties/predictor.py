@@ -202,6 +202,9 @@ class Predictor:
 
     #: Registry name, written to ``config.json`` as ``"predictor"``.
     name: ClassVar[str] = ""
+    #: Rescale the ensemble std on the validation split after fitting
+    #: (regression; see :meth:`_fit_std_scale`). Set False on an instance to skip.
+    calibrate_std: ClassVar[bool] = True
     #: What :meth:`_is_input` accepts, in words (for error messages).
     input_description: ClassVar[str] = "RDKit molecules"
 
@@ -410,8 +413,27 @@ class Predictor:
             network, summary = self._fit_member(self.seed + k, train_x, train_y, val_x, val_y)
             self.members_.append(network)
             report["members"].append(summary)
+        self.std_scale_ = np.ones(self.n_tasks_)
+        if self.task == "regression" and val_mols and self.calibrate_std:
+            self.std_scale_ = self._fit_std_scale(val_mols, val_targets)
+            report["std_scale"] = self.std_scale_.tolist()
         self.fit_report_ = report
         return self
+
+    def _fit_std_scale(self, mols: Sequence[Chem.Mol], targets: np.ndarray) -> np.ndarray:
+        """Per-task factor that makes the ensemble std match the validation
+        errors (z-scaling, Levi et al. 2022): ``s = sqrt(mean((err / std)^2))``.
+        An ensemble's spread is usually far smaller than its error on new
+        scaffolds; scaling it keeps the ranking and fixes the size."""
+        passes = self.predict_members(mols)
+        mean, std = passes.mean(axis=0), passes.std(axis=0)
+        scale = np.ones(self.n_tasks_)
+        for t in range(self.n_tasks_):
+            ok = np.isfinite(targets[:, t]) & (std[:, t] > 1e-12)
+            if ok.sum() >= 2:
+                z = (targets[ok, t] - mean[ok, t]) / std[ok, t]
+                scale[t] = float(np.sqrt(np.mean(z**2)))
+        return scale
 
     def _fit_member(self, seed: int, train_x: Any, train_y: torch.Tensor, val_x: Any, val_y: torch.Tensor):
         device = self.torch_device
@@ -534,7 +556,7 @@ class Predictor:
         """
         passes = self.predict_members(objs, batch_size=batch_size)
         with np.errstate(invalid="ignore"):
-            mean, std = passes.mean(axis=0), passes.std(axis=0)
+            mean, std = passes.mean(axis=0), passes.std(axis=0) * getattr(self, "std_scale_", 1.0)
         if self.target_ndim_ == 1:
             mean, std = mean[:, 0], std[:, 0]
         return mean, std
@@ -559,6 +581,7 @@ class Predictor:
         }
         tensors["target_mean"] = torch.tensor(self.target_mean_, dtype=torch.float64)
         tensors["target_std"] = torch.tensor(self.target_std_, dtype=torch.float64)
+        tensors["std_scale"] = torch.tensor(getattr(self, "std_scale_", np.ones(self.n_tasks_)), dtype=torch.float64)
         save_tensors(directory / "model.safetensors", tensors)
         write_json(directory / "config.json", {
             "predictor": self.name,
@@ -606,6 +629,8 @@ class Predictor:
             model.fit_report_ = config.get("fit_report", {})
             model.target_mean_ = tensors.pop("target_mean").cpu().numpy()
             model.target_std_ = tensors.pop("target_std").cpu().numpy()
+            scale = tensors.pop("std_scale", None)
+            model.std_scale_ = np.ones(model.n_tasks_) if scale is None else scale.cpu().numpy()
             for k in range(model.n_models):
                 prefix = f"member{k}."
                 state = {key[len(prefix):]: value for key, value in tensors.items() if key.startswith(prefix)}
