@@ -58,3 +58,22 @@ def test_fit_predictor_errors_name_the_problem(tmp_path, capsys):
     assert main(["fit-predictor", "--data", str(data), "--target", "logp", "--model", "forest", "--out", str(tmp_path / "x")]) == 2
     assert "unknown predictor 'forest'" in capsys.readouterr().err
     assert main(["predict", str(tmp_path / "nothing"), str(data), "-o", str(tmp_path / "p.csv")]) == 2
+
+
+def test_fit_predictor_and_predict_on_crystals(tmp_path, capsys):
+    # Rock-salt cells with a growing lattice constant; target = cell volume.
+    rows = ["text,volume"]
+    for i in range(14):
+        a = 3.6 + 0.1 * i
+        rows.append(f'"{a:.1f} {a:.1f} {a:.1f}\n60 60 60\nNa 0.00 0.00 0.00\nCl 0.50 0.50 0.50",{a**3 * 0.7071:.3f}')
+    data = tmp_path / "salts.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cg"
+    assert main(["fit-predictor", "--domain", "crystal", "--data", str(data), "--target", "volume", "--n-models", "2",
+                 "--epochs", "3", "--out", str(out)]) == 0
+    assert "cgcnn (regression)" in capsys.readouterr().out
+    inputs = tmp_path / "in.csv"
+    inputs.write_text('text\n"4.0 4.0 4.0\n60 60 60\nNa 0.00 0.00 0.00\nCl 0.50 0.50 0.50"\nnot a crystal\n')
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert rows[0]["volume_mean"] and rows[1]["volume_mean"] == "" and rows[1]["reason"].startswith("invalid input")
