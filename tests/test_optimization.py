@@ -67,19 +67,21 @@ def test_rl_needs_an_exact_likelihood():
 def test_reinvent_raises_the_reward_and_stays_near_the_prior(tiny_prior_dir, tmp_path):
     result = optimize(
         {"prior": str(tiny_prior_dir), "objective": "qed", "seed": 0, "strategy": {"sigma": 120, "learning_rate": 1e-3},
-         "campaign": {"budget": 600, "batch_size": 32, "diversity": {"kind": "off"}}},
+         "campaign": {"budget": 1000, "batch_size": 32, "diversity": {"kind": "off"}}},
         tmp_path / "run",
     )
-    assert result.calls == 600 and result.stop_reason == "budget spent"
+    assert result.calls == 1000 and result.stop_reason == "budget spent"
     with sqlite3.connect(tmp_path / "run" / "candidates.sqlite") as con:
         totals = [row[0] for row in con.execute("SELECT total FROM candidates ORDER BY call")]
     first, last = np.nanmean(totals[:100]), np.nanmean(totals[-100:])
+    # Measured over 3 prior seeds x 2 RL seeds: +0.135 to +0.237 (600 calls gave
+    # +0.05 to +0.125, and +0.075 on CI, whose prior differs in float rounding).
     assert last > first + 0.08, (first, last)
     s = result.summary
     assert 0 < s["auc_top10"] <= s["top10"] <= s["top1"] <= 1
     assert (tmp_path / "run" / "top100.csv").is_file() and (tmp_path / "run" / "top100.sdf").is_file()
     progress = (tmp_path / "run" / "progress.csv").read_text().splitlines()
-    assert progress[0].startswith("calls,top1,top10") and [line.split(",")[0] for line in progress[1:]] == ["100", "200", "300", "400", "500", "600"]
+    assert progress[0].startswith("calls,top1,top10") and [line.split(",")[0] for line in progress[1:]] == [str(100 * k) for k in range(1, 11)]
 
 
 def test_diversity_filter_buckets_scaffolds():
