@@ -53,7 +53,8 @@ def run_task(args, task: str, seed: int) -> dict:
         "objective": f"{args.suite}/{task}",
         "seed": seed,
         "device": args.device,
-        "campaign": {"budget": args.budget, "batch_size": args.batch_size, "diversity": {"kind": args.diversity_filter}},
+        "campaign": {"budget": args.budget, "batch_size": args.batch_size, "diversity": {"kind": args.diversity_filter},
+                     "converged_patience": args.patience or None},
         "strategy": {"sigma": args.sigma, "learning_rate": args.lr, "replay_capacity": args.replay},
     }
     resume = (out / "optimize.json").is_file()
@@ -104,6 +105,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--replay", type=int, default=100)
     parser.add_argument("--diversity-filter", default="murcko", choices=["murcko", "generic", "off"])
+    parser.add_argument("--patience", type=int, default=5,
+                        help="PMO's early stop: top-100 unchanged for this many steps after 1,000 calls (0: off)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default="benchmarks/out/runs", help="run directories (resumed when present)")
     parser.add_argument("--results", default=None, help="JSON of results (default benchmarks/results/<suite>.json)")
@@ -122,7 +125,7 @@ def main() -> None:
     record.update({
         "machine": _machine(), "date": date.today().isoformat(), "prior": args.prior, "budget": args.budget,
         "batch_size": args.batch_size, "sigma": args.sigma, "lr": args.lr, "replay": args.replay,
-        "diversity_filter": args.diversity_filter,
+        "diversity_filter": args.diversity_filter, "patience": args.patience,
     })
     for seed in [int(s) for s in args.seeds.split(",")]:
         for task in tasks:

@@ -221,6 +221,34 @@ def test_campaign_stops_when_nothing_new_is_proposed(tiny_prior_dir, tmp_path):
     assert result.calls == 1 and result.stop_reason.startswith("no new object in 3 steps")
 
 
+def test_campaign_stops_when_the_top_100_converges(tmp_path):
+    # Linear alkanes: QED falls monotonically beyond C10, so after the first 100
+    # chains every new one ranks below the top-100 (PMO's convergence rule).
+    class Chains:
+        name = "chains"
+        domain = SmilesDomain()
+        device = torch.device("cpu")
+        length = 0
+
+        def propose(self, n):
+            self.length += n
+            return ["C" * k for k in range(self.length - n + 1, self.length + 1)]
+
+        def update(self, texts, keys, rewards):
+            return {}
+
+        def state(self):
+            return {"x": torch.zeros(1)}, {}
+
+        def load_state(self, tensors, data):
+            pass
+
+    config = CampaignConfig(budget=400, batch_size=20, converged_patience=3, converged_after=100)
+    result = Campaign(Chains(), get_objective("qed"), tmp_path / "r", config).run()
+    assert result.calls == 160 and result.stop_reason == "converged: top-100 unchanged for 3 steps"
+    assert result.summary["auc_top10"] > 0
+
+
 def test_shipped_zinc250k_prior_loads_and_samples_drug_like_molecules():
     from molgen.pretrained import pretrained_dir
     from molgen.workflows.optimization import resolve_prior

@@ -151,6 +151,8 @@ def _build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--replay", type=int, help="best molecules kept for experience replay (default 100; 0: off)")
     optimize.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
     optimize.add_argument("--bucket-size", type=int, help="molecules per scaffold before the penalty (default 25)")
+    optimize.add_argument("--patience", type=int,
+                          help="PMO's early stop: end when the top-100 is unchanged for this many steps (default off)")
     optimize.add_argument("--config", help="TOML with the settings (keys prior, objective, seed, device, [campaign], [strategy])")
     optimize.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
     optimize.add_argument("--resume", action="store_true", help="continue the run in --out (a larger --budget extends it)")
@@ -401,6 +403,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         "campaign.batch_size": args.batch_size,
         "campaign.diversity.kind": args.diversity_filter,
         "campaign.diversity.bucket_size": args.bucket_size,
+        "campaign.converged_patience": args.patience,
         "strategy.sigma": args.sigma,
         "strategy.learning_rate": args.lr,
         "strategy.replay_capacity": args.replay,

@@ -65,6 +65,10 @@ class CampaignConfig(StrictModel):
     log_every: int = Field(100, gt=0, description="calls between rows of progress.csv")
     checkpoint_every: int = Field(5, gt=0, description="steps between checkpoints")
     max_idle_steps: int = Field(50, gt=0, description="stop after this many steps without a new object")
+    converged_patience: int | None = Field(
+        None, gt=0, description="PMO's early stop: end when the top-100 scores stay unchanged for this many steps "
+        "(checked once converged_after calls are spent; None: off)")
+    converged_after: int = Field(1000, ge=0, description="calls before the convergence check starts")
     export_top: int = Field(100, ge=0, description="best candidates exported at the end (0: none)")
     diversity: DiversityFilterConfig = DiversityFilterConfig()
 
@@ -135,6 +139,7 @@ class Campaign:
         started = time.perf_counter()
         bar = self._progress_bar(oracle)
         idle, stop_reason, logged = 0, "budget spent", len(oracle.history) // c.log_every
+        unchanged, top100 = 0, self._top_scores(oracle)
         try:
             while oracle.remaining > 0:
                 self.step += 1
@@ -165,6 +170,12 @@ class Campaign:
                 if idle >= c.max_idle_steps:
                     stop_reason = f"no new object in {idle} steps"
                     break
+                previous, top100 = top100, self._top_scores(oracle)
+                if c.converged_patience and oracle.calls > c.converged_after:
+                    unchanged = unchanged + 1 if top100 == previous else 0
+                    if unchanged >= c.converged_patience:
+                        stop_reason = f"converged: top-100 unchanged for {unchanged} steps"
+                        break
         finally:
             if bar is not None:
                 bar.close()
@@ -172,6 +183,10 @@ class Campaign:
         self._write_progress(oracle)
         summary = self._finish(store, oracle, stop_reason, time.perf_counter() - started)
         return CampaignResult(self.out_dir, self.step, oracle.calls, c.budget, summary["seconds"], stop_reason, summary)
+
+    @staticmethod
+    def _top_scores(oracle: Oracle) -> list[float]:
+        return [score for _, score in oracle.best(100)]
 
     def _persist(self, store: CandidateStore, keys: list[str], table) -> None:
         store.add_scored(self.step, keys, [self._texts.get(k, k) for k in keys], table)
