@@ -60,3 +60,20 @@ def test_real_vina_docking_scores_and_keeps_the_pose():
     assert math.isnan(score[1]) and table.reasons[1]
     assert math.isnan(score[2]) and table.reasons[2] == "invalid object"
     assert "M  END" in next(iter(component.fn.poses.values()))
+
+
+def test_obabel_next_to_the_interpreter_is_found_without_an_activated_venv(tmp_path, monkeypatch):
+    from molgen.scoring import docking
+
+    bin_dir = tmp_path / "venv-bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(docking.sys, "executable", str(bin_dir / "python"))
+    monkeypatch.setattr(docking.sysconfig, "get_path", lambda name: str(bin_dir))
+    with pytest.raises(MolgenError, match="'obabel' command"):
+        docking._ensure_obabel_on_path()
+    obabel = bin_dir / "obabel"
+    obabel.write_text("#!/bin/sh\n")
+    obabel.chmod(0o755)
+    docking._ensure_obabel_on_path()
+    assert docking.os.environ["PATH"].split(docking.os.pathsep)[0] == str(bin_dir)

@@ -10,6 +10,11 @@ molblock in :attr:`DockingScore.poses`.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import sysconfig
+from pathlib import Path
 from typing import Any
 
 from molgen.core.errors import MolgenError
@@ -25,6 +30,19 @@ def _dockstring():
     return dockstring
 
 
+def _ensure_obabel_on_path() -> None:
+    """dockstring runs the ``obabel`` command; openbabel-wheel puts it next to
+    the interpreter, which is not on PATH when a virtual environment is used
+    without being activated (``.venv/bin/python -m ...``)."""
+    if shutil.which("obabel"):
+        return
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        if folder and shutil.which("obabel", path=folder):
+            os.environ["PATH"] = folder + os.pathsep + os.environ.get("PATH", "")
+            return
+    raise MolgenError(f"docking needs the 'obabel' command, found neither on PATH nor next to {sys.executable}; {INSTALL_HINT}")
+
+
 class DockingScore:
     """``Mol -> Vina score`` against one dockstring target.
 
@@ -34,11 +52,13 @@ class DockingScore:
         seed: Vina's random seed.
 
     Raises:
-        MolgenError: dockstring missing (with the install hint) or unknown target.
+        MolgenError: dockstring or obabel missing (with the install hint), or
+            unknown target.
     """
 
     def __init__(self, target: str, num_cpus: int | None = 1, seed: int = 974528263):
         ds = _dockstring()
+        _ensure_obabel_on_path()
         try:
             self.target = ds.load_target(target)
         except Exception as exc:  # dockstring raises its own error types for unknown targets
