@@ -146,7 +146,12 @@ def _build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--budget", type=int, help="oracle calls: unique valid molecules scored (required unless --resume)")
     optimize.add_argument("--batch-size", type=int, help="molecules sampled per step (default 64)")
     optimize.add_argument("--seed", type=int, help="seed of sampling and replay (default 0)")
-    optimize.add_argument("--sigma", type=float, help="reward scale of the augmented likelihood (default 60)")
+    optimize.add_argument("--strategy", choices=["reinvent", "latent-cmaes", "latent-gradient"],
+                          help="REINVENT on an autoregressive prior (default), or latent-space search on a VAE --prior")
+    optimize.add_argument("--start", help="latent search: data set or file of start molecules (default: prior samples)")
+    optimize.add_argument("--start-size", type=int, help="latent search: start molecules taken (default 64)")
+    optimize.add_argument("--sigma", type=float,
+                          help="REINVENT: reward scale of the augmented likelihood (default 60); latent: CMA-ES step (0.5)")
     optimize.add_argument("--lr", type=float, help="agent learning rate (default 5e-4)")
     optimize.add_argument("--replay", type=int, help="best molecules kept for experience replay (default 100; 0: off)")
     optimize.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
@@ -404,6 +409,10 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         "campaign.diversity.kind": args.diversity_filter,
         "campaign.diversity.bucket_size": args.bucket_size,
         "campaign.converged_patience": args.patience,
+        "strategy.kind": None if args.strategy is None else args.strategy.split("-")[0],
+        "strategy.method": None if args.strategy in (None, "reinvent") else args.strategy.split("-")[1],
+        "strategy.start": args.start,
+        "strategy.start_size": args.start_size,
         "strategy.sigma": args.sigma,
         "strategy.learning_rate": args.lr,
         "strategy.replay_capacity": args.replay,

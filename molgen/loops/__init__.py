@@ -1,5 +1,5 @@
 """Discovery loops and optimisation strategies over generators and oracles."""
 
-from molgen.loops.latent import LatentOptimizationResult, optimize_latent
+from molgen.loops.latent import LatentOptimizationResult, LatentSearch, LatentSearchConfig, optimize_latent
 
-__all__ = ["LatentOptimizationResult", "optimize_latent"]
+__all__ = ["LatentOptimizationResult", "LatentSearch", "LatentSearchConfig", "optimize_latent"]

@@ -56,6 +56,9 @@ class Strategy(Protocol):
 
     def load_state(self, tensors: dict, data: dict) -> None: ...
 
+    # Optional: ``exhausted`` (bool attribute or property) ends the campaign
+    # when the strategy has nothing new left to try.
+
 
 class CampaignConfig(StrictModel):
     """Settings of the engine (the strategy has its own)."""
@@ -169,6 +172,9 @@ class Campaign:
                 idle = 0 if new else idle + 1
                 if idle >= c.max_idle_steps:
                     stop_reason = f"no new object in {idle} steps"
+                    break
+                if getattr(self.strategy, "exhausted", False):
+                    stop_reason = "strategy exhausted: nothing new left to try"
                     break
                 previous, top100 = top100, self._top_scores(oracle)
                 if c.converged_patience and oracle.calls > c.converged_after:

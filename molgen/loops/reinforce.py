@@ -11,7 +11,7 @@ onto the single best sequence.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 from pydantic import Field
@@ -28,6 +28,7 @@ class ReinforceConfig(StrictModel):
     """Settings of :class:`PriorRegularizedRL` (defaults: PMO's tuned REINVENT,
     learning rate 5e-4 and sigma 60, with a replay memory added)."""
 
+    kind: Literal["reinvent"] = "reinvent"
     sigma: float = Field(60.0, gt=0, description="reward scale in the augmented likelihood")
     learning_rate: float = Field(5e-4, gt=0)
     replay_capacity: int = Field(100, ge=0, description="best sequences kept for replay (0: off)")

@@ -5,31 +5,43 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Union
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from molgen.core.config import StrictModel, validate
 from molgen.core.device import select_device
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.serialization import read_json, write_json
 from molgen.loops.campaign import Campaign, CampaignConfig, CampaignResult
+from molgen.loops.latent import LatentSearch, LatentSearchConfig
 from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
 
 RUN_SETTINGS = "optimize.json"
 OBJECTIVE_COPY = "objective.toml"
 
 
+def _strategy_kind(value: Any) -> str:
+    # Settings written before strategies had a kind are REINVENT's.
+    return value.get("kind", "reinvent") if isinstance(value, dict) else getattr(value, "kind", "reinvent")
+
+
+StrategyConfig = Annotated[
+    Union[Annotated[ReinforceConfig, Tag("reinvent")], Annotated[LatentSearchConfig, Tag("latent")]],
+    Discriminator(_strategy_kind),
+]
+
+
 class OptimizeConfig(StrictModel):
     """Everything a campaign needs; saved as ``optimize.json`` in the run
     directory so ``--resume`` restarts from the same settings."""
 
-    prior: str = Field("zinc250k", description="shipped prior name or a model/run directory")
+    prior: str = Field("zinc250k", description="shipped prior name or a model/run directory (a VAE for latent search)")
     objective: str = Field(description="registered objective name or a TOML path")
     seed: int = 0
     device: str = "auto"
     campaign: CampaignConfig
-    strategy: ReinforceConfig = ReinforceConfig()
+    strategy: StrategyConfig = Field(default_factory=ReinforceConfig, description="kind reinvent (default) or latent")
 
 
 def resolve_prior(prior: str) -> Path:
@@ -50,7 +62,8 @@ def resolve_prior(prior: str) -> Path:
 
 
 def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, resume: bool = False, progress: bool = False) -> CampaignResult:
-    """Run (or resume) a campaign with the REINVENT strategy.
+    """Run (or resume) a campaign: REINVENT on an autoregressive prior, or
+    latent-space search (CMA-ES or gradient ascent) on a VAE.
 
     Args:
         settings: An :class:`OptimizeConfig` or its dict. With ``resume`` only
@@ -87,7 +100,7 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
         objective_source = str(out_dir / OBJECTIVE_COPY)
     objective = get_objective(objective_source)
     prior = load_generator(resolve_prior(config.prior), select_device(config.device))
-    strategy = PriorRegularizedRL(prior, config.strategy, seed=config.seed)
+    strategy = _build_strategy(prior, config)
     campaign = Campaign(strategy, objective, out_dir, config.campaign, progress=progress)
     if not resume:
         if (out_dir / RUN_SETTINGS).is_file():
@@ -97,6 +110,18 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
             shutil.copyfile(config.objective, out_dir / OBJECTIVE_COPY)
     write_json(out_dir / RUN_SETTINGS, config.model_dump(mode="json"))
     return campaign.run(resume=resume)
+
+
+def _build_strategy(prior, config: OptimizeConfig):
+    if isinstance(config.strategy, LatentSearchConfig):
+        start = None
+        if config.strategy.start is not None:
+            from molgen.datasets import load_texts
+
+            start = load_texts(config.strategy.start, prior.domain, limit=config.strategy.start_size, seed=config.seed,
+                               on_invalid="skip").texts
+        return LatentSearch(prior, config.strategy, start=start, seed=config.seed)
+    return PriorRegularizedRL(prior, config.strategy, seed=config.seed)
 
 
 def export_top(run_dir: str | Path, output: str | Path, top: int | None = 100) -> Path:
