@@ -23,6 +23,7 @@ from torch import nn
 from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
 from molgen.domains.protein import AMINO_ACIDS
 from molgen.properties.peptides import PEPTIDE_PROPERTIES, peptide_properties
+from molgen.properties.predictor import roc_auc  # noqa: F401  (re-exported: the AMP scripts use it)
 
 _INDEX = {aa: i + 1 for i, aa in enumerate(AMINO_ACIDS)}  # 0 is padding
 
@@ -41,18 +42,6 @@ def global_features(seqs: Sequence[str]) -> np.ndarray:
     """Composition plus physicochemical properties, ``[n, 20 + 12]`` (NaN -> 0)."""
     props = np.array([[peptide_properties(s)[k] for k in PEPTIDE_PROPERTIES] for s in seqs]).reshape(len(seqs), -1)
     return np.nan_to_num(np.concatenate([composition(seqs), props], axis=1))
-
-
-def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
-    """Area under the ROC curve (Mann-Whitney statistic, ties averaged)."""
-    from scipy.stats import rankdata
-
-    labels = np.asarray(labels).astype(bool)
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError("ROC-AUC needs both classes")
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 class _Network(nn.Module):
