@@ -143,6 +143,14 @@ def test_ensemble_std_varies_and_calibration_is_finite(nci, regressors):
     assert 0 <= report["within_1std"] <= report["within_2std"] <= 1
 
 
+def test_std_is_scaled_only_from_enough_validation_rows(nci, regressors):
+    mols, logp = nci
+    scaled = regressors["fingerprint-mlp"].fit_report_
+    assert scaled["std_scale_rows"] == [32] and scaled["std_scale"][0] != 1.0
+    small = FingerprintMLP(task="regression", **FAST_FP).fit(mols[:100], logp[:100])  # 10 validation rows
+    assert small.fit_report_["std_scale_rows"] == [10] and small.fit_report_["std_scale"] == [1.0]
+
+
 def test_binary_classification_learns_ring_nitrogen(nci):
     mols, _ = nci
     labels = np.array([float(m.HasSubstructMatch(RING_N)) for m in mols])

@@ -205,6 +205,10 @@ class Predictor:
     #: Rescale the ensemble std on the validation split after fitting
     #: (regression; see :meth:`_fit_std_scale`). Set False on an instance to skip.
     calibrate_std: ClassVar[bool] = True
+    #: Fewest finite validation rows the std scale is fitted from; below it
+    #: the raw ensemble spread is kept (a scale from ~10 rows is noise: in
+    #: active-learning round 1 it swung UCB from exploit to explore-only).
+    min_calibration_rows: ClassVar[int] = 30
     #: What :meth:`_is_input` accepts, in words (for error messages).
     input_description: ClassVar[str] = "RDKit molecules"
 
@@ -417,6 +421,7 @@ class Predictor:
         if self.task == "regression" and val_mols and self.calibrate_std:
             self.std_scale_ = self._fit_std_scale(val_mols, val_targets)
             report["std_scale"] = self.std_scale_.tolist()
+            report["std_scale_rows"] = np.isfinite(val_targets).sum(axis=0).tolist()
         self.fit_report_ = report
         return self
 
@@ -430,7 +435,7 @@ class Predictor:
         scale = np.ones(self.n_tasks_)
         for t in range(self.n_tasks_):
             ok = np.isfinite(targets[:, t]) & (std[:, t] > 1e-12)
-            if ok.sum() >= 2:
+            if ok.sum() >= self.min_calibration_rows:
                 z = (targets[ok, t] - mean[ok, t]) / std[ok, t]
                 scale[t] = float(np.sqrt(np.mean(z**2)))
         return scale
