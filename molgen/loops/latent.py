@@ -184,10 +184,19 @@ class LatentSearch:
         z, self._pending = self._pending, None
         rewards = np.asarray(rewards, dtype=float)
         finite = np.isfinite(rewards)
-        self.latents.extend(z[finite])
-        self.scores.extend(rewards[finite].tolist())
-        new = {k for k in keys if k is not None} - self.seen
+        # One (z, score) pair per object, from the first latent that decoded to
+        # it: repeats add no information about the score and, kept, made the
+        # head's training set grow by a full batch every step.
+        first = np.zeros(len(keys), dtype=bool)
+        new: set[str] = set()
+        for i, key in enumerate(keys):
+            if key is not None and key not in self.seen and key not in new:
+                new.add(key)
+                first[i] = True
         self.seen |= new
+        keep = finite & first
+        self.latents.extend(z[keep])
+        self.scores.extend(rewards[keep].tolist())
         if not self.started:
             if not finite.any():
                 raise MolgenError("no object of the start set could be scored")
