@@ -142,7 +142,8 @@ class Campaign:
         started = time.perf_counter()
         bar = self._progress_bar(oracle)
         idle, stop_reason, logged = 0, "budget spent", len(oracle.history) // c.log_every
-        unchanged, top100 = 0, self._top_scores(oracle)
+        converge = c.converged_patience is not None
+        unchanged, top100 = 0, self._top_scores(oracle) if converge else None
         try:
             while oracle.remaining > 0:
                 self.step += 1
@@ -176,12 +177,13 @@ class Campaign:
                 if getattr(self.strategy, "exhausted", False):
                     stop_reason = "strategy exhausted: nothing new left to try"
                     break
-                previous, top100 = top100, self._top_scores(oracle)
-                if c.converged_patience and oracle.calls > c.converged_after:
-                    unchanged = unchanged + 1 if top100 == previous else 0
-                    if unchanged >= c.converged_patience:
-                        stop_reason = f"converged: top-100 unchanged for {unchanged} steps"
-                        break
+                if converge:  # sorting the history each step is only paid for when asked
+                    previous, top100 = top100, self._top_scores(oracle)
+                    if oracle.calls > c.converged_after:
+                        unchanged = unchanged + 1 if top100 == previous else 0
+                        if unchanged >= c.converged_patience:
+                            stop_reason = f"converged: top-100 unchanged for {unchanged} steps"
+                            break
         finally:
             if bar is not None:
                 bar.close()
