@@ -88,6 +88,7 @@ class LatentSearch:
         self.restart = 0
         self.idle = 0
         self._es = None
+        self._resume_at: tuple[np.ndarray, float] | None = None  # CMA-ES mean and step size from a checkpoint
         self._head = None
         self._pending: np.ndarray | None = None
 
@@ -139,12 +140,17 @@ class LatentSearch:
         import cma
 
         if self._es is None:
+            if self._resume_at is not None:  # continue a checkpointed search where it was
+                x0, sigma0 = self._resume_at
+                self._resume_at = None
+            else:
+                x0 = self.start_z[self.restart % len(self.start_z)].astype(float)
+                sigma0 = self.config.sigma * 2 ** min(self.restart, 2)
             # Decoding is piecewise constant in z, so generations often see flat
             # fitness; stopping is left to the stall count and the budget.
             options = {"popsize": n, "seed": self.seed + 1 + self.restart, "verbose": -9, "tolflatfitness": 10**9,
                        "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": 10**9}
-            x0 = self.start_z[self.restart % len(self.start_z)].astype(float)
-            self._es = cma.CMAEvolutionStrategy(x0, self.config.sigma * 2 ** min(self.restart, 2), options)
+            self._es = cma.CMAEvolutionStrategy(x0, sigma0, options)
         return np.asarray(self._es.ask())
 
     def _ask_gradient(self, n: int) -> np.ndarray:
@@ -227,9 +233,10 @@ class LatentSearch:
             "rng": self.generator.get_state(),
         }
         data: dict[str, Any] = {"started": self.started, "restart": self.restart, "idle": self.idle, "seen": sorted(self.seen)}
-        if self._es is not None:
-            tensors["cma.mean"] = torch.as_tensor(np.asarray(self._es.mean, dtype=np.float64))
-            data["cma_sigma"] = float(self._es.sigma)
+        at = (self._es.mean, self._es.sigma) if self._es is not None else self._resume_at
+        if at is not None:
+            tensors["cma.mean"] = torch.as_tensor(np.asarray(at[0], dtype=np.float64))
+            data["cma_sigma"] = float(at[1])
         return tensors, data
 
     def load_state(self, tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> None:
@@ -242,12 +249,7 @@ class LatentSearch:
         self.seen = set(data["seen"])
         self._es, self._head = None, None
         if "cma.mean" in tensors:
-            import cma
-
-            options = {"popsize": None, "seed": self.seed + 1001 + self.restart, "verbose": -9, "tolflatfitness": 10**9,
-                       "tolfun": 0, "tolfunhist": 0, "tolx": 0, "tolstagnation": 10**9}
-            options.pop("popsize")
-            self._es = cma.CMAEvolutionStrategy(tensors["cma.mean"].numpy(), data["cma_sigma"], options)
+            self._resume_at = (tensors["cma.mean"].numpy(), float(data["cma_sigma"]))
 
 
 @dataclass
