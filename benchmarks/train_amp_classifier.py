@@ -20,7 +20,8 @@ import torch
 
 from molgen.datasets import load_texts
 from molgen.domains.protein import ProteinDomain
-from molgen.properties.amp_classifier import AMPClassifier, CompositionBaseline, roc_auc
+from molgen.properties.amp_classifier import AMPClassifier, CompositionBaseline
+from molgen.properties.predictor import roc_auc
 
 
 def split(name: str) -> tuple[list[str], list[int]]:

@@ -23,7 +23,7 @@ from torch import nn
 from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
 from molgen.domains.protein import AMINO_ACIDS
 from molgen.properties.peptides import PEPTIDE_PROPERTIES, peptide_properties
-from molgen.properties.predictor import roc_auc  # noqa: F401  (re-exported: the AMP scripts use it)
+from molgen.properties.predictor import roc_auc
 
 _INDEX = {aa: i + 1 for i, aa in enumerate(AMINO_ACIDS)}  # 0 is padding
 
