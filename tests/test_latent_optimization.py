@@ -101,3 +101,15 @@ def test_latent_strategy_needs_a_vae(tiny_prior_dir, tmp_path, capsys):
     code = main(["optimize", "--prior", str(tiny_prior_dir), "--strategy", "latent-cmaes", "--objective", "qed",
                  "--budget", "10", "--out", str(tmp_path / "r"), "--no-progress"])
     assert code == 2 and "needs a VAE" in capsys.readouterr().err
+
+
+def test_bad_strategy_settings_are_named(tmp_path):
+    from molgen.core.errors import ConfigError
+    from molgen.workflows.optimization import optimize
+
+    cases = [({"kind": "ga"}, "does not match any of the expected tags: 'reinvent', 'latent'"),
+             ({"kind": "latent", "method": "bayes"}, "strategy.latent.method"),
+             ({"kind": "latent", "learning_rate": 1e-3}, "unknown key 'strategy.latent.learning_rate'")]
+    for strategy, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            optimize({"objective": "qed", "campaign": {"budget": 5}, "strategy": strategy}, tmp_path / "run")
