@@ -74,6 +74,12 @@ def load_task_data(domain: CrystalDomain, dataset: str, column: str, args) -> tu
     return data, time.perf_counter() - start
 
 
+def save_model(model, args, name: str) -> None:
+    """Write a trained model to ``--save/<name>`` (for the discovery loop)."""
+    if args.save:
+        model.save(Path(args.save) / name)
+
+
 def regression_task(domain: CrystalDomain, dataset: str, column: str, args, epochs: int) -> dict:
     """Fit a CGCNN regressor on ``column`` of ``dataset`` and score it on the test split."""
     data, load_seconds = load_task_data(domain, dataset, column, args)
@@ -82,6 +88,7 @@ def regression_task(domain: CrystalDomain, dataset: str, column: str, args, epoc
     start = time.perf_counter()
     model.fit(train_x, train_y, val=(val_x, val_y))
     fit_seconds = time.perf_counter() - start
+    save_model(model, args, f"{dataset}-{column}")
     start = time.perf_counter()
     mean, std = model.predict(test_x)
     predict_seconds = time.perf_counter() - start
@@ -120,6 +127,7 @@ def gap_task(domain: CrystalDomain, args) -> dict:
     start = time.perf_counter()
     model.fit(train_x, train_y, val=(val_x, val_y))
     fit_seconds = time.perf_counter() - start
+    save_model(model, args, "perov-5-gap")
     start = time.perf_counter()
     parts = model.predict_parts(test_x)
     mean, _ = model.predict(test_x)
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=None, help="cap every split at this many rows (seeded subset)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out", default="benchmarks/results/crystal_predictors.json")
+    parser.add_argument("--save", help="also save the trained models under this directory (one folder per task)")
     args = parser.parse_args(argv)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - set(TASKS))

@@ -164,6 +164,28 @@ def _build_parser() -> argparse.ArgumentParser:
     optimize.add_argument("--no-progress", action="store_true", help="no progress bar")
     optimize.add_argument("--out", required=True, help="run directory")
 
+    disc = sub.add_parser(
+        "discover", help="materials discovery loop (photovoltaic absorbers by default)",
+        description="Rounds of: sample crystals from the generator, decode, dedupe (StructureMatcher), cheap filters "
+        "(validity, SMACT, excluded elements, novelty), learned predictors (band gap, formation energy), CHGNet "
+        "relaxation of the best few (needs molgen[potential]), store, REINVENT update of the generator. Every "
+        "candidate and relaxation is written to RUN/candidates.sqlite as it is made; relaxed structures go to "
+        "RUN/relaxed/*.cif and RUN/relaxed.db (ASE database); RUN/rounds.csv has the per-round funnel. A killed run "
+        "continues with --resume without re-scoring or re-relaxing anything.",
+    )
+    disc.add_argument("--preset", default="photovoltaic", help="photovoltaic (default), photovoltaic-known-gap or a preset TOML")
+    disc.add_argument("--generator", help="shipped crystal generator (perov5, the default) or a model/run directory")
+    disc.add_argument("--rounds", type=int, help="rounds (preset default 10; with --resume: extend to this many)")
+    disc.add_argument("--per-round", type=int, help="structures sampled per round (preset default 512)")
+    disc.add_argument("--relax-per-round", type=int, help="best new candidates relaxed per round (preset default 16; 0: off)")
+    disc.add_argument("--relax-budget", type=int, help="relaxations in the whole run (preset default 200)")
+    disc.add_argument("--executor", choices=["serial", "process", "ray"], help="where relaxations run (default process)")
+    disc.add_argument("--workers", type=int, help="relaxation workers (default 2)")
+    disc.add_argument("--seed", type=int, default=0, help="seed of sampling and replay (default 0)")
+    disc.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    disc.add_argument("--resume", action="store_true", help="continue the run in --out")
+    disc.add_argument("--out", required=True, help="run directory")
+
     export = sub.add_parser(
         "export", help="export the best candidates of an optimize run", description="Write the best candidates of a "
         "`molgen optimize` run (best score first) as CSV (all components) or SDF (2D coordinates, scores as properties).",
@@ -431,6 +453,36 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_discover(args: argparse.Namespace) -> int:
+    from molgen.core.config import validate
+    from molgen.core.seeding import seed_everything
+    from molgen.workflows.discovery import DiscoverSettings, discover, load_preset
+    from molgen.workflows.training import apply_overrides
+
+    settings = None
+    if not args.resume:
+        preset = load_preset(args.preset).model_dump(mode="json")
+        preset = apply_overrides(preset, {
+            "discovery.rounds": args.rounds,
+            "discovery.per_round": args.per_round,
+            "discovery.relax.per_round": args.relax_per_round,
+            "discovery.relax.budget": args.relax_budget,
+            "discovery.relax.executor": args.executor,
+            "discovery.relax.workers": args.workers,
+        })
+        raw = {"preset": preset, "seed": args.seed, "device": args.device}
+        if args.generator:
+            raw["generator"] = args.generator
+        settings = validate(DiscoverSettings, raw, where="discover settings")
+    seed_everything(args.seed)
+    result = discover(settings, args.out, resume=args.resume, rounds=args.rounds if args.resume else None, log=print)
+    s = result.summary
+    print(f"{result.rounds} rounds, {s['candidates']} distinct structures scored, {s['relaxations']} relaxed "
+          f"({s['stable']} stable); in-window fraction by round: {', '.join(f'{100 * x:.1f} %' for x in s['in_window_fraction_by_round'])}")
+    print(f"store: {result.out_dir / 'candidates.sqlite'}; rounds: {result.out_dir / 'rounds.csv'}; selected: {result.out_dir / 'selected.csv'}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from molgen.workflows.optimization import export_top
 
@@ -482,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     handler = {
         "train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
-        "optimize": _cmd_optimize, "export": _cmd_export, "fit-predictor": _cmd_fit_predictor, "predict": _cmd_predict,
+        "optimize": _cmd_optimize, "discover": _cmd_discover, "export": _cmd_export, "fit-predictor": _cmd_fit_predictor, "predict": _cmd_predict,
     }[args.command]
     try:
         return handler(args)

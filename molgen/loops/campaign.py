@@ -60,6 +60,45 @@ class Strategy(Protocol):
     # when the strategy has nothing new left to try.
 
 
+def save_checkpoint(out_dir: Path, strategy: Strategy, step: int) -> None:
+    """Write the strategy's state as ``checkpoint-<step>/`` and point
+    ``checkpoint.json`` at it (the pointer moves only once the folder is
+    complete, so a kill mid-write leaves the previous checkpoint in force).
+
+    Args:
+        out_dir: Run directory.
+        strategy: Its ``state()`` is saved.
+        step: Step (or round) the state belongs to.
+    """
+    tensors, data = strategy.state()
+    name = f"checkpoint-{step:06d}"
+    folder = out_dir / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    save_tensors(folder / "state.safetensors", tensors)
+    write_json(folder / "state.json", {**data, "step": step, "strategy": strategy.name})
+    write_json(out_dir / CHECKPOINT_POINTER, {"step": step, "dir": name})
+    for old in out_dir.glob("checkpoint-*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_checkpoint(out_dir: Path, strategy: Strategy) -> int | None:
+    """Restore the newest checkpoint of ``out_dir`` into ``strategy``.
+
+    Returns:
+        Its step, or None when the run has no checkpoint yet.
+    """
+    pointer = out_dir / CHECKPOINT_POINTER
+    if not pointer.is_file():
+        return None
+    info = read_json(pointer)
+    folder = out_dir / info["dir"]
+    strategy.load_state(load_tensors(folder / "state.safetensors", strategy.device), read_json(folder / "state.json"))
+    return int(info["step"])
+
+
 class CampaignConfig(StrictModel):
     """Settings of the engine (the strategy has its own)."""
 
@@ -203,12 +242,9 @@ class Campaign:
     def _restore(self, store: CandidateStore, oracle: Oracle) -> None:
         if store.count() == 0 and not (self.out_dir / CHECKPOINT_POINTER).is_file():
             raise MolgenError(f"{self.out_dir} holds no campaign to resume")
-        pointer = self.out_dir / CHECKPOINT_POINTER
-        if pointer.is_file():
-            info = read_json(pointer)
-            folder = self.out_dir / info["dir"]
-            self.strategy.load_state(load_tensors(folder / "state.safetensors", self.strategy.device), read_json(folder / "state.json"))
-            self.step = int(info["step"])
+        step = load_checkpoint(self.out_dir, self.strategy)
+        if step is not None:
+            self.step = step
         oracle.restore(store.evaluations())
         # The filter's memory is a function of every stored evaluation.
         for cand in store.candidates():
@@ -216,18 +252,7 @@ class Campaign:
             self.diversity.apply([obj], [cand.key], np.array([cand.total]))
 
     def _save_checkpoint(self) -> None:
-        tensors, data = self.strategy.state()
-        name = f"checkpoint-{self.step:06d}"
-        folder = self.out_dir / name
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        save_tensors(folder / "state.safetensors", tensors)
-        write_json(folder / "state.json", {**data, "step": self.step, "strategy": self.strategy.name})
-        write_json(self.out_dir / CHECKPOINT_POINTER, {"step": self.step, "dir": name})
-        for old in self.out_dir.glob("checkpoint-*"):
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True)
+        save_checkpoint(self.out_dir, self.strategy, self.step)
 
     # -- reporting ----------------------------------------------------------
     def _progress_bar(self, oracle: Oracle):

@@ -35,6 +35,9 @@ class ReinforceConfig(StrictModel):
     replay_batch: int = Field(24, ge=0, description="replayed sequences per update")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the agent")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm (None: off, as REINVENT)")
+    update_batch: int | None = Field(
+        None, gt=0, description="split a large proposal into policy steps of this many sequences (each with its own "
+        "replay draw); None: one step per proposal, as REINVENT")
 
 
 class PriorRegularizedRL:
@@ -69,6 +72,9 @@ class PriorRegularizedRL:
         self.device = prior.device
         self.sample_generator = make_generator(seed, self.device)
         self.replay_generator = make_generator(seed + 1)
+        # Dropout in the policy step draws from torch's global RNG; seeding it per step from this
+        # generator makes updates (and so a resumed run) reproducible from the strategy's own state.
+        self.update_generator = make_generator(seed + 2)
         self.replay = ReplayBuffer(self.config.replay_capacity)
         self._last: list[list[int]] = []
 
@@ -79,6 +85,9 @@ class PriorRegularizedRL:
     def propose(self, n: int) -> list[str]:
         """Sample ``n`` texts from the agent (duplicate sequences dropped, as
         REINVENT does, so each distinct sequence is learned from once)."""
+        # Sample without dropout: the policy being scored is the deterministic network, and a resumed run
+        # (whose agent comes back in eval mode) must propose what the uninterrupted run proposed.
+        self.agent.eval()
         ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator)
         seen: set[tuple[int, ...]] = set()
         self._last = []
@@ -96,8 +105,9 @@ class PriorRegularizedRL:
         return {k: v.to(self.device) for k, v in pad_batch(rows, vocab.pad_id).items()}
 
     def update(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float]) -> dict[str, float]:
-        """One DAP policy step on the last proposal (``texts`` in proposal
-        order) plus replayed sequences.
+        """DAP policy steps on the last proposal (``texts`` in proposal
+        order) plus replayed sequences: one step, or one per ``update_batch``
+        sequences.
 
         Args:
             texts: The texts returned by :meth:`propose`.
@@ -105,12 +115,24 @@ class PriorRegularizedRL:
             rewards: Rewards (NaN counts as 0).
 
         Returns:
-            ``{"loss", "agent_nll", "prior_nll", "replayed"}``.
+            ``{"loss", "agent_nll", "prior_nll", "replayed"}`` (means over the steps).
         """
         if len(texts) != len(self._last):
             raise MolgenError("update() must follow propose() with its texts")
-        reward = torch.nan_to_num(torch.as_tensor(list(rewards), dtype=torch.float32), nan=0.0)
-        ids = list(self._last)
+        size = self.config.update_batch or max(1, len(texts))
+        step_seed = int(torch.randint(0, 2**62, (1,), generator=self.update_generator))
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(step_seed)
+            stats = [
+                self._step(self._last[i:i + size], list(texts[i:i + size]), list(keys[i:i + size]), list(rewards[i:i + size]))
+                for i in range(0, max(1, len(texts)), size)
+            ]
+        return {name: float(sum(s[name] for s in stats) / len(stats)) for name in stats[0]}
+
+    def _step(self, ids: list[list[int]], texts: list[str], keys: list[str | None], rewards: list[float]) -> dict[str, float]:
+        reward = torch.nan_to_num(torch.as_tensor(rewards, dtype=torch.float32), nan=0.0)
+        ids = list(ids)
         replay_texts, replay_rewards = self.replay.sample(self.config.replay_batch, self.replay_generator)
         tokenizer = self.domain.tokenizer
         for text in replay_texts:
@@ -131,8 +153,8 @@ class PriorRegularizedRL:
         self.replay.add(keys, texts, [float(r) for r in reward[: len(texts)].tolist()])
         return {
             "loss": float(loss.detach()),
-            "agent_nll": float(-agent_ll[: len(texts)].mean().detach()),
-            "prior_nll": float(-prior_ll[: len(texts)].mean()),
+            "agent_nll": float(-agent_ll[: len(texts)].mean().detach()) if texts else float("nan"),
+            "prior_nll": float(-prior_ll[: len(texts)].mean()) if texts else float("nan"),
             "replayed": float(len(replay_texts)),
         }
 
@@ -144,6 +166,7 @@ class PriorRegularizedRL:
         tensors.update(opt_tensors)
         tensors["rng.sample"] = self.sample_generator.get_state()
         tensors["rng.replay"] = self.replay_generator.get_state()
+        tensors["rng.update"] = self.update_generator.get_state()
         return tensors, {"optimizer": skeleton, "replay": self.replay.state()}
 
     def load_state(self, tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> None:
@@ -152,4 +175,6 @@ class PriorRegularizedRL:
         self.optimizer.load_state_dict(unflatten_state(tensors, data["optimizer"]))
         self.sample_generator.set_state(tensors["rng.sample"].cpu())
         self.replay_generator.set_state(tensors["rng.replay"].cpu())
+        if "rng.update" in tensors:  # checkpoints written before updates were seeded lack it
+            self.update_generator.set_state(tensors["rng.update"].cpu())
         self.replay.load_state(data["replay"])

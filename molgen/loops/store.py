@@ -46,6 +46,17 @@ CREATE TABLE IF NOT EXISTS steps (
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS followups (
+    key TEXT NOT NULL,
+    oracle TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    result TEXT NOT NULL,
+    seconds REAL,
+    created REAL NOT NULL,
+    PRIMARY KEY (key, oracle)
+);
 """
 
 
@@ -79,6 +90,10 @@ class Candidate:
 def _number(value: Any) -> float | None:
     value = float(value)
     return None if math.isnan(value) else value
+
+
+def _candidate(row: tuple) -> Candidate:
+    return Candidate(row[0], row[1], row[2], row[3], np.nan if row[4] is None else row[4], row[5], row[6], json.loads(row[7]), row[8])
 
 
 class CandidateStore:
@@ -139,6 +154,32 @@ class CandidateStore:
                 (step, sampled, valid, new_calls, _number(mean_reward), None if loss is None else _number(loss), seconds, time.time()),
             )
 
+    def add_followup(self, key: str, oracle: str, step: int, status: str, error: str | None, result: dict, seconds: float | None) -> None:
+        """Store one expensive follow-up evaluation (e.g. a relaxation) of a
+        stored candidate, committed on its own so that a killed run keeps it.
+
+        Args:
+            key: The candidate's key.
+            oracle: Which follow-up oracle (``chgnet``).
+            step: Campaign step or discovery round.
+            status: ``ok``, ``failed``, ... (the oracle's vocabulary).
+            error: Why it failed, else None.
+            result: JSON-ready values.
+            seconds: Wall time of the call.
+        """
+        with self._transaction():
+            self.connection.execute(
+                "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, oracle, step, status, error, json.dumps(result), seconds, time.time()),
+            )
+
+    def followups(self, oracle: str) -> dict[str, dict[str, Any]]:
+        """Stored follow-ups of ``oracle``: key -> ``{"step", "status", "error", "result", "seconds"}``."""
+        rows = self.connection.execute(
+            "SELECT key, step, status, error, result, seconds FROM followups WHERE oracle = ? ORDER BY created", (oracle,))
+        return {k: {"step": st, "status": status, "error": err, "result": json.loads(res), "seconds": sec}
+                for k, st, status, err, res, sec in rows}
+
     def set_meta(self, name: str, value: Any) -> None:
         """Store a JSON value under ``name``."""
         with self._transaction():
@@ -180,7 +221,12 @@ class CandidateStore:
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         for row in self.connection.execute(sql):
-            yield Candidate(row[0], row[1], row[2], row[3], np.nan if row[4] is None else row[4], row[5], row[6], json.loads(row[7]), row[8])
+            yield _candidate(row)
+
+    def candidates_of_step(self, step: int) -> Iterator[Candidate]:
+        """Evaluations first made at ``step`` (a campaign step or discovery round), in call order."""
+        for row in self.connection.execute("SELECT * FROM candidates WHERE step = ? ORDER BY call", (step,)):
+            yield _candidate(row)
 
     def evaluations(self) -> list[tuple[str, float]]:
         """``(key, total)`` in call order (NaN for failures), to restore an oracle."""

@@ -13,6 +13,8 @@ from pydantic import Field
 from molgen.core.config import StrictModel, validate
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.registry import Registry
+from molgen.scoring.crystals import BATCH as CRYSTAL_BATCH
+from molgen.scoring.crystals import PER_OBJECT as CRYSTAL_PER_OBJECT
 
 
 class PropertyComponent:
@@ -185,6 +187,8 @@ COMPONENT_TYPES.register("docking", (DockingParams, _docking))
 COMPONENT_TYPES.register("table", (TableParams, _table))
 COMPONENT_TYPES.register("lipinski", (_NoParams, _rule("lipinski")))
 COMPONENT_TYPES.register("veber", (_NoParams, _rule("veber")))
+for _name, _entry in CRYSTAL_PER_OBJECT.items():
+    COMPONENT_TYPES.register(_name, _entry)
 
 
 def build_component(kind: str, params: dict[str, Any], name: str | None = None, where: str = "component"):
@@ -218,10 +222,17 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
 
         p = validate(ExternalParams, params, where=where)
         return ExternalCommand(p.command, name=name or "external", timeout=p.timeout, batch_size=p.batch_size)
+    if kind in CRYSTAL_BATCH:
+        params_cls, component_cls = CRYSTAL_BATCH[kind]
+        settings = validate(params_cls, params, where=where)
+        try:
+            return component_cls(settings, name=name or kind)
+        except MolgenError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     try:
         params_cls, builder = COMPONENT_TYPES.get(kind)
     except MolgenError as exc:
-        raise ConfigError(f"{where}: {exc}; or external, predictor (predictor:DIR)") from None
+        raise ConfigError(f"{where}: {exc}; or external, predictor (predictor:DIR), {', '.join(CRYSTAL_BATCH)}") from None
     settings = validate(params_cls, params, where=where)
     try:
         fn = builder(settings)

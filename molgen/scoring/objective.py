@@ -4,6 +4,7 @@ name from the registry of named objectives."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -30,6 +31,7 @@ class ScoreTable:
             0 where a filter rejected the object.
         reasons: Per object, why it has no total (None when it has one).
         rejected_by: Per object, the filter that rejected it (or None).
+        seconds: Component name -> wall time it took on this batch.
     """
 
     raw: dict[str, np.ndarray]
@@ -37,6 +39,7 @@ class ScoreTable:
     total: np.ndarray
     reasons: list[str | None] = field(default_factory=list)
     rejected_by: list[str | None] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.total)
@@ -105,8 +108,11 @@ class Objective:
         n = len(objs)
         raw, transformed = {}, {}
         reasons: list[str | None] = [None] * n
+        seconds: dict[str, float] = {}
         for term in self.terms:
+            start = time.perf_counter()
             values, why = term.component(objs)
+            seconds[term.component.name] = time.perf_counter() - start
             raw[term.component.name] = values
             transformed[term.component.name] = term.transform(values)
             for i, reason in enumerate(why):
@@ -116,7 +122,9 @@ class Objective:
         total = AGGREGATORS[self.aggregate](matrix, self.weights) if n else np.zeros(0)
         rejected: list[str | None] = [None] * n
         for f in self.filters:
+            start = time.perf_counter()
             values, why = f.component(objs)
+            seconds[f.component.name] = time.perf_counter() - start
             raw.setdefault(f.component.name, values)
             ok = f.passes(values)
             for i in np.flatnonzero(~ok):
@@ -124,7 +132,7 @@ class Objective:
                     rejected[i] = f.component.name
                     if np.isfinite(total[i]):
                         total[i] = 0.0
-        return ScoreTable(raw, transformed, total, reasons, rejected)
+        return ScoreTable(raw, transformed, total, reasons, rejected, seconds)
 
     # -- from specs ---------------------------------------------------------
     @classmethod

@@ -25,15 +25,20 @@ class Oracle:
         listener: Called as ``listener(keys, objs, table)`` with each batch
             of fresh evaluations and their :class:`ScoreTable`, before the
             scores are returned (a campaign stores them there).
+        key: ``object -> canonical key`` (default ``domain.key``; crystals
+            use a :class:`~molgen.domains.crystal.matching.StructureIndex`,
+            since their domain key, the formula, does not tell polymorphs apart).
 
     Attributes:
         calls: Unique objects evaluated so far.
         history: ``(key, score)`` of each evaluation in order (score NaN on failure).
     """
 
-    def __init__(self, objective: Objective, domain, budget: int | None = None, listener: Callable | None = None):
+    def __init__(self, objective: Objective, domain, budget: int | None = None, listener: Callable | None = None,
+                 key: Callable[[Any], str] | None = None):
         self.objective = objective
         self.domain = domain
+        self.key = key or domain.key
         self.budget = budget
         self.listener = listener
         self.calls = 0
@@ -61,7 +66,7 @@ class Oracle:
         for i, obj in enumerate(objs):
             if obj is None:
                 continue
-            key = self.domain.key(obj)
+            key = self.key(obj)
             if key in self.cache:
                 scores[i] = self.cache[key]
             elif key in pending:

@@ -81,3 +81,54 @@ def group_structures(structures: Sequence[Structure], settings: MatcherSettings 
                 else:
                     representatives.append(i)
     return labels
+
+
+class StructureIndex:
+    """Distinct crystals seen so far, each under a stable key.
+
+    ``domain.key`` is only the reduced formula; polymorphs share it. The index
+    tells them apart with ``StructureMatcher`` inside each formula bucket and
+    names the groups ``"<formula>"``, ``"<formula>#2"``, ``"<formula>#3"``...
+    in the order they were first added, so a run that re-adds the same
+    structures in the same order gets the same keys back.
+
+    Args:
+        settings: Matcher tolerances.
+    """
+
+    def __init__(self, settings: MatcherSettings = MatcherSettings()):
+        self.settings = settings
+        self._matcher = settings.matcher()
+        self._buckets: dict[str, list[tuple[str, Structure]]] = defaultdict(list)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self._buckets.values())
+
+    def find(self, structure: Structure) -> str | None:
+        """Key of the indexed crystal that ``structure`` matches, else None."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for key, known in self._buckets.get(formula_key(structure), ()):
+                if self._matcher.fit(known, structure):
+                    return key
+        return None
+
+    def add(self, structure: Structure, key: str | None = None) -> str:
+        """Key of ``structure``: the matching group's, or a new one.
+
+        Args:
+            structure: The crystal.
+            key: Force this key for a new group (restoring a stored index).
+
+        Returns:
+            The key.
+        """
+        found = self.find(structure)
+        if found is not None:
+            return found
+        formula = formula_key(structure)
+        bucket = self._buckets[formula]
+        if key is None:
+            key = formula if not bucket else f"{formula}#{len(bucket) + 1}"
+        bucket.append((key, structure))
+        return key

@@ -1,0 +1,42 @@
+"""Property predictors shipped inside the package (safetensors + JSON),
+found by name, so presets such as ``photovoltaic`` work without a training run.
+
+They are trained by ``benchmarks/bench_crystal_predictors.py --save`` on the
+registry's Perov-5 training split; their held-out figures are in
+``benchmarks/RESULTS.md`` and in each ``config.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from molgen.core.errors import CheckpointError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+#: Shipped predictor name -> what it predicts.
+SHIPPED_PREDICTORS: dict[str, str] = {
+    "perov5-gap": "CGCNN metal/non-metal classifier + non-metal gap regressor for Perov-5 direct GLLB-SC gaps (eV)",
+    "perov5-heat": "CGCNN regressor of the Perov-5 heat of formation heat_all (eV per 5-atom cell)",
+}
+
+
+def shipped_predictor_dir(name: str) -> Path:
+    """Directory of a shipped predictor.
+
+    Args:
+        name: A key of :data:`SHIPPED_PREDICTORS`.
+
+    Returns:
+        The predictor directory.
+
+    Raises:
+        CheckpointError: unknown name (listing the shipped ones) or files
+            missing from this installation.
+    """
+    if name not in SHIPPED_PREDICTORS:
+        raise CheckpointError(f"no shipped predictor named {name!r}; shipped: {', '.join(sorted(SHIPPED_PREDICTORS))}")
+    folder = DATA_DIR / name.replace("-", "_")
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"shipped predictor {name!r} is missing from this installation ({folder})")
+    return folder

@@ -1,0 +1,299 @@
+"""Scoring components for crystals: validity, composition checks, novelty
+against known structures, a table of known properties (the sanity oracle of
+retrospective runs) and the band-gap predictor's outputs.
+
+Components here are batch components (``objs -> (values, reasons)``) where a
+model or an index works best over many structures at once; each takes its
+settings from an objective TOML table (see :mod:`molgen.scoring.components`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+from pydantic import Field
+
+from molgen.core.config import StrictModel
+from molgen.core.errors import DataError
+
+#: Elements excluded by default from photovoltaic absorbers (toxic heavy metals).
+TOXIC_ELEMENTS = ("Pb", "Cd", "Hg", "Tl")
+
+
+class BatchComponent:
+    """Base of batch components: applies :meth:`values` to the non-None
+    objects and turns non-finite results into NaN with a reason."""
+
+    name = "component"
+
+    def values(self, objs: list[Any]) -> tuple[np.ndarray, list[str | None]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, objs: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
+        """Score ``objs`` (None entries are invalid objects).
+
+        Returns:
+            ``(values [N], reasons)`` with NaN and a reason where scoring failed.
+        """
+        out = np.full(len(objs), np.nan)
+        reasons: list[str | None] = ["invalid object" if o is None else None for o in objs]
+        rows = [i for i, o in enumerate(objs) if o is not None]
+        if rows:
+            values, why = self.values([objs[i] for i in rows])
+            for j, i in enumerate(rows):
+                if why[j] is not None:
+                    reasons[i] = f"{self.name}: {why[j]}"
+                elif not math.isfinite(values[j]):
+                    reasons[i] = f"{self.name}: non-finite value {values[j]}"
+                else:
+                    out[i] = values[j]
+        return out, reasons
+
+
+# -- per-structure checks -------------------------------------------------------
+class StructureValidParams(StrictModel):
+    min_distance: float = Field(0.5, ge=0, description="shortest allowed interatomic distance (A), periodic images included")
+    min_volume: float = Field(0.1, ge=0, description="smallest allowed cell volume (A^3)")
+
+
+class CompositionValidParams(StrictModel):
+    pauling_test: bool = True
+    single_element_valid: bool = True
+    alloys_valid: bool = True
+
+
+class ExcludedElementsParams(StrictModel):
+    elements: list[str] = Field(default_factory=lambda: list(TOXIC_ELEMENTS), description="element symbols to count")
+
+
+class AbundanceParams(StrictModel):
+    pass
+
+
+def structure_valid(p: StructureValidParams):
+    """``Structure -> 1.0 / 0.0``: CDVAE's structural validity."""
+    from molgen.domains.crystal.validity import ValidityRules, structure_is_valid
+
+    rules = ValidityRules(min_distance=p.min_distance, min_volume=p.min_volume)
+    return lambda s: float(structure_is_valid(s, rules))
+
+
+def composition_valid(p: CompositionValidParams):
+    """``Structure -> 1.0 / 0.0``: SMACT charge neutrality (+ electronegativity test)."""
+    from molgen.domains.crystal.validity import ValidityRules, composition_is_valid
+
+    rules = ValidityRules(pauling_test=p.pauling_test, single_element_valid=p.single_element_valid, alloys_valid=p.alloys_valid)
+    return lambda s: float(composition_is_valid(s.composition, rules))
+
+
+def excluded_elements(p: ExcludedElementsParams):
+    """``Structure -> number of distinct excluded elements it contains``."""
+    from pymatgen.core import Element
+
+    unknown = [e for e in p.elements if not Element.is_valid_symbol(e)]
+    if unknown:
+        raise DataError(f"excluded_elements: unknown element symbols {unknown}")
+    banned = set(p.elements)
+    return lambda s: float(len({el.symbol for el in s.composition.elements} & banned))
+
+
+def crustal_abundance(p: AbundanceParams):
+    """``Structure -> smallest crustal abundance (ppm) among its elements``
+    (SMACT's table): a filter ``min = ...`` keeps absorbers of abundant elements."""
+    import smact
+
+    def value(s) -> float:
+        amounts = []
+        for el in s.composition.elements:
+            amount = smact.Element(el.symbol).crustal_abundance
+            if amount is None:
+                raise DataError(f"no crustal abundance for {el.symbol}")
+            amounts.append(float(amount))
+        return min(amounts)
+
+    return value
+
+
+# -- known structures -------------------------------------------------------------
+class KnownStructuresParams(StrictModel):
+    source: list[str] = Field(default_factory=lambda: ["perov-5-train"], description="registered data sets or CSV paths with a cif column")
+    ltol: float = 0.2
+    stol: float = 0.3
+    angle_tol: float = 5.0
+
+
+class KnownPropertyParams(KnownStructuresParams):
+    column: str = Field(description="property column of the source")
+
+
+def _known_structures(sources: Sequence[str], column: str | None, p: KnownStructuresParams):
+    """A structure index over ``sources`` and, with ``column``, the value of each key."""
+    from molgen.datasets import load_texts
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.domains.crystal.matching import MatcherSettings, StructureIndex
+
+    domain = CrystalDomain()
+    index = StructureIndex(MatcherSettings(ltol=p.ltol, stol=p.stol, angle_tol=p.angle_tol))
+    values: dict[str, float] = {}
+    for source in sources:
+        loaded = load_texts(source, domain, on_invalid="skip")
+        if column is not None and column not in loaded.targets:
+            raise DataError(f"{source}: no column {column!r} (columns: {', '.join(loaded.targets) or 'none'})")
+        for i, text in enumerate(loaded.texts):
+            key = index.add(domain.parse(text))
+            if column is not None:
+                value = float(loaded.targets[column][i])
+                if math.isfinite(value):
+                    values.setdefault(key, value)
+    return index, values
+
+
+class NoveltyComponent(BatchComponent):
+    """1.0 for a structure that matches none of the reference data sets, else 0.0.
+
+    Args:
+        params: Reference data sets and ``StructureMatcher`` tolerances.
+        name: Column name.
+    """
+
+    def __init__(self, params: KnownStructuresParams, name: str = "novelty"):
+        self.name = name
+        self.index, _ = _known_structures(params.source, None, params)
+
+    def values(self, objs):
+        out, why = np.full(len(objs), np.nan), [None] * len(objs)
+        for i, s in enumerate(objs):
+            try:
+                out[i] = 0.0 if self.index.find(s) is not None else 1.0
+            except Exception as exc:  # StructureMatcher on a degenerate cell: one failure, not a dead batch
+                why[i] = f"matching failed: {type(exc).__name__}: {exc}"
+        return out, why
+
+
+class KnownPropertyComponent(BatchComponent):
+    """The tabulated property of a known structure (matched by
+    ``StructureMatcher``); NaN with the reason "not a known structure" for the
+    rest. The sanity oracle of retrospective runs: the true gap instead of a
+    predicted one.
+
+    Args:
+        params: Reference data sets, the property column and matcher tolerances.
+        name: Column name.
+    """
+
+    def __init__(self, params: KnownPropertyParams, name: str = "known_property"):
+        self.name = name
+        self.index, self.table = _known_structures(params.source, params.column, params)
+
+    def values(self, objs):
+        out, why = np.full(len(objs), np.nan), [None] * len(objs)
+        for i, s in enumerate(objs):
+            try:
+                key = self.index.find(s)
+            except Exception as exc:  # as in NoveltyComponent
+                why[i] = f"matching failed: {type(exc).__name__}: {exc}"
+                continue
+            if key is None or key not in self.table:
+                why[i] = "not a known structure"
+            else:
+                out[i] = self.table[key]
+        return out, why
+
+
+# -- band gaps -------------------------------------------------------------------------
+GapOutput = Literal["gap", "expected", "p_nonmetal", "conditional", "std"]
+
+
+class BandGapParams(StrictModel):
+    path: str = Field(description="directory of a GapPredictor, or a shipped predictor name (perov5-gap)")
+    output: GapOutput = Field(
+        "gap", description="gap: the conditional gap where P(non-metal) >= decision, else 0; expected: P * gap; "
+        "p_nonmetal; conditional: the gap a non-metal would have; std: the mixture's std")
+    decision: float = Field(0.5, ge=0, le=1, description="P(non-metal) above which a structure counts as a non-metal")
+
+
+class FormationEnergyParams(StrictModel):
+    path: str = Field(description="directory of a regression predictor, or a shipped predictor name (perov5-heat)")
+    per_atom: bool = Field(False, description="divide by the number of sites (for models of energy per cell)")
+    statistic: Literal["mean", "ucb", "lcb"] = "mean"
+    beta: float = 1.0
+
+
+def resolve_predictor_path(path: str) -> Path:
+    """A predictor directory: a shipped predictor name or a path."""
+    from molgen.properties.shipped import shipped_predictor_dir, SHIPPED_PREDICTORS
+
+    return shipped_predictor_dir(path) if path in SHIPPED_PREDICTORS else Path(path)
+
+
+class BandGapComponent(BatchComponent):
+    """One output of a :class:`~molgen.properties.crystal_predictors.GapPredictor`.
+
+    Args:
+        params: Predictor directory and which output.
+        name: Column name.
+    """
+
+    def __init__(self, params: BandGapParams, name: str = "band_gap"):
+        from molgen.properties.crystal_predictors import GapPredictor
+
+        self.name, self.params = name, params
+        self.model = GapPredictor.load(resolve_predictor_path(params.path))
+
+    def values(self, objs):
+        parts = self.model.predict_parts(objs)
+        p, g = parts["p_nonmetal"], parts["gap_if_nonmetal"]
+        if self.params.output == "gap":
+            values = np.where(p >= self.params.decision, g, 0.0)
+        elif self.params.output == "expected":
+            values = p * g
+        elif self.params.output == "p_nonmetal":
+            values = p
+        elif self.params.output == "conditional":
+            values = g
+        else:
+            values = self.model.predict(objs)[1]
+        return np.asarray(values, dtype=float), [None] * len(objs)
+
+
+class FormationEnergyComponent(BatchComponent):
+    """A learned formation energy (any saved regression predictor), per atom on request.
+
+    Args:
+        params: Predictor directory, per-atom scaling and statistic.
+        name: Column name.
+    """
+
+    def __init__(self, params: FormationEnergyParams, name: str = "formation_energy"):
+        from molgen.properties.mol_predictors import load_predictor
+
+        self.name, self.params = name, params
+        self.model = load_predictor(resolve_predictor_path(params.path))
+
+    def values(self, objs):
+        mean, std = self.model.predict(objs)
+        mean, std = np.asarray(mean, dtype=float).reshape(len(objs), -1)[:, 0], np.asarray(std, dtype=float).reshape(len(objs), -1)[:, 0]
+        sign = {"mean": 0.0, "ucb": 1.0, "lcb": -1.0}[self.params.statistic]
+        values = mean + sign * self.params.beta * std
+        if self.params.per_atom:
+            values = values / np.array([len(s) for s in objs], dtype=float)
+        return values, [None] * len(objs)
+
+
+#: Crystal component types: name -> (settings model, builder of a per-object
+#: function or of a batch component).
+PER_OBJECT = {
+    "structure_valid": (StructureValidParams, structure_valid),
+    "composition_valid": (CompositionValidParams, composition_valid),
+    "excluded_elements": (ExcludedElementsParams, excluded_elements),
+    "crustal_abundance": (AbundanceParams, crustal_abundance),
+}
+BATCH = {
+    "novelty": (KnownStructuresParams, NoveltyComponent),
+    "known_property": (KnownPropertyParams, KnownPropertyComponent),
+    "band_gap": (BandGapParams, BandGapComponent),
+    "formation_energy": (FormationEnergyParams, FormationEnergyComponent),
+}

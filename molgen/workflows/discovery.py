@@ -1,0 +1,107 @@
+"""Materials discovery runs (``molgen discover``): a preset (objective plus
+loop settings), a crystal generator and a run directory that can be resumed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from molgen.core.config import StrictModel, read_toml, validate
+from molgen.core.device import select_device
+from molgen.core.errors import ConfigError, MolgenError
+from molgen.core.serialization import read_json, write_json
+from molgen.loops.discovery import DiscoveryConfig, DiscoveryResult, MaterialsDiscovery
+
+RUN_SETTINGS = "discover.json"
+PRESET_DIR = Path(__file__).resolve().parent / "data"
+#: Shipped presets: name -> file in :data:`PRESET_DIR`.
+PRESETS = {
+    "photovoltaic": "photovoltaic.toml",
+    "photovoltaic-known-gap": "photovoltaic_known_gap.toml",
+}
+
+
+class PresetSpec(StrictModel):
+    """A preset file: ``name``, an ``[objective]`` table (as in objective
+    TOML files) and a ``[discovery]`` table (:class:`DiscoveryConfig`)."""
+
+    name: str
+    objective: dict[str, Any]
+    discovery: DiscoveryConfig = DiscoveryConfig()
+
+
+class DiscoverSettings(StrictModel):
+    """Everything a run needs; saved as ``discover.json`` so ``--resume``
+    restarts from the same settings without the preset file."""
+
+    preset: PresetSpec
+    generator: str = Field("perov5", description="shipped generator name or a model/run directory")
+    seed: int = 0
+    device: str = "auto"
+
+
+def load_preset(name_or_path: str) -> PresetSpec:
+    """A shipped preset by name or a preset TOML file.
+
+    Raises:
+        ConfigError: unknown name (listing the shipped ones) or a bad file.
+    """
+    if name_or_path in PRESETS:
+        path = PRESET_DIR / PRESETS[name_or_path]
+    elif Path(name_or_path).is_file():
+        path = Path(name_or_path)
+    else:
+        raise ConfigError(f"unknown preset {name_or_path!r}: give a TOML file or one of {', '.join(sorted(PRESETS))}")
+    return validate(PresetSpec, read_toml(path), where=str(path))
+
+
+def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: bool = False, rounds: int | None = None,
+             log=None, relax_fn=None, executor=None) -> DiscoveryResult:
+    """Run (or resume) a discovery loop.
+
+    Args:
+        settings: The run's settings (ignored with ``resume``, which reads
+            ``out_dir/discover.json``).
+        out_dir: Run directory.
+        resume: Continue the run in ``out_dir``.
+        rounds: With ``resume``, extend the run to this many rounds.
+        log: Called with one line per round.
+        relax_fn: Replace the expensive oracle (tests).
+        executor: Replace the executor (tests).
+
+    Returns:
+        The result (figures also in ``out_dir/summary.json``).
+
+    Raises:
+        ConfigError: bad settings; MolgenError: an unusable generator or a
+            run directory in the wrong state.
+    """
+    from molgen.backbones.base import load_generator
+    from molgen.loops.reinforce import PriorRegularizedRL
+    from molgen.scoring.objective import Objective
+    from molgen.workflows.optimization import resolve_prior
+
+    out_dir = Path(out_dir)
+    if resume:
+        if not (out_dir / RUN_SETTINGS).is_file():
+            raise MolgenError(f"{out_dir} holds no discovery run to resume (no {RUN_SETTINGS})")
+        settings = validate(DiscoverSettings, read_json(out_dir / RUN_SETTINGS), where=str(out_dir / RUN_SETTINGS))
+        if rounds is not None:
+            if rounds < settings.preset.discovery.rounds:
+                raise ConfigError(f"--rounds {rounds} is below the run's {settings.preset.discovery.rounds} rounds")
+            settings.preset.discovery.rounds = rounds
+    elif settings is None:
+        raise ConfigError("discover() needs settings unless resuming")
+    elif (out_dir / RUN_SETTINGS).is_file():
+        raise MolgenError(f"{out_dir} already holds a discovery run; pass --resume or choose another --out")
+    objective = Objective.from_spec(settings.preset.objective, where=f"preset {settings.preset.name} [objective]")
+    generator = load_generator(resolve_prior(settings.generator), select_device(settings.device))
+    if generator.domain.name != "crystal":
+        raise MolgenError(f"--generator {settings.generator}: a {generator.domain.name!r} model; discovery presets need a crystal generator")
+    strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
+    loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))
+    return loop.run(resume=resume)

@@ -1,0 +1,210 @@
+"""The materials discovery loop: funnel, store, relaxation stage, resume,
+ASE database and the ``discover`` command, on the shipped Perov-5 generator
+with a stand-in relaxation (the real CHGNet oracle is tested in
+test_potential.py)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+
+import numpy as np
+import pytest
+
+from molgen.cli.main import EXIT_USER_ERROR
+from molgen.core.errors import ConfigError, MolgenError
+from molgen.loops.discovery import DiscoveryConfig, MaterialsDiscovery
+from molgen.loops.executors import SerialExecutor
+from molgen.scoring.objective import Objective
+from tests.conftest import SMALL_CRYSTALS, needs_mirror
+
+CALLS: list[str] = []
+
+
+def fake_relax(payload: dict) -> dict:
+    """Stand-in potential: every third structure diverges; energy from the cell volume."""
+    from pymatgen.core import Structure
+
+    structure = Structure.from_dict(payload["structure"])
+    CALLS.append(structure.composition.reduced_formula)
+    if len(CALLS) % 3 == 0:
+        return {"status": "diverged", "error": "volume ratio 5.0 outside [1/3, 3]", "seconds": 0.0}
+    energy = -structure.volume / len(structure) / 4.0
+    return {"status": "ok", "error": None, "energy_per_atom": energy, "formation_energy_per_atom": energy / 4.0 + 0.5,
+            "final_structure": structure.as_dict(), "seconds": 0.0}
+
+
+class Interrupt(BaseException):
+    """A kill in the middle of a round (not an Exception: executors must not swallow it)."""
+
+
+def interrupting_relax(payload: dict) -> dict:
+    if len(CALLS) == 4:
+        raise Interrupt()
+    return fake_relax(payload)
+
+
+def objective_spec(reference_csv) -> dict:
+    return {
+        "name": "pv-test",
+        "components": [
+            {"type": "band_gap", "name": "band_gap", "path": "perov5-gap", "weight": 2.0,
+             "transform": {"type": "window", "low": 1.1, "high": 1.8, "ramp": 0.5}},
+            {"type": "band_gap", "name": "p_nonmetal", "path": "perov5-gap", "output": "p_nonmetal"},
+            {"type": "formation_energy", "path": "perov5-heat", "per_atom": True,
+             "transform": {"type": "reverse_sigmoid", "low": 0.0, "high": 0.4}},
+        ],
+        "filters": [
+            {"type": "structure_valid", "min": 1},
+            {"type": "composition_valid", "min": 1},
+            {"type": "excluded_elements", "max": 0},
+            {"type": "novelty", "source": [str(reference_csv)], "min": 1},
+        ],
+    }
+
+
+@pytest.fixture
+def reference_csv(tmp_path):
+    path = tmp_path / "known.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cif"])
+        for text in SMALL_CRYSTALS[:3]:
+            writer.writerow([text])
+    return path
+
+
+def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0):
+    from molgen.backbones.base import load_generator
+    from molgen.loops.reinforce import PriorRegularizedRL
+    from molgen.pretrained import pretrained_dir
+
+    config = DiscoveryConfig.model_validate({
+        "rounds": rounds, "per_round": 48,
+        "strategy": {"update_batch": 24},
+        "relax": {"per_round": 3, "budget": 5, "max_formation_energy": 0.0, "executor": "serial"},
+    })
+    strategy = PriorRegularizedRL(load_generator(pretrained_dir("perov5")), config.strategy, seed=seed)
+    objective = Objective.from_spec(objective_spec(reference_csv))
+    return MaterialsDiscovery(strategy, objective, out_dir, config, relax_fn=relax_fn, executor=SerialExecutor())
+
+
+def store_rows(out_dir):
+    with sqlite3.connect(out_dir / "candidates.sqlite") as db:
+        candidates = db.execute("SELECT key, text, step, total, rejected_by FROM candidates ORDER BY call").fetchall()
+        followups = db.execute("SELECT key, step, status, error FROM followups ORDER BY key").fetchall()
+    return candidates, followups
+
+
+def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
+    CALLS.clear()
+    result = make_loop(tmp_path / "run", reference_csv).run()
+    out = result.out_dir
+    with (out / "rounds.csv").open() as handle:
+        rounds = list(csv.DictReader(handle))
+    assert [int(r["round"]) for r in rounds] == [1, 2]
+    candidates, followups = store_rows(out)
+    assert len(candidates) == sum(int(r["new"]) for r in rounds) > 0
+    assert len({c[0] for c in candidates}) == len(candidates)  # StructureMatcher keys are unique
+    for r in rounds:
+        n = {k: int(float(v)) if k != "in_window_fraction" else float(v) for k, v in r.items() if k.startswith(("pass", "new", "valid", "relax", "in_window", "decoded", "sampled"))}
+        assert n["sampled"] >= n["decoded"] >= n["new"] >= n["pass_structure_valid"] >= n["pass_all"]
+        assert n["valid_novel"] <= n["valid"] <= n["new"] and 0.0 <= n["in_window_fraction"] <= 1.0
+        assert n["relaxed"] <= 3
+    # Relaxation: the budget (5) caps round 2; only candidates that passed every filter were relaxed.
+    assert len(followups) == len(CALLS) == 5
+    passed = {c[0] for c in candidates if c[4] is None and c[3] is not None}
+    assert {f[0] for f in followups} <= passed
+    statuses = sorted(f[2] for f in followups)
+    assert statuses.count("diverged") == 1 and statuses.count("ok") == 4
+    assert next(f[3] for f in followups if f[2] == "diverged").startswith("volume ratio")
+    # Relaxed structures as CIF and in the ASE database, queryable with ASE.
+    import ase.db
+
+    db = ase.db.connect(str(out / "relaxed.db"))
+    assert db.count() == 4 == len(list((out / "relaxed").glob("*.cif")))
+    row = next(db.select())
+    assert row.candidate_key in passed and np.isfinite(row.energy_per_atom)
+    assert result.summary["relaxations"] == 5 and result.summary["relaxation_status"] == {"diverged": 1, "ok": 4}
+    with (out / "selected.csv").open() as handle:
+        selected = list(csv.DictReader(handle))
+    assert len(selected) == 5 and {"band_gap", "p_nonmetal", "formation_energy", "energy_per_atom"} <= set(selected[0])
+
+
+def test_a_killed_run_resumes_without_rescoring_or_rerelaxing(tmp_path, reference_csv):
+    CALLS.clear()
+    make_loop(tmp_path / "straight", reference_csv).run()
+    straight = store_rows(tmp_path / "straight")
+    straight_calls = list(CALLS)
+
+    CALLS.clear()
+    with pytest.raises(Interrupt):  # killed during round 2's relaxations
+        make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax).run()
+    partial_candidates, partial_followups = store_rows(tmp_path / "killed")
+    assert {c[2] for c in partial_candidates} == {1, 2} and len(partial_followups) == 4
+    with pytest.raises(MolgenError, match="already holds"):
+        make_loop(tmp_path / "killed", reference_csv).run()
+    CALLS.clear()
+    make_loop(tmp_path / "killed", reference_csv).run(resume=True)
+    assert len(CALLS) == 1  # only the relaxation the kill interrupted
+    assert store_rows(tmp_path / "killed") == straight  # same candidates, keys, scores and relaxations
+    assert len(straight_calls) == 5
+
+
+def test_resume_needs_a_run(tmp_path, reference_csv):
+    with pytest.raises(MolgenError, match="no discovery run"):
+        make_loop(tmp_path / "empty", reference_csv).run(resume=True)
+
+
+def test_presets_load_and_bad_presets_are_named(tmp_path):
+    from molgen.workflows.discovery import PRESETS, load_preset
+
+    for name in PRESETS:
+        preset = load_preset(name)
+        assert preset.discovery.report.window == (1.1, 1.8)
+        assert {f["type"] for f in preset.objective["filters"]} >= {"structure_valid", "composition_valid", "excluded_elements", "novelty"}
+    with pytest.raises(ConfigError, match="photovoltaic"):
+        load_preset("no-such-preset")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[objective]\ncomponents = [{type = "qed"}]\n[discovery]\nroundz = 3\n')
+    with pytest.raises(ConfigError, match="roundz"):
+        load_preset(str(bad))
+
+
+def test_discover_command_runs_a_preset_file_and_resumes(tmp_path, capsys):
+    from molgen.cli.main import main
+
+    preset = tmp_path / "quick.toml"
+    preset.write_text(
+        'name = "quick"\n[objective]\nname = "quick"\n'
+        '[[objective.components]]\ntype = "band_gap"\npath = "perov5-gap"\noutput = "p_nonmetal"\n'
+        '[[objective.filters]]\ntype = "composition_valid"\nmin = 1\n'
+        '[[objective.filters]]\ntype = "excluded_elements"\nelements = ["Pb"]\nmax = 0\n'
+        '[discovery]\nrounds = 1\nper_round = 16\n[discovery.relax]\nper_round = 0\n'
+    )
+    out = tmp_path / "run"
+    assert main(["discover", "--preset", str(preset), "--out", str(out), "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "round 1: 16 sampled" in text and "1 rounds" in text
+    assert main(["discover", "--resume", "--rounds", "2", "--out", str(out)]) == 0
+    assert "round 2:" in capsys.readouterr().out
+    with (out / "rounds.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 2
+    assert main(["discover", "--generator", "zinc250k", "--preset", str(preset), "--out", str(tmp_path / "smiles")]) == EXIT_USER_ERROR
+    assert "crystal generator" in capsys.readouterr().err
+
+
+@needs_mirror
+def test_known_gap_sanity_component_reads_true_gaps():
+    from molgen.datasets import load_texts
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.scoring.components import build_component
+
+    domain = CrystalDomain()
+    loaded = load_texts("perov-5-val", domain, limit=20, seed=0)
+    structures = [domain.parse(t) for t in loaded.texts]
+    component = build_component("known_property", {"column": "dir_gap", "source": ["perov-5-val"]}, "gap")
+    values, reasons = component(structures + [domain.parse(SMALL_CRYSTALS[0]), None])
+    np.testing.assert_allclose(values[:20], loaded.targets["dir_gap"], atol=1e-9)
+    assert reasons[20] == "gap: not a known structure" and reasons[21] == "invalid object"
+
