@@ -47,11 +47,12 @@ def interrupting_relax(payload: dict) -> dict:
 def objective_spec(reference_csv) -> dict:
     return {
         "name": "pv-test",
+        "aggregate": "geometric",
         "components": [
-            {"type": "band_gap", "name": "band_gap", "path": "perov5-gap", "weight": 2.0,
-             "transform": {"type": "window", "low": 1.1, "high": 1.8, "ramp": 0.5}},
             {"type": "band_gap", "name": "p_nonmetal", "path": "perov5-gap", "output": "p_nonmetal"},
-            {"type": "formation_energy", "path": "perov5-heat", "per_atom": True,
+            {"type": "band_gap", "name": "gap_if_nonmetal", "path": "perov5-gap", "output": "conditional",
+             "transform": {"type": "window", "low": 1.1, "high": 1.8, "ramp": 0.5}},
+            {"type": "formation_energy", "path": "perov5-heat", "per_atom": True, "weight": 0.5,
              "transform": {"type": "reverse_sigmoid", "low": 0.0, "high": 0.4}},
         ],
         "filters": [
@@ -128,7 +129,7 @@ def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
     assert result.summary["relaxations"] == 5 and result.summary["relaxation_status"] == {"diverged": 1, "ok": 4}
     with (out / "selected.csv").open() as handle:
         selected = list(csv.DictReader(handle))
-    assert len(selected) == 5 and {"band_gap", "p_nonmetal", "formation_energy", "energy_per_atom"} <= set(selected[0])
+    assert len(selected) == 5 and {"predicted_gap", "gap_if_nonmetal", "p_nonmetal", "formation_energy", "energy_per_atom"} <= set(selected[0])
 
 
 def test_a_killed_run_resumes_without_rescoring_or_rerelaxing(tmp_path, reference_csv):

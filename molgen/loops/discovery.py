@@ -74,8 +74,12 @@ class ReportConfig(StrictModel):
     """Which score-table columns the per-round report reads."""
 
     valid: list[str] = Field(default_factory=lambda: ["structure_valid", "composition_valid"], description="filters meaning 'valid'")
-    novel: str | None = Field("novelty", description="filter meaning 'novel' (None: no novelty column)")
-    gap: str = Field("band_gap", description="component whose raw value is the (predicted) gap")
+    novel: str | None = Field("novelty", description="filter meaning 'novel' (None or \"\": no novelty column)")
+    gap: str = Field("gap_if_nonmetal", description="component whose raw value is the (predicted) gap")
+    nonmetal: str | None = Field(
+        "p_nonmetal", description="component holding P(non-metal): the predicted gap is the gap column where it "
+        "reaches `decision`, else 0 (None or \"\": the gap column is the gap)")
+    decision: float = Field(0.5, ge=0, le=1)
     window: tuple[float, float] = (1.1, 1.8)
 
 
@@ -335,6 +339,14 @@ class MaterialsDiscovery:
                 return bool(f.passes(np.array([self._filter_values(components, name)]))[0])
         return not math.isnan(self._filter_values(components, name))
 
+    def predicted_gap(self, components: dict) -> float:
+        """The gap the report counts: the gap column, zeroed where P(non-metal) is below the decision."""
+        rep = self.config.report
+        gap = self._filter_values(components, rep.gap)
+        if rep.nonmetal and not self._filter_values(components, rep.nonmetal) >= rep.decision:
+            return 0.0
+        return gap
+
     def _round_stats(self, store, texts, objs, keys, seen_before, relaxed) -> dict[str, Any]:
         rep = self.config.report
         lo, hi = rep.window
@@ -351,8 +363,8 @@ class MaterialsDiscovery:
         passed = [c for c in new if c.rejected_by is None and not math.isnan(c.total)]
         row["pass_all"] = len(passed)
         valid = [c for c in new if all(self._passes(c.components, v) for v in rep.valid)]
-        valid_novel = [c for c in valid if rep.novel is None or self._passes(c.components, rep.novel)]
-        gaps = np.array([self._filter_values(c.components, rep.gap) for c in valid_novel], dtype=float)
+        valid_novel = [c for c in valid if not rep.novel or self._passes(c.components, rep.novel)]
+        gaps = np.array([self.predicted_gap(c.components) for c in valid_novel], dtype=float)
         in_window = int(np.sum((gaps >= lo) & (gaps <= hi)))
         row.update({
             "valid": len(valid), "valid_novel": len(valid_novel), "in_window": in_window,
@@ -414,6 +426,7 @@ class MaterialsDiscovery:
                      "energy_per_atom": f["result"].get("energy_per_atom"),
                      "formation_energy_per_atom": f["result"].get("formation_energy_per_atom"),
                      "error": f["error"] or "", "cif": f"{RELAXED_DIR}/{_safe_name(key)}.cif" if f["status"] in USABLE else ""}
+            entry["predicted_gap"] = self.predicted_gap(cand.components)
             for name, values in cand.components.items():
                 entry[name] = values.get("raw")
             selected.append(entry)
