@@ -259,12 +259,31 @@ def test_gap_predictor_separates_metals_and_predicts_gaps(gap_data, gap_model):
     assert np.isnan(gap_model.predict([None, structures[0]])[0][0])
 
 
+def test_decision_threshold_is_f1_optimal_on_held_out_rows(gap_data, gap_model):
+    structures, gaps = gap_data
+    held_out, truth = structures[N_TRAIN:], gaps[N_TRAIN:] > 1e-3
+    assert gap_model.decision_threshold == 0.5  # fitted without validation rows
+    threshold = gap_model.calibrate_decision(held_out, gaps[N_TRAIN:])
+    p = gap_model.predict_parts(held_out)["p_nonmetal"]
+
+    def f1(t: float) -> float:
+        called = p >= t
+        return 2 * np.sum(called & truth) / (called.sum() + truth.sum())
+
+    assert gap_model.decision_threshold == threshold and 0 < threshold <= 1
+    assert all(f1(threshold) >= f1(t) for t in np.linspace(0.01, 0.99, 50))
+    with pytest.raises(DataError, match="no non-metal"):
+        gap_model.calibrate_decision(held_out[:3], np.zeros(3))
+    gap_model.decision_threshold = 0.5
+
+
 def test_gap_predictor_save_load(tmp_path, gap_data, gap_model):
     structures, _ = gap_data
     directory = gap_model.save(tmp_path / "gap")
     assert sorted(p.name for p in directory.iterdir()) == ["classifier", "config.json", "regressor"]
     loaded = GapPredictor.load(directory)
     assert loaded.threshold == gap_model.threshold
+    assert loaded.decision_threshold == gap_model.decision_threshold
     for got, expected in zip(loaded.predict(structures[:20]), gap_model.predict(structures[:20])):
         np.testing.assert_array_equal(got, expected)
 

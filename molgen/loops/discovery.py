@@ -79,7 +79,9 @@ class ReportConfig(StrictModel):
     nonmetal: str | None = Field(
         "p_nonmetal", description="component holding P(non-metal): the predicted gap is the gap column where it "
         "reaches `decision`, else 0 (None or \"\": the gap column is the gap)")
-    decision: float = Field(0.5, ge=0, le=1)
+    decision: float | None = Field(
+        None, ge=0, le=1, description="P(non-metal) threshold (None: the decision threshold of the gap model behind "
+        "the `nonmetal` component, else 0.5)")
     window: tuple[float, float] = (1.1, 1.8)
 
 
@@ -339,11 +341,22 @@ class MaterialsDiscovery:
                 return bool(f.passes(np.array([self._filter_values(components, name)]))[0])
         return not math.isnan(self._filter_values(components, name))
 
+    def decision_threshold(self) -> float:
+        """P(non-metal) from which the report calls a candidate a non-metal."""
+        rep = self.config.report
+        if rep.decision is not None:
+            return rep.decision
+        for term in self.objective.terms:
+            if term.component.name == rep.nonmetal:
+                decision = getattr(term.component, "decision", None)
+                return 0.5 if decision is None else float(decision)
+        return 0.5
+
     def predicted_gap(self, components: dict) -> float:
         """The gap the report counts: the gap column, zeroed where P(non-metal) is below the decision."""
         rep = self.config.report
         gap = self._filter_values(components, rep.gap)
-        if rep.nonmetal and not self._filter_values(components, rep.nonmetal) >= rep.decision:
+        if rep.nonmetal and not self._filter_values(components, rep.nonmetal) >= self.decision_threshold():
             return 0.0
         return gap
 
@@ -451,6 +464,7 @@ class MaterialsDiscovery:
             "last_round": last,
             "top": selected[:10],
             "matcher": self.domain.matcher.to_dict(),
+            "report": {**self.config.report.model_dump(mode="json"), "decision_used": self.decision_threshold()},
         }
         write_json(self.out_dir / SUMMARY_NAME, summary)
         return summary

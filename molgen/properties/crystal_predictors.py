@@ -626,6 +626,11 @@ class GapPredictor:
         classifier: The :class:`CGCNNPredictor` for ``gap > threshold``.
         regressor: The :class:`CGCNNPredictor` for the gap of non-metals.
         fit_report_: After ``fit``: label counts and both members' reports.
+        decision_threshold: ``P(non-metal)`` at which a structure is called a
+            non-metal: F1-optimal on the validation rows given to ``fit`` (or to
+            :meth:`calibrate_decision`), else 0.5. A classifier trained on few
+            non-metals is underconfident (its probabilities track the 4 %
+            prior), so 0.5 would call almost nothing a non-metal.
     """
 
     name = "cgcnn-gap"
@@ -650,6 +655,7 @@ class GapPredictor:
         self.classifier = CGCNNPredictor(task="classification", **{**self.common, **self.classifier_params})
         self.regressor = CGCNNPredictor(task="regression", **{**self.common, **self.regressor_params})
         self.fit_report_: dict[str, Any] = {}
+        self.decision_threshold = 0.5
 
     def labels(self, gaps: Any) -> np.ndarray:
         """Non-metal labels.
@@ -701,7 +707,10 @@ class GapPredictor:
         self.classifier.fit(objs, labels, val=val_cls)
         positive = np.flatnonzero(labels == 1)
         self.regressor.fit([objs[i] for i in positive], gaps[positive], val=val_reg)
+        if val is not None and np.nansum(val_cls[1]) >= 1:
+            self.calibrate_decision(val_cls[0], val_gaps)
         self.fit_report_ = {
+            "decision_threshold": self.decision_threshold,
             "threshold": self.threshold,
             "n_metals": n_neg,
             "n_nonmetals": n_pos,
@@ -709,6 +718,36 @@ class GapPredictor:
             "regressor": self.regressor.fit_report_,
         }
         return self
+
+    def calibrate_decision(self, objs: Sequence[Any], gaps: Any) -> float:
+        """Set :attr:`decision_threshold` to the ``P(non-metal)`` that
+        maximises F1 for "is a non-metal" on held-out structures.
+
+        Args:
+            objs: Held-out structures (not the training rows).
+            gaps: Their band gaps (eV).
+
+        Returns:
+            The threshold.
+
+        Raises:
+            DataError: no non-metal among the labelled rows.
+        """
+        labels = self.labels(gaps)
+        keep = np.isfinite(labels)
+        p, _ = self.classifier.predict([o for o, k in zip(objs, keep) if k])
+        y = labels[keep] == 1
+        if not y.any():
+            raise DataError("calibrate_decision: the held-out rows hold no non-metal")
+        best_f1, best = -1.0, 0.5
+        for t in np.unique(p):
+            called = p >= t
+            tp = float(np.sum(called & y))
+            f1 = 2 * tp / (called.sum() + y.sum())
+            if f1 > best_f1:
+                best_f1, best = f1, float(t)
+        self.decision_threshold = best
+        return best
 
     def predict_parts(self, objs: Sequence[Any], *, batch_size: int = 256) -> dict[str, np.ndarray]:
         """The two stages' outputs, separately.
@@ -766,6 +805,7 @@ class GapPredictor:
             "predictor": self.name,
             "format_version": self.format_version,
             "threshold": self.threshold,
+            "decision_threshold": self.decision_threshold,
             "classifier": "classifier",
             "regressor": "regressor",
             "fit_report": self.fit_report_,
@@ -803,4 +843,5 @@ class GapPredictor:
         model.classifier_params = model.classifier.get_params()
         model.regressor_params = model.regressor.get_params()
         model.fit_report_ = config.get("fit_report", {})
+        model.decision_threshold = float(config.get("decision_threshold", 0.5))
         return model

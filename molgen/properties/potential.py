@@ -40,6 +40,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -214,8 +215,10 @@ def _run_relaxation(calculator, structure, *, steps: int, fmax: float, relax_cel
     atoms.calc = calculator
     target = _cell_filter(atoms) if relax_cell else atoms
     opt = _optimizer_class(optimizer)(target, logfile=None)
-    converged = bool(opt.run(fmax=fmax, steps=steps))
-    energy = float(atoms.get_potential_energy())
+    with warnings.catch_warnings():  # CHGNet warns on every step about a tensor-to-float conversion
+        warnings.simplefilter("ignore")
+        converged = bool(opt.run(fmax=fmax, steps=steps))
+        energy = float(atoms.get_potential_energy())
     atoms.calc = None  # the calculator is shared; do not keep it alive through the structure
     return _Outcome(AseAtomsAdaptor.get_structure(atoms), energy, int(opt.nsteps), converged)
 

@@ -212,7 +212,9 @@ class BandGapParams(StrictModel):
     output: GapOutput = Field(
         "gap", description="gap: the conditional gap where P(non-metal) >= decision, else 0; expected: P * gap; "
         "p_nonmetal; conditional: the gap a non-metal would have; std: the mixture's std")
-    decision: float = Field(0.5, ge=0, le=1, description="P(non-metal) above which a structure counts as a non-metal")
+    decision: float | None = Field(
+        None, ge=0, le=1, description="P(non-metal) at which a structure counts as a non-metal (None: the model's "
+        "decision_threshold, F1-optimal on its validation split)")
 
 
 class FormationEnergyParams(StrictModel):
@@ -242,12 +244,13 @@ class BandGapComponent(BatchComponent):
 
         self.name, self.params = name, params
         self.model = GapPredictor.load(resolve_predictor_path(params.path))
+        self.decision = self.model.decision_threshold if params.decision is None else params.decision
 
     def values(self, objs):
         parts = self.model.predict_parts(objs)
         p, g = parts["p_nonmetal"], parts["gap_if_nonmetal"]
         if self.params.output == "gap":
-            values = np.where(p >= self.params.decision, g, 0.0)
+            values = np.where(p >= self.decision, g, 0.0)
         elif self.params.output == "expected":
             values = p * g
         elif self.params.output == "p_nonmetal":

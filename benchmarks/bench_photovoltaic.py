@@ -1,0 +1,200 @@
+"""The photovoltaic discovery loop on Perov-5 (issue 9).
+
+Parts (``--parts``, comma-separated):
+
+* ``base``: the base rate of the training data: the fraction of
+  ``perov-5-train`` whose GLLB-SC direct (and indirect) gap lies in the window.
+* ``loop``: ``molgen discover --preset photovoltaic`` with the shipped Perov-5
+  generator (trained on ``perov-5-train`` only) and the shipped predictors;
+  per round the funnel, the in-window fraction among valid novel candidates,
+  the CHGNet energies and the time split; the best candidates.
+* ``sanity``: the same loop with the gap predictor swapped for the true gap
+  of known structures (``--preset photovoltaic-known-gap``): how many of the
+  in-window structures of the validation and test splits (held out of the
+  generator's training data) it rediscovers.
+* ``throughput``: CHGNet relaxations of Perov-5 test cells (5 atoms) per
+  minute, in one process and through the process-pool executor.
+
+    OMP_NUM_THREADS=1 MOLGEN_DATA_MIRROR=../shared/data .venv/bin/python \\
+        benchmarks/bench_photovoltaic.py --parts base,loop,sanity,throughput --out benchmarks/out/pv
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def base_rate(window: tuple[float, float]) -> dict:
+    """In-window fractions of the Perov-5 splits (true GLLB-SC gaps)."""
+    from molgen.datasets import load_texts
+    from molgen.domains.crystal import CrystalDomain
+
+    domain = CrystalDomain()
+    out = {}
+    for split in ("train", "val", "test"):
+        loaded = load_texts(f"perov-5-{split}", domain, on_invalid="skip")
+        row = {"n": len(loaded.texts)}
+        for column in ("dir_gap", "ind_gap"):
+            gaps = np.asarray(loaded.targets[column], dtype=float)
+            inside = (gaps >= window[0]) & (gaps <= window[1])
+            row[f"{column}_in_window"] = int(inside.sum())
+            row[f"{column}_in_window_fraction"] = float(inside.mean())
+            row[f"{column}_nonmetal_fraction"] = float((gaps > 1e-3).mean())
+        out[split] = row
+    return out
+
+
+def run_loop(preset: str, out_dir: Path, args) -> dict:
+    """One discovery run through the workflow API (what ``molgen discover`` calls)."""
+    from molgen.core.config import validate
+    from molgen.core.seeding import seed_everything
+    from molgen.workflows.discovery import DiscoverSettings, discover, load_preset
+    from molgen.workflows.training import apply_overrides
+
+    spec = apply_overrides(load_preset(preset).model_dump(mode="json"), {
+        "discovery.rounds": args.rounds,
+        "discovery.per_round": args.per_round,
+        "discovery.relax.per_round": args.relax_per_round if preset == "photovoltaic" else args.sanity_relax_per_round,
+        "discovery.relax.workers": args.workers,
+    })
+    settings = validate(DiscoverSettings, {"preset": spec, "seed": args.seed, "device": "cpu"})
+    seed_everything(args.seed)
+    resume = (out_dir / "discover.json").is_file()
+    start = time.perf_counter()
+    result = discover(settings, out_dir, resume=resume, rounds=args.rounds if resume else None, log=print)
+    seconds = time.perf_counter() - start
+    with (out_dir / "rounds.csv").open() as handle:
+        rounds = list(csv.DictReader(handle))
+    return {"preset": preset, "run_dir": str(out_dir), "seconds_this_call": round(seconds, 1), "resumed": resume,
+            "rounds": rounds, "summary": result.summary}
+
+
+def sanity_rediscoveries(run_dir: Path, window: tuple[float, float]) -> dict:
+    """Held-out in-window structures the sanity run proposed: stored candidates
+    whose true gap is known (they match a Perov-5 structure), that are novel
+    against the training split (so they are validation / test structures), and
+    whose gap lies in the window."""
+    import sqlite3
+
+    held_out = base_rate(window)
+    with sqlite3.connect(run_dir / "candidates.sqlite") as db:
+        rows = db.execute("SELECT key, step, components FROM candidates ORDER BY call").fetchall()
+    known, found = 0, []
+    for key, step, components in rows:
+        c = json.loads(components)
+        gap = (c.get("band_gap") or {}).get("raw")
+        novel = (c.get("novelty") or {}).get("raw")
+        if gap is None or novel != 1.0:
+            continue
+        known += 1
+        if window[0] <= gap <= window[1]:
+            found.append({"key": key, "round": step, "dir_gap": gap})
+    target = held_out["val"]["dir_gap_in_window"] + held_out["test"]["dir_gap_in_window"]
+    return {"held_out_known_proposed": known, "held_out_in_window_total": target,
+            "rediscovered_in_window": len(found), "rediscovered": found}
+
+
+def throughput(n: int, workers: int) -> dict:
+    """CHGNet relaxations per minute on Perov-5 test cells, serial and through a process pool."""
+    from molgen.datasets import load_texts
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.loops.executors import ProcessPoolExecutor, SerialExecutor
+    from molgen.properties.potential import elemental_references, relax_structure
+
+    domain = CrystalDomain()
+    loaded = load_texts("perov-5-test", domain, limit=n, seed=0)
+    structures = [domain.parse(t) for t in loaded.texts]
+    elements = sorted({el.symbol for s in structures for el in s.composition.elements})
+    start = time.perf_counter()
+    elemental_references(elements)  # cached under MOLGEN_HOME: paid once per element
+    ref_seconds = time.perf_counter() - start
+    payloads = [{"structure": s.as_dict(), "settings": {"steps": 200, "fmax": 0.05}} for s in structures]
+    out = {"structures": n, "atoms_per_cell": 5, "reference_seconds": round(ref_seconds, 1), "elements": len(elements)}
+    for name, executor in (("serial_1_thread", SerialExecutor()), (f"process_pool_{workers}", ProcessPoolExecutor(workers))):
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        with executor:
+            if name.startswith("process"):  # start the workers and load the model before timing
+                list(executor.map(relax_structure, payloads[:workers]))
+            start = time.perf_counter()
+            results = [r for _, r in executor.map(relax_structure, payloads)]
+            seconds = time.perf_counter() - start
+        torch.set_num_threads(threads)
+        statuses = [r.get("status", "failed") if isinstance(r, dict) else "failed" for r in results]
+        steps = [r.get("steps", 0) for r in results if isinstance(r, dict)]
+        out[name] = {"seconds": round(seconds, 1), "per_minute": round(60 * n / seconds, 1),
+                     "status": {s: statuses.count(s) for s in sorted(set(statuses))}, "mean_steps": float(np.mean(steps))}
+        print(f"[throughput] {name}: {n} relaxations in {seconds:.1f} s = {60 * n / seconds:.1f}/min; {out[name]['status']}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", default="base,loop,sanity,throughput")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=512)
+    parser.add_argument("--relax-per-round", type=int, default=16)
+    parser.add_argument("--sanity-relax-per-round", type=int, default=0, help="relaxations per round in the sanity run")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--throughput-n", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/out/pv")
+    parser.add_argument("--results", default="benchmarks/results/photovoltaic.json")
+    args = parser.parse_args(argv)
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    results_path = Path(args.results)
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    results.update({
+        "date": datetime.date.today().isoformat(),
+        "machine": {"cpu": cpu_model(), "cpu_count": os.cpu_count(), "torch_threads": 1, "torch": torch.__version__},
+        "settings": {k: v for k, v in vars(args).items() if k not in ("parts", "out", "results")},
+    })
+    window = (1.1, 1.8)
+    if "base" in parts:
+        results["base_rate"] = base_rate(window)
+        print(f"[base] perov-5-train in-window fraction (dir_gap) {results['base_rate']['train']['dir_gap_in_window_fraction']:.4f}")
+    if "loop" in parts:
+        results["loop"] = run_loop("photovoltaic", out / "loop", args)
+    if "sanity" in parts:
+        results["sanity"] = run_loop("photovoltaic-known-gap", out / "sanity", args)
+        results["sanity"]["rediscovery"] = sanity_rediscoveries(out / "sanity", window)
+        r = results["sanity"]["rediscovery"]
+        print(f"[sanity] rediscovered {r['rediscovered_in_window']} of {r['held_out_in_window_total']} held-out in-window "
+              f"structures ({r['held_out_known_proposed']} held-out known structures proposed)")
+    if "throughput" in parts:
+        results["throughput"] = throughput(args.throughput_n, args.workers)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, default=lambda x: None if isinstance(x, float) and math.isnan(x) else str(x)) + "\n")
+    print(f"-> {results_path}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
