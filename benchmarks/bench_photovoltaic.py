@@ -87,7 +87,42 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
     with (out_dir / "rounds.csv").open() as handle:
         rounds = list(csv.DictReader(handle))
     return {"preset": preset, "run_dir": str(out_dir), "seconds_this_call": round(seconds, 1), "resumed": resume,
-            "rounds": rounds, "summary": result.summary}
+            "rounds": rounds, "relaxed_energies": relaxed_energies(out_dir), "top": top_candidates(out_dir),
+            "summary": result.summary}
+
+
+def relaxed_energies(run_dir: Path) -> list[dict]:
+    """Per round: the CHGNet-relaxed energy per atom and formation-energy proxy
+    of the relaxed candidates (10th / 50th / 90th percentiles) and outcomes."""
+    import sqlite3
+
+    with sqlite3.connect(run_dir / "candidates.sqlite") as db:
+        rows = db.execute("SELECT step, status, result FROM followups ORDER BY step").fetchall()
+    by_round: dict[int, list] = {}
+    for step, status, result in rows:
+        by_round.setdefault(step, []).append((status, json.loads(result)))
+    table = []
+    for step, items in sorted(by_round.items()):
+        row = {"round": step, "relaxed": len(items), "status": {}}
+        for status, _ in items:
+            row["status"][status] = row["status"].get(status, 0) + 1
+        for name in ("energy_per_atom", "formation_energy_per_atom"):
+            values = np.array([r.get(name) for st, r in items if st in ("ok", "unconverged") and r.get(name) is not None], dtype=float)
+            row[name] = [round(float(q), 3) for q in np.quantile(values, [0.1, 0.5, 0.9])] if len(values) else None
+        table.append(row)
+    return table
+
+
+def top_candidates(run_dir: Path, k: int = 10) -> list[dict]:
+    """The first ``k`` rows of selected.csv (stable first, best score first)."""
+    path = run_dir / "selected.csv"
+    if not path.is_file():
+        return []
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))[:k]
+    keep = ("key", "round", "score", "predicted_gap", "p_nonmetal", "gap_if_nonmetal", "band_gap", "formation_energy",
+            "status", "energy_per_atom", "formation_energy_per_atom", "cif")
+    return [{name: row[name] for name in keep if name in row} for row in rows]
 
 
 def sanity_rediscoveries(run_dir: Path, window: tuple[float, float]) -> dict:

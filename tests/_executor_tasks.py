@@ -35,3 +35,8 @@ def thread_settings(_: object) -> tuple[str | None, int]:
     import torch
 
     return os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+
+
+def worker_pid(_: object) -> int:
+    """The process id of the worker running the task."""
+    return os.getpid()

@@ -224,3 +224,22 @@ def test_the_report_counts_a_gap_only_for_predicted_non_metals(tmp_path, referen
     loop.config.report.nonmetal = ""  # the sanity preset: the gap column is the true gap
     loop.config.report.gap = "band_gap"
     assert loop.predicted_gap({"band_gap": {"raw": 1.3}}) == 1.3
+
+
+@pytest.mark.slow
+def test_the_loop_relaxes_with_chgnet_on_a_local_ray_instance(tmp_path, reference_csv):
+    """The same loop with the real potential, its relaxations sent to Ray (``--executor ray``)."""
+    pytest.importorskip("ray")
+    pytest.importorskip("chgnet")
+    from molgen.loops.executors import RayExecutor
+    from molgen.properties.potential import relax_structure
+
+    loop = make_loop(tmp_path / "ray", reference_csv, rounds=1, relax_fn=relax_structure)
+    loop.config.relax.per_round, loop.config.relax.settings = 2, {"steps": 60}
+    with RayExecutor(num_cpus=2) as executor:
+        loop.executor = executor
+        result = loop.run()
+    _, followups = store_rows(result.out_dir)
+    assert len(followups) == 2
+    assert all(f[2] in ("ok", "unconverged", "rejected", "diverged", "failed") for f in followups)
+    assert any(f[2] in ("ok", "unconverged") for f in followups), followups

@@ -3,6 +3,9 @@ crashed workers as TaskFailure, and the registry's error message."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from _executor_tasks import crash_on_two, fail_on_three, square_after, thread_settings
 
@@ -78,3 +81,38 @@ def test_ray_executor_on_a_local_instance():
         ray.cloudpickle.unregister_pickle_by_value(_executor_tasks)
     assert results.pop(3) == TaskFailure("ValueError: three is not allowed")
     assert results == {0: 0, 1: 10, 2: 20, 4: 40}
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    """A parent killed by a signal never closes its pool; its workers must not outlive it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys\n"
+        "from molgen.loops.executors import ProcessPoolExecutor\n"
+        "from _executor_tasks import worker_pid\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1)\n"
+        "    print(next(iter(pool.map(worker_pid, [0])))[1], flush=True)\n"
+        "    import time; time.sleep(60)\n"
+    )
+    here = Path(__file__).resolve().parent
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=here.parent,
+                              env={**os.environ, "PYTHONPATH": str(here)})
+    worker = int(parent.stdout.readline())
+    os.kill(worker, 0)  # alive while the parent lives
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the pool worker outlived its killed parent")

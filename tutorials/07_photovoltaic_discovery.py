@@ -59,7 +59,7 @@ for i, name in enumerate(known):
 #    executor = "ray" runs them on a Ray cluster.
 spec = preset.model_dump(mode="json")
 spec["discovery"].update({"rounds": 2, "per_round": per_round})
-spec["discovery"]["relax"].update({"per_round": 2, "budget": 4, "executor": "serial", "settings": {"steps": 100}})
+spec["discovery"]["relax"].update({"per_round": 1, "budget": 3, "executor": "serial", "settings": {"steps": 100}})
 settings = validate(DiscoverSettings, {"preset": spec, "generator": "perov5", "seed": 0})
 run = out / "run"
 result = discover(settings, run, log=print)

@@ -63,7 +63,7 @@ class RelaxStageConfig(StrictModel):
     budget: int = Field(200, ge=0, description="relaxations in the whole run")
     min_score: float = Field(0.0, description="only candidates whose cheap score exceeds this")
     max_formation_energy: float | None = Field(
-        0.2, description="eV/atom: a relaxed candidate above this formation-energy proxy counts as unstable (None: no gate)")
+        0.0, description="eV/atom: a relaxed candidate above this formation-energy proxy counts as unstable (None: no gate)")
     unstable_reward: float = Field(0.0, ge=0, le=1, description="reward factor of relaxed candidates that failed or are unstable")
     settings: dict[str, Any] = Field(default_factory=dict, description="RelaxSettings of the potential (steps, fmax, ...)")
     executor: Literal["serial", "process", "ray"] = "process"

@@ -83,9 +83,27 @@ class SerialExecutor(Executor):
             yield index, result
 
 
-def _init_worker(threads: int) -> None:
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """Worker side: end this process once its parent is gone. A parent killed
+    by a signal never shuts its pool down, and the workers would otherwise
+    live on, idle, holding memory (and a loaded potential)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="molgen-parent-watch").start()
+
+
+def _init_worker(threads: int, parent: int | None = None) -> None:
     """Pool initializer: cap the BLAS/OpenMP and torch threads of a worker, so
-    ``workers * threads`` cores are used rather than ``workers * all``."""
+    ``workers * threads`` cores are used rather than ``workers * all``, and
+    tie the worker's life to its parent's."""
+    if parent is not None:
+        _exit_with_parent(parent)
     for name in _THREAD_VARIABLES:
         os.environ[name] = str(threads)
     try:
@@ -131,7 +149,7 @@ class ProcessPoolExecutor(Executor):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),  # fork would copy torch/OpenMP state
                 initializer=_init_worker,
-                initargs=(self.threads_per_worker,),
+                initargs=(self.threads_per_worker, os.getpid()),
             )
         return self._pool
 

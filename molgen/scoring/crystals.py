@@ -10,6 +10,7 @@ settings from an objective TOML table (see :mod:`molgen.scoring.components`).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -130,13 +131,21 @@ class KnownPropertyParams(KnownStructuresParams):
 
 
 def _known_structures(sources: Sequence[str], column: str | None, p: KnownStructuresParams):
-    """A structure index over ``sources`` and, with ``column``, the value of each key."""
+    """A structure index over ``sources`` and, with ``column``, the value of each key
+    (built once per process for the same sources, column and tolerances: parsing
+    a few thousand crystals takes seconds, and a resumed run or a second
+    objective asks for the same index)."""
+    return _build_known_structures(tuple(sources), column, p.ltol, p.stol, p.angle_tol)
+
+
+@lru_cache(maxsize=8)
+def _build_known_structures(sources: tuple[str, ...], column: str | None, ltol: float, stol: float, angle_tol: float):
     from molgen.datasets import load_texts
     from molgen.domains.crystal import CrystalDomain
     from molgen.domains.crystal.matching import MatcherSettings, StructureIndex
 
     domain = CrystalDomain()
-    index = StructureIndex(MatcherSettings(ltol=p.ltol, stol=p.stol, angle_tol=p.angle_tol))
+    index = StructureIndex(MatcherSettings(ltol=ltol, stol=stol, angle_tol=angle_tol))
     values: dict[str, float] = {}
     for source in sources:
         loaded = load_texts(source, domain, on_invalid="skip")
