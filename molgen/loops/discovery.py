@@ -91,7 +91,7 @@ class DiscoveryConfig(StrictModel):
     rounds: int = Field(10, gt=0)
     per_round: int = Field(512, gt=0, description="structures sampled per round")
     repeat_reward: float = Field(
-        0.5, ge=0, le=1, description="reward factor of a structure first proposed in an earlier round (pushes toward new ones)")
+        0.0, ge=0, le=1, description="reward factor of a structure first proposed in an earlier round (pushes toward new ones)")
     relax: RelaxStageConfig = RelaxStageConfig()
     report: ReportConfig = ReportConfig()
     strategy: ReinforceConfig = Field(default_factory=lambda: ReinforceConfig(update_batch=64))
