@@ -47,9 +47,11 @@ def _one_torch_thread():
 
 
 @pytest.fixture
-def fresh_references(monkeypatch):
-    """An empty in-memory reference cache (the file cache lives in the test's MOLGEN_HOME)."""
+def fresh_references(monkeypatch, tmp_path):
+    """Empty reference caches: in memory, and on disk in a MOLGEN_HOME of this
+    test's own (the suite's shared one may hold references of other tests)."""
     monkeypatch.setattr(potential, "_REFERENCES", {})
+    monkeypatch.setenv("MOLGEN_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture

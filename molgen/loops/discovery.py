@@ -155,6 +155,7 @@ class MaterialsDiscovery:
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
+        self._round_keys: dict[int, str] = {}
         self._tables: list[tuple[list[str], Any]] = []
 
     # -- the loop -----------------------------------------------------------
@@ -178,7 +179,7 @@ class MaterialsDiscovery:
             if not resume and store.count() > 0:
                 raise MolgenError(f"{self.out_dir} already holds a discovery run ({store.count()} candidates); resume it or choose another output")
             oracle = Oracle(self.objective, self.domain, None, listener=lambda keys, objs, table: self._persist(store, keys, table),
-                            key=self.index.add)
+                            key=self._key)
             if resume:
                 self._restore(store, oracle)
             if executor is None and self.config.relax.per_round and self.config.relax.budget:
@@ -215,6 +216,7 @@ class MaterialsDiscovery:
             except Exception:  # matcher failure on a degenerate cell: treat as undecodable
                 keys.append(None)
         objs = [o if k is not None else None for o, k in zip(objs, keys)]
+        self._round_keys = {id(o): k for o, k in zip(objs, keys) if k is not None}
         seen_before = set(oracle.cache)
         times["dedupe"] = time.perf_counter() - t
         self._texts = {k: self.domain.format(o) for k, o in zip(keys, objs) if k is not None and k not in seen_before}
@@ -250,6 +252,11 @@ class MaterialsDiscovery:
         row.update({f"seconds_{k}": round(v, 3) for k, v in times.items()})
         store.log_step(r, len(texts), sum(o is not None for o in objs), row["new"], row["mean_reward"], row["loss"], sum(times.values()))
         return row
+
+    def _key(self, obj) -> str:
+        # The round's structures were matched once while deduplicating; the oracle reuses those keys.
+        key = self._round_keys.get(id(obj))
+        return key if key is not None else self.index.add(obj)
 
     def _persist(self, store: CandidateStore, keys: list[str], table) -> None:
         self._tables.append((keys, table))
