@@ -243,3 +243,21 @@ def test_the_loop_relaxes_with_chgnet_on_a_local_ray_instance(tmp_path, referenc
     assert len(followups) == 2
     assert all(f[2] in ("ok", "unconverged", "rejected", "diverged", "failed") for f in followups)
     assert any(f[2] in ("ok", "unconverged") for f in followups), followups
+
+
+def test_gap_directness_compares_the_direct_and_indirect_gap_models():
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.scoring.components import build_component
+    from molgen.scoring.transforms import LinearClamp
+
+    domain = CrystalDomain()
+    structures = [domain.parse(t) for t in SMALL_CRYSTALS] + [None]
+    same = build_component("gap_directness", {"direct": "perov5-gap", "indirect": "perov5-gap"})
+    values, reasons = same(structures)
+    assert np.all(values[:-1] == 0.0) and reasons[-1] == "invalid object"  # one model: every gap is "direct"
+    both = build_component("gap_directness", {})  # shipped direct and indirect Perov-5 models
+    values, _ = both(structures[:-1])
+    assert np.isfinite(values).all() and np.abs(values).max() > 0
+    preference = LinearClamp(x_at_0=0.5, x_at_1=0.0).apply(values)
+    assert np.all((preference >= 0) & (preference <= 1))
+    assert np.array_equal(preference == 1.0, values <= 0.0)

@@ -17,6 +17,7 @@ DATA_DIR = Path(__file__).resolve().parent / "data"
 #: Shipped predictor name -> what it predicts.
 SHIPPED_PREDICTORS: dict[str, str] = {
     "perov5-gap": "CGCNN metal/non-metal classifier + non-metal gap regressor for Perov-5 direct GLLB-SC gaps (eV)",
+    "perov5-ind-gap": "the same model for Perov-5 indirect GLLB-SC gaps (eV), for the direct-gap preference",
     "perov5-heat": "CGCNN regressor of the Perov-5 heat of formation heat_all (eV per 5-atom cell)",
 }
 

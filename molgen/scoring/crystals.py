@@ -226,6 +226,11 @@ class BandGapParams(StrictModel):
         "decision_threshold, F1-optimal on its validation split)")
 
 
+class GapDirectnessParams(StrictModel):
+    direct: str = Field("perov5-gap", description="GapPredictor of the direct gap (directory or shipped name)")
+    indirect: str = Field("perov5-ind-gap", description="GapPredictor of the indirect gap")
+
+
 class FormationEnergyParams(StrictModel):
     path: str = Field(description="directory of a regression predictor, or a shipped predictor name (perov5-heat)")
     per_atom: bool = Field(False, description="divide by the number of sites (for models of energy per cell)")
@@ -271,6 +276,31 @@ class BandGapComponent(BatchComponent):
         return np.asarray(values, dtype=float), [None] * len(objs)
 
 
+class GapDirectnessComponent(BatchComponent):
+    """How far a gap is from direct, from two gap models: the predicted
+    direct minus the predicted indirect non-metal gap (eV). At or below 0
+    the fundamental gap is direct (strong absorption at the band edge); a
+    ``linear_clamp`` transform from ``x_at_0 = 0.5`` to ``x_at_1 = 0`` turns
+    it into a preference.
+
+    Args:
+        params: The two predictors.
+        name: Column name.
+    """
+
+    def __init__(self, params: GapDirectnessParams, name: str = "gap_directness"):
+        from molgen.properties.crystal_predictors import GapPredictor
+
+        self.name, self.params = name, params
+        self.direct = GapPredictor.load(resolve_predictor_path(params.direct))
+        self.indirect = GapPredictor.load(resolve_predictor_path(params.indirect))
+
+    def values(self, objs):
+        direct = self.direct.predict_parts(objs)["gap_if_nonmetal"]
+        indirect = self.indirect.predict_parts(objs)["gap_if_nonmetal"]
+        return np.asarray(direct - indirect, dtype=float), [None] * len(objs)
+
+
 class FormationEnergyComponent(BatchComponent):
     """A learned formation energy (any saved regression predictor), per atom on request.
 
@@ -307,5 +337,6 @@ BATCH = {
     "novelty": (KnownStructuresParams, NoveltyComponent),
     "known_property": (KnownPropertyParams, KnownPropertyComponent),
     "band_gap": (BandGapParams, BandGapComponent),
+    "gap_directness": (GapDirectnessParams, GapDirectnessComponent),
     "formation_energy": (FormationEnergyParams, FormationEnergyComponent),
 }
