@@ -77,6 +77,7 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
         "discovery.per_round": args.per_round,
         "discovery.relax.per_round": args.relax_per_round if preset == "photovoltaic" else args.sanity_relax_per_round,
         "discovery.relax.workers": args.workers,
+        "discovery.formula_bucket": args.formula_bucket,
     })
     settings = validate(DiscoverSettings, {"preset": spec, "seed": args.seed, "device": "cpu"})
     seed_everything(args.seed)
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--relax-per-round", type=int, default=16)
     parser.add_argument("--sanity-relax-per-round", type=int, default=0, help="relaxations per round in the sanity run")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--formula-bucket", type=int, default=None, help="rewarded crystals per reduced formula (preset default if unset)")
     parser.add_argument("--throughput-n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/out/pv")

@@ -261,3 +261,22 @@ def test_gap_directness_compares_the_direct_and_indirect_gap_models():
     preference = LinearClamp(x_at_0=0.5, x_at_1=0.0).apply(values)
     assert np.all((preference >= 0) & (preference <= 1))
     assert np.array_equal(preference == 1.0, values <= 0.0)
+
+
+def test_reward_shaping_repeats_buckets_and_unstable_relaxations(tmp_path, reference_csv):
+    from molgen.domains.crystal import CrystalDomain
+
+    domain = CrystalDomain()
+    loop = make_loop(tmp_path / "run", reference_csv)
+    srtio3 = domain.parse(SMALL_CRYSTALS[1])
+    polymorph = srtio3.copy()
+    polymorph.replace_species({"Sr": "Ti", "Ti": "Sr"})  # same formula, another structure
+    keys = [loop.index.add(srtio3), loop.index.add(polymorph), loop.index.add(domain.parse(SMALL_CRYSTALS[0])), None]
+    assert keys[:2] == ["SrTiO3", "SrTiO3#2"] and loop.index.rank(keys[1]) == 2
+    scores = [0.8, 0.6, 0.4, float("nan")]
+    unstable = {keys[2]: {"status": "ok", "result": {"formation_energy_per_atom": 0.3}}}
+    assert loop.shape_rewards(scores, keys, set(), {}).tolist() == [0.8, 0.6, 0.4, 0.0]
+    loop.config.formula_bucket = 1
+    assert loop.shape_rewards(scores, keys, set(), {}).tolist() == [0.8, 0.0, 0.4, 0.0]
+    loop.config.repeat_reward = 0.5
+    assert loop.shape_rewards(scores, keys, {keys[0]}, unstable).tolist() == [0.4, 0.0, 0.0, 0.0]  # gate 0 eV/atom

@@ -92,6 +92,9 @@ class DiscoveryConfig(StrictModel):
     per_round: int = Field(512, gt=0, description="structures sampled per round")
     repeat_reward: float = Field(
         0.0, ge=0, le=1, description="reward factor of a structure first proposed in an earlier round (pushes toward new ones)")
+    formula_bucket: int | None = Field(
+        None, gt=0, description="distinct crystals per reduced formula that earn a reward; later polymorphs get 0, "
+        "as REINVENT's scaffold buckets do for molecules (None: no limit)")
     relax: RelaxStageConfig = RelaxStageConfig()
     report: ReportConfig = ReportConfig()
     strategy: ReinforceConfig = Field(default_factory=lambda: ReinforceConfig(update_batch=64))
@@ -234,16 +237,7 @@ class MaterialsDiscovery:
         t = time.perf_counter()
         relaxed = self._relax_round(store, executor)
         times["relaxation"] = time.perf_counter() - t
-        rewards = np.nan_to_num(np.array(scores, dtype=float), nan=0.0)
-        followups = store.followups(FOLLOWUP)
-        for i, key in enumerate(keys):
-            if key is None:
-                continue
-            if key in seen_before:
-                rewards[i] *= c.repeat_reward
-            f = followups.get(key)
-            if f is not None and not self._stable(f):
-                rewards[i] *= c.relax.unstable_reward
+        rewards = self.shape_rewards(scores, keys, seen_before, store.followups(FOLLOWUP))
         t = time.perf_counter()
         stats = self.strategy.update(texts, keys, rewards.tolist())
         times["update"] = time.perf_counter() - t
@@ -252,6 +246,25 @@ class MaterialsDiscovery:
         row.update({f"seconds_{k}": round(v, 3) for k, v in times.items()})
         store.log_step(r, len(texts), sum(o is not None for o in objs), row["new"], row["mean_reward"], row["loss"], sum(times.values()))
         return row
+
+    def shape_rewards(self, scores, keys: list[str | None], seen_before: set[str], followups: dict[str, dict]) -> np.ndarray:
+        """Rewards for the generator update: the cheap score (0 where it failed),
+        times ``repeat_reward`` for structures from earlier rounds, 0 beyond
+        ``formula_bucket`` polymorphs of a formula, times ``unstable_reward``
+        where the relaxation failed or found the structure unstable."""
+        c = self.config
+        rewards = np.nan_to_num(np.array(scores, dtype=float), nan=0.0)
+        for i, key in enumerate(keys):
+            if key is None:
+                continue
+            if key in seen_before:
+                rewards[i] *= c.repeat_reward
+            if c.formula_bucket is not None and self.index.rank(key) > c.formula_bucket:
+                rewards[i] = 0.0
+            f = followups.get(key)
+            if f is not None and not self._stable(f):
+                rewards[i] *= c.relax.unstable_reward
+        return rewards
 
     def _key(self, obj) -> str:
         # The round's structures were matched once while deduplicating; the oracle reuses those keys.

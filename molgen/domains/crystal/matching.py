@@ -100,6 +100,7 @@ class StructureIndex:
         self.settings = settings
         self._matcher = settings.matcher()
         self._buckets: dict[str, list[tuple[str, Structure]]] = defaultdict(list)
+        self._rank: dict[str, int] = {}
 
     def __len__(self) -> int:
         return sum(len(b) for b in self._buckets.values())
@@ -131,4 +132,10 @@ class StructureIndex:
         if key is None:
             key = formula if not bucket else f"{formula}#{len(bucket) + 1}"
         bucket.append((key, structure))
+        self._rank[key] = len(bucket)
         return key
+
+    def rank(self, key: str) -> int:
+        """1-based order in which the group ``key`` joined its formula bucket
+        (1: the first crystal of that formula, 2: its first polymorph, ...)."""
+        return self._rank[key]
