@@ -134,21 +134,21 @@ def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
 
 def test_a_killed_run_resumes_without_rescoring_or_rerelaxing(tmp_path, reference_csv):
     CALLS.clear()
-    make_loop(tmp_path / "straight", reference_csv).run()
+    make_loop(tmp_path / "straight", reference_csv, rounds=3).run()
     straight = store_rows(tmp_path / "straight")
     straight_calls = list(CALLS)
 
     CALLS.clear()
     with pytest.raises(Interrupt):  # killed during round 2's relaxations
-        make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax).run()
+        make_loop(tmp_path / "killed", reference_csv, rounds=3, relax_fn=interrupting_relax).run()
     partial_candidates, partial_followups = store_rows(tmp_path / "killed")
     assert {c[2] for c in partial_candidates} == {1, 2} and len(partial_followups) == 4
     with pytest.raises(MolgenError, match="already holds"):
         make_loop(tmp_path / "killed", reference_csv).run()
     CALLS.clear()
-    make_loop(tmp_path / "killed", reference_csv).run(resume=True)
+    make_loop(tmp_path / "killed", reference_csv, rounds=3).run(resume=True)
     assert len(CALLS) == 1  # only the relaxation the kill interrupted
-    assert store_rows(tmp_path / "killed") == straight  # same candidates, keys, scores and relaxations
+    assert store_rows(tmp_path / "killed") == straight  # same candidates, keys, scores and relaxations, round 3 included
     assert len(straight_calls) == 5
 
 

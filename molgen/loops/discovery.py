@@ -159,6 +159,7 @@ class MaterialsDiscovery:
         self.round = 0
         self._texts: dict[str, str] = {}
         self._round_keys: dict[int, str] = {}
+        self._first_round: dict[str, int] = {}
         self._tables: list[tuple[list[str], Any]] = []
 
     # -- the loop -----------------------------------------------------------
@@ -220,7 +221,9 @@ class MaterialsDiscovery:
                 keys.append(None)
         objs = [o if k is not None else None for o, k in zip(objs, keys)]
         self._round_keys = {id(o): k for o, k in zip(objs, keys) if k is not None}
-        seen_before = set(oracle.cache)
+        # "Earlier" by the round that first stored a key: a resumed round must not treat its own
+        # structures, stored before the kill, as repeats (the uninterrupted run did not).
+        seen_before = {k for k in keys if k is not None and self._first_round.get(k, self.round) < self.round}
         times["dedupe"] = time.perf_counter() - t
         self._texts = {k: self.domain.format(o) for k, o in zip(keys, objs) if k is not None and k not in seen_before}
         self._tables = []
@@ -273,6 +276,8 @@ class MaterialsDiscovery:
 
     def _persist(self, store: CandidateStore, keys: list[str], table) -> None:
         self._tables.append((keys, table))
+        for key in keys:
+            self._first_round.setdefault(key, self.round)
         store.add_scored(self.round, keys, [self._texts.get(k, k) for k in keys], table)
 
     # -- the expensive stage -----------------------------------------------------
@@ -348,6 +353,7 @@ class MaterialsDiscovery:
         # Re-adding stored structures in call order rebuilds the same keys.
         for cand in store.candidates():
             self.index.add(self.domain.parse(cand.text), key=cand.key)
+            self._first_round[cand.key] = cand.step
         oracle.restore(store.evaluations())
 
     # -- reporting ------------------------------------------------------------
