@@ -79,6 +79,8 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
         "discovery.relax.workers": args.workers,
         "discovery.formula_bucket": args.formula_bucket,
     })
+    if args.formula_bucket == 0:  # 0: no buckets
+        spec["discovery"]["formula_bucket"] = None
     settings = validate(DiscoverSettings, {"preset": spec, "seed": args.seed, "device": "cpu"})
     seed_everything(args.seed)
     resume = (out_dir / "discover.json").is_file()
@@ -195,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--relax-per-round", type=int, default=16)
     parser.add_argument("--sanity-relax-per-round", type=int, default=0, help="relaxations per round in the sanity run")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--formula-bucket", type=int, default=None, help="rewarded crystals per reduced formula (preset default if unset)")
+    parser.add_argument("--formula-bucket", type=int, default=None, help="rewarded crystals per reduced formula (preset default if unset; 0: no buckets)")
     parser.add_argument("--throughput-n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/out/pv")
