@@ -52,7 +52,7 @@ def objective_spec(reference_csv) -> dict:
             {"type": "band_gap", "name": "p_nonmetal", "path": "perov5-gap", "output": "p_nonmetal"},
             {"type": "band_gap", "name": "gap_if_nonmetal", "path": "perov5-gap", "output": "conditional",
              "transform": {"type": "window", "low": 1.1, "high": 1.8, "ramp": 0.5}},
-            {"type": "formation_energy", "path": "perov5-heat", "per_atom": True, "weight": 0.5,
+            {"type": "predictor", "name": "formation_energy", "path": "perov5-heat", "per_atom": True, "weight": 0.5,
              "transform": {"type": "reverse_sigmoid", "low": 0.0, "high": 0.4}},
         ],
         "filters": [
@@ -280,3 +280,15 @@ def test_reward_shaping_repeats_buckets_and_unstable_relaxations(tmp_path, refer
     assert loop.shape_rewards(scores, keys, set(), {}).tolist() == [0.8, 0.0, 0.4, 0.0]
     loop.config.repeat_reward = 0.5
     assert loop.shape_rewards(scores, keys, {keys[0]}, unstable).tolist() == [0.4, 0.0, 0.0, 0.0]  # gate 0 eV/atom
+
+
+def test_predictor_component_reads_shipped_names_and_scales_per_atom():
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.scoring.components import build_component
+
+    srtio3 = CrystalDomain().parse(SMALL_CRYSTALS[1])
+    per_cell, _ = build_component("predictor", {"path": "perov5-heat"}, "heat")([srtio3])
+    per_atom, reasons = build_component("predictor", {"path": "perov5-heat", "per_atom": True}, "heat")([srtio3, None])
+    assert per_atom[0] == pytest.approx(per_cell[0] / 5) and reasons[1] == "invalid object"
+    with pytest.raises(ConfigError, match="no-such-model"):
+        build_component("predictor", {"path": "no-such-model"}, "heat")

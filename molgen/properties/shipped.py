@@ -41,3 +41,8 @@ def shipped_predictor_dir(name: str) -> Path:
     if not (folder / "config.json").is_file():
         raise CheckpointError(f"shipped predictor {name!r} is missing from this installation ({folder})")
     return folder
+
+
+def predictor_dir(name_or_path: str | Path) -> Path:
+    """A shipped predictor's directory for a shipped name, else the path itself."""
+    return shipped_predictor_dir(str(name_or_path)) if str(name_or_path) in SHIPPED_PREDICTORS else Path(name_or_path)

@@ -104,6 +104,7 @@ class PredictorParams(StrictModel):
     target: str | None = None
     statistic: Literal["mean", "std", "ucb", "lcb"] = "mean"
     beta: float = 1.0
+    per_atom: bool = Field(False, description="divide by the number of sites (models of a per-cell crystal property)")
 
 
 class TableParams(StrictModel):
@@ -214,7 +215,8 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
             settings.setdefault("path", kind.split(":", 1)[1])
         p = validate(PredictorParams, settings, where=where)
         try:
-            return PredictorComponent(p.path, name=name or "predictor", target=p.target, statistic=p.statistic, beta=p.beta)
+            return PredictorComponent(p.path, name=name or "predictor", target=p.target, statistic=p.statistic, beta=p.beta,
+                                      per_atom=p.per_atom)
         except MolgenError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if kind == "external":

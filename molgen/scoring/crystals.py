@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -231,20 +230,6 @@ class GapDirectnessParams(StrictModel):
     indirect: str = Field("perov5-ind-gap", description="GapPredictor of the indirect gap")
 
 
-class FormationEnergyParams(StrictModel):
-    path: str = Field(description="directory of a regression predictor, or a shipped predictor name (perov5-heat)")
-    per_atom: bool = Field(False, description="divide by the number of sites (for models of energy per cell)")
-    statistic: Literal["mean", "ucb", "lcb"] = "mean"
-    beta: float = 1.0
-
-
-def resolve_predictor_path(path: str) -> Path:
-    """A predictor directory: a shipped predictor name or a path."""
-    from molgen.properties.shipped import shipped_predictor_dir, SHIPPED_PREDICTORS
-
-    return shipped_predictor_dir(path) if path in SHIPPED_PREDICTORS else Path(path)
-
-
 class BandGapComponent(BatchComponent):
     """One output of a :class:`~molgen.properties.crystal_predictors.GapPredictor`.
 
@@ -255,9 +240,10 @@ class BandGapComponent(BatchComponent):
 
     def __init__(self, params: BandGapParams, name: str = "band_gap"):
         from molgen.properties.crystal_predictors import GapPredictor
+        from molgen.properties.shipped import predictor_dir
 
         self.name, self.params = name, params
-        self.model = GapPredictor.load(resolve_predictor_path(params.path))
+        self.model = GapPredictor.load(predictor_dir(params.path))
         self.decision = self.model.decision_threshold if params.decision is None else params.decision
 
     def values(self, objs):
@@ -290,39 +276,16 @@ class GapDirectnessComponent(BatchComponent):
 
     def __init__(self, params: GapDirectnessParams, name: str = "gap_directness"):
         from molgen.properties.crystal_predictors import GapPredictor
+        from molgen.properties.shipped import predictor_dir
 
         self.name, self.params = name, params
-        self.direct = GapPredictor.load(resolve_predictor_path(params.direct))
-        self.indirect = GapPredictor.load(resolve_predictor_path(params.indirect))
+        self.direct = GapPredictor.load(predictor_dir(params.direct))
+        self.indirect = GapPredictor.load(predictor_dir(params.indirect))
 
     def values(self, objs):
         direct = self.direct.predict_parts(objs)["gap_if_nonmetal"]
         indirect = self.indirect.predict_parts(objs)["gap_if_nonmetal"]
         return np.asarray(direct - indirect, dtype=float), [None] * len(objs)
-
-
-class FormationEnergyComponent(BatchComponent):
-    """A learned formation energy (any saved regression predictor), per atom on request.
-
-    Args:
-        params: Predictor directory, per-atom scaling and statistic.
-        name: Column name.
-    """
-
-    def __init__(self, params: FormationEnergyParams, name: str = "formation_energy"):
-        from molgen.properties.mol_predictors import load_predictor
-
-        self.name, self.params = name, params
-        self.model = load_predictor(resolve_predictor_path(params.path))
-
-    def values(self, objs):
-        mean, std = self.model.predict(objs)
-        mean, std = np.asarray(mean, dtype=float).reshape(len(objs), -1)[:, 0], np.asarray(std, dtype=float).reshape(len(objs), -1)[:, 0]
-        sign = {"mean": 0.0, "ucb": 1.0, "lcb": -1.0}[self.params.statistic]
-        values = mean + sign * self.params.beta * std
-        if self.params.per_atom:
-            values = values / np.array([len(s) for s in objs], dtype=float)
-        return values, [None] * len(objs)
 
 
 #: Crystal component types: name -> (settings model, builder of a per-object
@@ -338,5 +301,4 @@ BATCH = {
     "known_property": (KnownPropertyParams, KnownPropertyComponent),
     "band_gap": (BandGapParams, BandGapComponent),
     "gap_directness": (GapDirectnessParams, GapDirectnessComponent),
-    "formation_energy": (FormationEnergyParams, FormationEnergyComponent),
 }
