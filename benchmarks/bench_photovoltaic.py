@@ -27,22 +27,11 @@ import datetime
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from bench_crystal_predictors import cpu_model  # benchmarks/ is the script's directory
 
 
 def base_rate(window: tuple[float, float]) -> dict:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from molgen.core.errors import CheckpointError
+from molgen.core.paths import shipped_folder
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -38,9 +38,4 @@ def pretrained_dir(name: str) -> Path:
         CheckpointError: unknown name (listing the shipped ones) or files
             missing from this installation.
     """
-    if name not in PRETRAINED:
-        raise CheckpointError(f"no shipped model named {name!r}; shipped: {', '.join(sorted(PRETRAINED))}")
-    folder = DATA_DIR / name
-    if not (folder / "model.safetensors").is_file():
-        raise CheckpointError(f"shipped model {name!r} is missing from this installation ({folder})")
-    return folder
+    return shipped_folder(name, PRETRAINED, DATA_DIR / name, "model.safetensors", "model")

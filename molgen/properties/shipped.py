@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from molgen.core.errors import CheckpointError
+from molgen.core.paths import shipped_folder
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -35,12 +35,7 @@ def shipped_predictor_dir(name: str) -> Path:
         CheckpointError: unknown name (listing the shipped ones) or files
             missing from this installation.
     """
-    if name not in SHIPPED_PREDICTORS:
-        raise CheckpointError(f"no shipped predictor named {name!r}; shipped: {', '.join(sorted(SHIPPED_PREDICTORS))}")
-    folder = DATA_DIR / name.replace("-", "_")
-    if not (folder / "config.json").is_file():
-        raise CheckpointError(f"shipped predictor {name!r} is missing from this installation ({folder})")
-    return folder
+    return shipped_folder(name, SHIPPED_PREDICTORS, DATA_DIR / name.replace("-", "_"), "config.json", "predictor")
 
 
 def predictor_dir(name_or_path: str | Path) -> Path:
