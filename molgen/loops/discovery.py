@@ -110,15 +110,12 @@ class DiscoveryResult:
 
 
 def decode(domain, text: str):
-    """Text -> object, or None when it does not parse (validity is judged
-    later, by the objective's filters, so the funnel can count it)."""
-    from molgen.core.errors import ParseError
-
+    """Text -> object, or None when it does not parse. Unlike
+    ``domain.try_parse`` it keeps invalid structures: validity is judged by
+    the objective's filters, so the funnel can count each rule."""
     try:
         return domain.parse(text)
-    except (ParseError, ValueError):
-        return None
-    except Exception:  # a decoder must never end a round
+    except Exception:  # ParseError, or anything a malformed sample trips in pymatgen: never end a round
         return None
 
 
@@ -238,13 +235,14 @@ class MaterialsDiscovery:
         times["filters"] = sum(v for k, v in component_seconds.items() if k in filter_names)
         times["predictors"] = sum(v for k, v in component_seconds.items() if k not in filter_names)
         t = time.perf_counter()
-        relaxed = self._relax_round(store, executor)
+        self._relax_round(store, executor)
         times["relaxation"] = time.perf_counter() - t
-        rewards = self.shape_rewards(scores, keys, seen_before, store.followups(FOLLOWUP))
+        followups = store.followups(FOLLOWUP)  # read once, after this round's relaxations
+        rewards = self.shape_rewards(scores, keys, seen_before, followups)
         t = time.perf_counter()
         stats = self.strategy.update(texts, keys, rewards.tolist())
         times["update"] = time.perf_counter() - t
-        row = self._round_stats(store, texts, objs, keys, seen_before, relaxed)
+        row = self._round_stats(store, texts, objs, keys, followups)
         row.update({"mean_reward": float(rewards.mean()) if len(rewards) else float("nan"), "loss": stats.get("loss", float("nan"))})
         row.update({f"seconds_{k}": round(v, 3) for k, v in times.items()})
         store.log_step(r, len(texts), sum(o is not None for o in objs), row["new"], row["mean_reward"], row["loss"], sum(times.values()))
@@ -386,7 +384,7 @@ class MaterialsDiscovery:
             return 0.0
         return gap
 
-    def _round_stats(self, store, texts, objs, keys, seen_before, relaxed) -> dict[str, Any]:
+    def _round_stats(self, store, texts, objs, keys, all_followups: dict[str, dict]) -> dict[str, Any]:
         rep = self.config.report
         lo, hi = rep.window
         new = list(store.candidates_of_step(self.round))
@@ -410,7 +408,7 @@ class MaterialsDiscovery:
             "validity": len(valid) / max(1, len(new)), "novelty_of_valid": len(valid_novel) / max(1, len(valid)),
             "in_window_fraction": in_window / max(1, len(valid_novel)),
         })
-        followups = {k: f for k, f in store.followups(FOLLOWUP).items() if f["step"] == self.round}
+        followups = {k: f for k, f in all_followups.items() if f["step"] == self.round}
         energies = [f["result"].get("energy_per_atom") for f in followups.values() if f["status"] in USABLE]
         formation = [f["result"].get("formation_energy_per_atom") for f in followups.values() if f["status"] in USABLE]
         energies = np.array([e for e in energies if e is not None], dtype=float)
