@@ -292,3 +292,16 @@ def test_predictor_component_reads_shipped_names_and_scales_per_atom():
     assert per_atom[0] == pytest.approx(per_cell[0] / 5) and reasons[1] == "invalid object"
     with pytest.raises(ConfigError, match="no-such-model"):
         build_component("predictor", {"path": "no-such-model"}, "heat")
+
+
+def test_bad_crystal_component_settings_are_named(tmp_path):
+    from molgen.scoring.components import build_component
+
+    with pytest.raises(ConfigError, match="Xx"):
+        build_component("excluded_elements", {"elements": ["Pb", "Xx"]})
+    with pytest.raises(ConfigError, match="missing.csv"):
+        build_component("novelty", {"source": [str(tmp_path / "missing.csv")]})
+    with pytest.raises(ConfigError, match="decision"):
+        build_component("band_gap", {"path": "perov5-gap", "decision": 1.5})
+    with pytest.raises(ConfigError, match="no shipped predictor|not-a-model"):
+        build_component("gap_directness", {"indirect": "not-a-model"})
