@@ -6,6 +6,7 @@ from molgen.backbones.autoregressive import (
     AutoregressiveTransformer,
 )
 from molgen.backbones.base import Generator, load_generator
+from molgen.backbones.graph_diffusion import GraphDiffusion, GraphDiffusionConfig
 from molgen.backbones.masked_diffusion import MaskedDiffusion, MaskedDiffusionConfig
 from molgen.backbones.vae import SequenceVAE, VAEConfig
 
@@ -13,6 +14,8 @@ __all__ = [
     "AutoregressiveConfig",
     "AutoregressiveTransformer",
     "Generator",
+    "GraphDiffusion",
+    "GraphDiffusionConfig",
     "MaskedDiffusion",
     "MaskedDiffusionConfig",
     "SequenceVAE",

@@ -92,7 +92,7 @@ def load_texts(
         DataError: missing/empty file, or an invalid entry with ``"error"``.
     """
     path, spec = resolve_source(source)
-    if spec is not None and spec.domain != domain.name:
+    if spec is not None and not domain.reads(spec.domain):
         raise DataError(f"data set {spec.name!r} holds {spec.domain} objects, not {domain.name}")
     if on_invalid is None:
         on_invalid = "skip" if spec is not None and spec.skip_invalid else "error"

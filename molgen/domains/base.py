@@ -4,6 +4,7 @@ crystal) offers to the rest of molgen."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Sequence, TypeVar
 
 import numpy as np
@@ -80,6 +81,31 @@ class Tokenizer(ABC):
         return self
 
 
+@dataclass(frozen=True)
+class GraphSpec:
+    """What a domain's graph view holds, so a graph backbone can size itself
+    without knowing the domain.
+
+    A graph of the view is a PyG ``Data`` with ``node_type [N]`` (indices into
+    ``node_types``) and, depending on the spec,
+
+    * ``edge_index [2, E]`` and ``edge_type [E]`` (indices into ``edge_types``,
+      never 0; both directions listed) when ``edge_types`` is not empty;
+    * ``frac_coords [N, 3]`` and ``lattice [1, 3, 3]`` (rows are the lattice
+      vectors, A) when ``periodic``.
+
+    Attributes:
+        node_types: Names of the node categories ("C", "N+", "Fe").
+        edge_types: Names of the edge categories; index 0 is "no edge". Empty
+            when edges are not generated (crystals: they follow from geometry).
+        periodic: Whether graphs carry fractional coordinates and a lattice.
+    """
+
+    node_types: tuple[str, ...]
+    edge_types: tuple[str, ...] = ()
+    periodic: bool = False
+
+
 class Domain(ABC, Generic[Obj]):
     """One kind of object. Subclasses set ``name`` and ``views`` and implement
     parsing, formatting, validity and the canonical key.
@@ -98,6 +124,9 @@ class Domain(ABC, Generic[Obj]):
     export_format: ClassVar[str | None] = None
     #: Whether one object's text spans several lines (crystals).
     multiline_text: ClassVar[bool] = False
+    #: Domains whose registered data sets this domain reads (its own name
+    #: included): a molecular graph reads SMILES data sets.
+    reads_data_of: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def parse(self, text: str) -> Obj:
@@ -167,10 +196,28 @@ class Domain(ABC, Generic[Obj]):
             domain.tokenizer.load_config(config["tokenizer"])
         return domain
 
-    def to_graph(self, obj: Obj):  # pragma: no cover - graph view lands later
-        """Object -> PyG ``Data`` (graph view)."""
+    def reads(self, dataset_domain: str) -> bool:
+        """Whether data sets registered for ``dataset_domain`` hold this domain's objects."""
+        return dataset_domain == self.name or dataset_domain in self.reads_data_of
+
+    # -- graph view (domains listing "graph" in ``views``) ---------------
+    def fit_graph(self, objs: Sequence[Obj]) -> "Domain":
+        """Learn the graph view's categories (node types) from ``objs``; returns self."""
         raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
 
-    def from_graph(self, data) -> Obj | None:  # pragma: no cover
-        """PyG ``Data`` -> object or None (graph view)."""
+    def graph_spec(self) -> GraphSpec:
+        """The graph view's categories; raises RuntimeError before :meth:`fit_graph`."""
+        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
+
+    def to_graph(self, obj: Obj):
+        """Object -> PyG ``Data`` of the graph view (see :class:`GraphSpec`).
+
+        Raises:
+            ParseError: the object holds a category the fitted spec lacks.
+        """
+        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
+
+    def from_graph(self, data) -> Obj | None:
+        """PyG ``Data`` of the graph view -> object, or None when it does not
+        make one (never raises on a malformed graph)."""
         raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")

@@ -15,7 +15,85 @@ from molgen.core.errors import DataError, UnknownTokenError
 from molgen.core.vocab import pad_batch
 
 
-class TokenBatches:
+class SeededBatches:
+    """Shuffled, size-bucketed batch order that is a pure function of
+    (sizes, seed, step). Subclasses set ``lengths`` and ``batch_size`` and
+    turn a row selection into tensors in :meth:`batch`."""
+
+    BUCKET = 50
+    lengths: np.ndarray
+    batch_size: int
+    seed: int
+
+    def _init_order(self) -> None:
+        self.batches_per_epoch = max(1, len(self.lengths) // self.batch_size)
+        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        if self._epoch_cache is not None and self._epoch_cache[0] == epoch:
+            return self._epoch_cache[1]
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.lengths))
+        usable = self.batches_per_epoch * self.batch_size
+        if usable > len(order):  # fewer examples than one batch: use them all
+            usable = len(order)
+        order = order[:usable]
+        chunk = self.batch_size * self.BUCKET
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            part = part[np.argsort(self.lengths[part], kind="stable")]
+            batches.extend(np.array_split(part, max(1, len(part) // self.batch_size)))
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+        self._epoch_cache = (epoch, batches)
+        return batches
+
+    def _rows(self, step: int) -> np.ndarray:
+        epoch, index = divmod(step, self.batches_per_epoch)
+        return self._epoch_batches(epoch)[index]
+
+
+class GraphBatches(SeededBatches):
+    """Size-bucketed, shuffled dense batches of graph-view graphs.
+
+    Args:
+        graphs: PyG ``Data`` of the graph view.
+        collate: ``list[Data] -> dict`` of dense tensors (the backbone's).
+        batch_size: Graphs per batch.
+        seed: Seed of the order.
+    """
+
+    def __init__(self, graphs: Sequence, collate: Callable[[Sequence], dict[str, torch.Tensor]], batch_size: int, seed: int = 0):
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        if not graphs:
+            raise DataError("no graphs to train on")
+        self.graphs = list(graphs)
+        self.collate = collate
+        self.batch_size = batch_size
+        self.seed = seed
+        self.dropped_too_long = 0
+        self.lengths = np.array([int(g.num_nodes) for g in self.graphs])
+        self._init_order()
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch used at optimisation step ``step`` (0-based)."""
+        return self.collate([self.graphs[r] for r in self._rows(step)])
+
+    def fixed_batches(self, limit: int | None = None) -> list[dict[str, torch.Tensor]]:
+        """Consecutive unshuffled batches (validation), at most ``limit``."""
+        out = []
+        for start in range(0, len(self.graphs), self.batch_size):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(self.collate(self.graphs[start : start + self.batch_size]))
+        return out
+
+
+class TokenBatches(SeededBatches):
     """Length-bucketed, shuffled batches of encoded texts.
 
     Each epoch draws a seeded permutation, sorts chunks of 50 batches by
@@ -34,8 +112,6 @@ class TokenBatches:
         lines: Source line numbers, for error messages.
         max_length: Sequences longer than this (incl. BOS/EOS) are dropped.
     """
-
-    BUCKET = 50
 
     def __init__(
         self,
@@ -75,39 +151,15 @@ class TokenBatches:
             raise DataError("no sequences left to train on (all longer than max_length?)")
         self.max_length = max_length
         self.lengths = np.array([len(ids) for ids in self.encoded])
-        self.batches_per_epoch = max(1, len(self.encoded) // batch_size)
-        self._epoch_cache: tuple[int, list[np.ndarray]] | None = None
-
-    def __len__(self) -> int:
-        return len(self.encoded)
+        self._init_order()
 
     def num_tokens(self) -> int:
         """Total tokens (incl. BOS/EOS)."""
         return int(self.lengths.sum())
 
-    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        if self._epoch_cache is not None and self._epoch_cache[0] == epoch:
-            return self._epoch_cache[1]
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.encoded))
-        usable = self.batches_per_epoch * self.batch_size
-        if usable > len(order):  # fewer examples than one batch: use them all
-            usable = len(order)
-        order = order[:usable]
-        chunk = self.batch_size * self.BUCKET
-        batches = []
-        for start in range(0, len(order), chunk):
-            part = order[start : start + chunk]
-            part = part[np.argsort(self.lengths[part], kind="stable")]
-            batches.extend(np.array_split(part, max(1, len(part) // self.batch_size)))
-        batches = [batches[i] for i in rng.permutation(len(batches))]
-        self._epoch_cache = (epoch, batches)
-        return batches
-
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """The batch used at optimisation step ``step`` (0-based)."""
-        epoch, index = divmod(step, self.batches_per_epoch)
-        rows = self._epoch_batches(epoch)[index]
+        rows = self._rows(step)
         if self.augment is None:
             seqs = [self.encoded[r] for r in rows]
         else:

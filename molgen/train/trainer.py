@@ -25,7 +25,7 @@ from molgen.core.serialization import (
     save_model_dir,
     unflatten_state,
 )
-from molgen.train.data import TokenBatches
+from molgen.train.data import SeededBatches
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_NAME = "train_log.csv"
@@ -83,7 +83,7 @@ class Trainer:
         out_dir: Run directory (checkpoint and log go there).
     """
 
-    def __init__(self, model, train_data: TokenBatches, val_data: TokenBatches | None, config: TrainConfig, out_dir: str | Path):
+    def __init__(self, model, train_data: SeededBatches, val_data: SeededBatches | None, config: TrainConfig, out_dir: str | Path):
         self.model = model
         self.train_data = train_data
         self.val_data = val_data

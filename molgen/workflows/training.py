@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from pydantic import Field
 
 from molgen.backbones.base import Generator
@@ -18,7 +19,8 @@ from molgen.core.device import select_device
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import read_json, write_json
 from molgen.datasets import load_texts
-from molgen.train import TokenBatches, TrainConfig, Trainer, TrainResult
+from molgen.core.errors import DataError, MolgenError, ParseError
+from molgen.train import GraphBatches, SeededBatches, TokenBatches, TrainConfig, Trainer, TrainResult
 from molgen.train.trainer import CHECKPOINT_DIR
 
 RUN_CONFIG = "run.json"
@@ -78,8 +80,8 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[str
 class PreparedData:
     """Train/validation batches and what was done to the data."""
 
-    train: TokenBatches
-    val: TokenBatches | None
+    train: SeededBatches
+    val: SeededBatches | None
     source_path: str
     n_loaded: int
     n_skipped_invalid: int
@@ -143,6 +145,86 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
     return PreparedData(train, val, str(loaded.path), len(loaded.texts), len(loaded.skipped), longest_augmented)
 
 
+def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str]) -> tuple[list, list, str, int, int]:
+    """Load the run's data as graph-view graphs and split them.
+
+    Args:
+        config: Run settings.
+        domain: Domain offering the graph view (its node types are learned
+            from the training part when ``fit_types``).
+        fit_types: Learn the graph view's categories from the data.
+        conditions: Property columns attached to each graph as ``condition``.
+
+    Returns:
+        ``(train graphs, validation graphs, source path, loaded, skipped)``;
+        entries that do not parse, or hold a category the fixed node types
+        lack, are skipped and counted.
+    """
+    d = config.data
+    loaded = load_texts(
+        d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid,
+        canonicalize=d.canonicalize, targets=tuple(conditions) or None,
+    )
+    missing = [c for c in conditions if c not in loaded.targets]
+    if missing:
+        raise DataError(f"condition column(s) {', '.join(missing)} not found in {d.source}")
+    objs, keep, skipped = [], [], len(loaded.skipped)
+    for i, text in enumerate(loaded.texts):
+        try:
+            objs.append(domain.parse(text))
+            keep.append(i)
+        except ParseError:
+            skipped += 1
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(objs))
+    n_val = int(round(len(order) * d.val_fraction)) if len(order) >= 20 else 0
+    val_idx, train_idx = set(order[:n_val].tolist()), order[n_val:]
+    if fit_types:
+        domain.fit_graph([objs[i] for i in np.sort(train_idx)])
+    train, val = [], []
+    for j, obj in enumerate(objs):
+        try:
+            graph = domain.to_graph(obj)
+        except ParseError:  # a category the (fixed) node types lack
+            skipped += 1
+            continue
+        if conditions:
+            row = [loaded.targets[c][keep[j]] for c in conditions]
+            graph.condition = torch.tensor([row], dtype=torch.float32)
+        (val if j in val_idx else train).append(graph)
+    if not train:
+        raise DataError(f"no graphs left to train on from {d.source}")
+    return train, val, str(loaded.path), len(loaded.texts), skipped
+
+
+def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool):
+    """Build (or reload) a graph-view model and its batches."""
+    if resume or config.init_from:
+        model = Generator.from_pretrained(out_dir / CHECKPOINT_DIR if resume else config.init_from)
+        conditions = list(model.config.conditions)
+        train, val, path, n_loaded, skipped = load_graphs(config, model.domain, False, conditions)
+        if not resume:
+            model.fit_statistics(train)
+    else:
+        domain = DOMAINS.get(config.domain)()
+        backbone_cls = BACKBONES.get(config.backbone)
+        if backbone_cls.view not in domain.views:
+            raise MolgenError(f"backbone {config.backbone!r} needs the {backbone_cls.view} view; domain {domain.name!r} offers {', '.join(domain.views)}")
+        conditions = list(config.model.get("conditions", []))
+        train, val, path, n_loaded, skipped = load_graphs(config, domain, True, conditions)
+        hparams = dict(config.model)
+        hparams.setdefault("max_nodes", max(int(g.num_nodes) for g in train + val))
+        model = backbone_cls.from_domain(domain, **hparams)
+        model.fit_statistics(train)
+    too_big = [g for g in train if g.num_nodes > model.config.max_nodes]
+    train = [g for g in train if g.num_nodes <= model.config.max_nodes]
+    batch = config.train.batch_size
+    train_batches = GraphBatches(train, model.collate, batch, seed=config.seed)
+    train_batches.dropped_too_long = len(too_big)
+    val_batches = GraphBatches(val, model.collate, batch, seed=config.seed) if val else None
+    return model, PreparedData(train_batches, val_batches, path, n_loaded, skipped)
+
+
 def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunSummary:
     """Train a generator and save it.
 
@@ -167,10 +249,13 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
             saved.train.max_steps = config.train.max_steps
             saved.train.max_minutes = config.train.max_minutes
         config = saved
-    BACKBONES.get(config.backbone)  # fail early, listing valid names
+    backbone_view = BACKBONES.get(config.backbone).view  # fail early, listing valid names
     device = select_device(config.device)
     t0 = time.perf_counter()
-    if resume or config.init_from:  # the saved vocabulary and hyper-parameters are kept
+    if backbone_view == "graph":
+        model, data = _graph_model_and_data(config, out_dir, resume)
+        domain = model.domain
+    elif resume or config.init_from:  # the saved vocabulary and hyper-parameters are kept
         model = Generator.from_pretrained(out_dir / CHECKPOINT_DIR if resume else config.init_from)
         domain = model.domain
         data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)

@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
-from pymatgen.core import Structure
+import torch
+from pymatgen.core import Element, Structure
 
+from molgen.core.errors import ParseError
 from molgen.core.registry import DOMAINS
-from molgen.domains.base import Domain
+from molgen.domains.base import Domain, GraphSpec
 from molgen.domains.crystal.graph import graph_to_structure, structure_to_graph
 from molgen.domains.crystal.io import parse_structure, to_cif
 from molgen.domains.crystal.matching import MatcherSettings, formula_key, same_structure
@@ -35,6 +37,8 @@ class CrystalDomain(Domain[Structure]):
         rules: Validity rules.
         matcher: Matching tolerances.
         graph_cutoff: Radius (A) of the graph view's neighbour search.
+        node_types: Element symbols of the graph view's node categories
+            (default: learned by :meth:`fit_graph`).
     """
 
     name = "crystal"
@@ -48,12 +52,14 @@ class CrystalDomain(Domain[Structure]):
         rules: ValidityRules | None = None,
         matcher: MatcherSettings | None = None,
         graph_cutoff: float = 6.0,
+        node_types: Sequence[str] | None = None,
     ) -> None:
         self.codec = codec or CrystalTextCodec()
         self.rules = rules or ValidityRules()
         self.matcher = matcher or MatcherSettings()
         self.graph_cutoff = graph_cutoff
         self.tokenizer = CrystalTokenizer()
+        self.node_types: tuple[str, ...] | None = tuple(node_types) if node_types else None
 
     def parse(self, text: str) -> Structure:
         """CIF, POSCAR or compact text -> structure.
@@ -98,12 +104,47 @@ class CrystalDomain(Domain[Structure]):
         order = rng.permutation(len(structure)).tolist()
         return self.codec.encode(structure, order=order, shift=rng.random(3))
 
+    def fit_graph(self, objs: Sequence[Structure]) -> "CrystalDomain":
+        """Use the elements of ``objs`` (in atomic-number order) as node types."""
+        elements = {site.specie.symbol for s in objs for site in s}
+        self.node_types = tuple(sorted(elements, key=lambda e: Element(e).Z))
+        return self
+
+    def graph_spec(self) -> GraphSpec:
+        """Element node types, no generated edges, periodic coordinates."""
+        if not self.node_types:
+            raise RuntimeError("the crystal graph view has no node types yet: call fit_graph() on training crystals")
+        return GraphSpec(node_types=self.node_types, edge_types=(), periodic=True)
+
     def to_graph(self, obj: Structure):
-        """Structure -> PyG ``Data`` (see :func:`structure_to_graph`)."""
-        return structure_to_graph(obj, cutoff=self.graph_cutoff)
+        """Structure -> PyG ``Data`` (see :func:`structure_to_graph`), with
+        ``node_type`` once node types are fitted.
+
+        Raises:
+            ParseError: an element outside the fitted node types.
+        """
+        data = structure_to_graph(obj, cutoff=self.graph_cutoff)
+        if self.node_types:
+            index = {e: i for i, e in enumerate(self.node_types)}
+            try:
+                data.node_type = torch.tensor([index[site.specie.symbol] for site in obj], dtype=torch.long)
+            except KeyError as exc:
+                raise ParseError(f"element {exc.args[0]} of {obj.composition.reduced_formula} is not among the graph view's node types") from None
+        return data
 
     def from_graph(self, data) -> Structure | None:
-        """PyG ``Data`` -> structure or None."""
+        """PyG ``Data`` -> structure or None; ``node_type`` (indices into the
+        fitted node types) stands in for ``atomic_numbers`` when absent."""
+        if getattr(data, "atomic_numbers", None) is None and getattr(data, "node_type", None) is not None:
+            try:
+                types = data.node_type.detach().cpu().long()
+                if not self.node_types or types.numel() == 0 or types.min() < 0 or types.max() >= len(self.node_types):
+                    return None
+                numbers = torch.tensor([Element(self.node_types[i]).Z for i in types.tolist()])
+            except (AttributeError, TypeError, ValueError):
+                return None
+            data = data.clone()
+            data.atomic_numbers = numbers
         return graph_to_structure(data)
 
     def to_config(self) -> dict[str, Any]:
@@ -114,6 +155,7 @@ class CrystalDomain(Domain[Structure]):
             "rules": self.rules.to_dict(),
             "matcher": self.matcher.to_dict(),
             "graph_cutoff": self.graph_cutoff,
+            "node_types": list(self.node_types or ()),
         }
 
     @classmethod
@@ -124,6 +166,7 @@ class CrystalDomain(Domain[Structure]):
             rules=ValidityRules(**config.get("rules", {})),
             matcher=MatcherSettings(**config.get("matcher", {})),
             graph_cutoff=config.get("graph_cutoff", 6.0),
+            node_types=config.get("node_types") or None,
         )
 
 

@@ -1,0 +1,599 @@
+"""Graph diffusion over the graph view: discrete node and edge types
+(DiGress, Vignac et al. 2023) and, for periodic graphs, wrapped-normal
+fractional coordinates and Gaussian lattice parameters (DiffCSP, Jiao et al.
+2023), with one graph-transformer denoiser.
+
+* Types: marginal (or uniform) categorical transitions; the denoiser predicts
+  the clean types and the reverse step is the exact posterior mixture, so the
+  number of sampling steps is free.
+* Coordinates (periodic graphs): VE wrapped-normal noise; the denoiser
+  predicts ``sigma * score`` per atom from translation-invariant inputs
+  (Fourier features of fractional differences and minimum-image distances
+  through the noisy metric tensor, so the inputs are E(3)-invariant). The
+  neighbour graph of the domain's graph view is not used: noise moves the
+  atoms every step, and the cells the model targets are small (<= 32 atoms),
+  so all pairs are cheaper than recomputing periodic neighbour lists.
+* Lattice: DDPM noise on standardised ``(log a, log b, log c, alpha, beta,
+  gamma)``, an O(3)-invariant parametrisation that always decodes to a cell
+  (or is rejected when the angles are impossible).
+* Size: the number of nodes is drawn from the training histogram.
+* Conditioning: a property vector, standardised, embedded per property with a
+  learned "absent" embedding; each property is dropped with
+  ``condition_dropout`` in training, and sampling mixes conditional and
+  unconditional predictions with a guidance weight (classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from molgen.backbones.base import Generator
+from molgen.core.config import StrictModel
+from molgen.core.errors import MolgenError
+from molgen.core.registry import BACKBONES
+from molgen.core.seeding import resolve_generator
+from molgen.nn.dense_graph import collate_dense
+from molgen.nn.graph_transformer import GraphTransformer, masked_mean, sinusoidal_embedding
+from molgen.nn.lattice import lattice_to_params, params_to_lattice
+from molgen.schedulers.categorical import CategoricalNoise, sample_categorical
+from molgen.schedulers.gaussian import GaussianNoise
+from molgen.schedulers.wrapped_normal import WrappedNormalNoise, min_image
+
+# Standard deviations below these floors (e.g. the angles of cubic cells) are
+# raised so that standardised lattice parameters stay O(1) under noise.
+_LOG_LENGTH_STD_FLOOR = 0.02
+_ANGLE_STD_FLOOR = 0.05
+
+
+class GraphDiffusionConfig(StrictModel):
+    """Hyper-parameters of :class:`GraphDiffusion`."""
+
+    d_node: int = Field(128, gt=0, description="node width")
+    d_edge: int = Field(64, gt=0, description="edge width")
+    d_global: int = Field(128, gt=0, description="global width")
+    n_layers: int = Field(4, gt=0)
+    n_heads: int = Field(8, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    max_nodes: int = Field(32, gt=0, description="largest graph of the node-count histogram")
+    transition: Literal["marginal", "uniform"] = Field("marginal", description="limit distribution of the type noise")
+    sampling_steps: int = Field(100, gt=0, description="default number of denoising steps")
+    elbo_grid: int = Field(500, gt=1, description="time steps of the discretised ELBO")
+    elbo_samples: int = Field(16, gt=0, description="time steps drawn per log-likelihood estimate")
+    edge_weight: float = Field(5.0, ge=0, description="weight of the edge-type loss (DiGress: 5)")
+    coord_weight: float = Field(1.0, ge=0)
+    lattice_weight: float = Field(1.0, ge=0)
+    sigma_min: float = Field(0.005, gt=0, description="coordinate noise at t=0 (fractional units)")
+    sigma_max: float = Field(0.5, gt=0, description="coordinate noise at t=1")
+    fourier_features: int = Field(8, gt=0, description="frequencies of the fractional-difference features")
+    distance_features: int = Field(16, gt=0, description="radial basis functions of pair distances")
+    distance_cutoff: float = Field(10.0, gt=0, description="range (A) of the radial basis")
+    corrector_steps: int = Field(0, ge=0, description="Langevin corrector steps per step on coordinates")
+    corrector_step_size: float = Field(1e-5, gt=0)
+    conditions: list[str] = Field(default_factory=list, description="property names the model can be conditioned on")
+    condition_dropout: float = Field(0.1, ge=0, le=1, description="per-property drop probability in training")
+
+
+class GraphDiffusion(Generator):
+    """Discrete (and periodic continuous) graph diffusion.
+
+    ``loss`` is the denoising objective (cross-entropy of clean types, score
+    matching of coordinates, noise prediction of the lattice);
+    ``log_likelihood`` is a Monte Carlo estimate of the ELBO on the
+    ``elbo_grid``-step chain (exact in expectation for types; for coordinates
+    a bound on their density at resolution ``sigma_min``).
+    """
+
+    name = "graph-diffusion"
+    view = "graph"
+    config_cls = GraphDiffusionConfig
+
+    def __init__(self, domain, config: GraphDiffusionConfig):
+        super().__init__(domain, config)
+        spec = domain.graph_spec()
+        c = config
+        self.spec = spec
+        self.num_node_types = len(spec.node_types)
+        self.num_edge_types = len(spec.edge_types)
+        self.has_edges = self.num_edge_types > 0
+        self.periodic = spec.periodic
+        if self.num_node_types < 1:
+            raise MolgenError("the graph view needs at least one node type")
+        # One node type (e.g. carbon polymorphs): types are given, not generated.
+        self.fixed_types = self.num_node_types == 1
+        n_cond = len(c.conditions)
+        # Data statistics (set by fit_statistics, saved with the weights).
+        self.register_buffer("node_marginal", torch.full((max(self.num_node_types, 2),), 1.0))
+        self.register_buffer("edge_marginal", torch.full((max(self.num_edge_types, 2),), 1.0))
+        self.register_buffer("size_histogram", torch.ones(c.max_nodes + 1).index_fill_(0, torch.tensor([0]), 0.0))
+        self.register_buffer("lattice_mean", torch.zeros(6))
+        self.register_buffer("lattice_std", torch.ones(6))
+        self.register_buffer("condition_mean", torch.zeros(n_cond))
+        self.register_buffer("condition_std", torch.ones(n_cond))
+        self.coords = WrappedNormalNoise(c.sigma_min, c.sigma_max)
+        self.lattice_noise = GaussianNoise()
+
+        self.node_in = nn.Linear(self.num_node_types, c.d_node)
+        pair_in = 0
+        if self.has_edges:
+            pair_in += self.num_edge_types
+        if self.periodic:
+            pair_in += 6 * c.fourier_features + c.distance_features
+            self.register_buffer("rbf_centres", torch.linspace(0.0, c.distance_cutoff, c.distance_features), persistent=False)
+        self.edge_in = nn.Linear(max(pair_in, 1), c.d_edge)
+        global_in = 64 + 1 + (6 if self.periodic else 0)
+        self.global_in = nn.Sequential(nn.Linear(global_in, c.d_global), nn.GELU(), nn.Linear(c.d_global, c.d_global))
+        if n_cond:
+            self.condition_weight = nn.Parameter(torch.randn(n_cond, c.d_global) * 0.02)
+            self.condition_bias = nn.Parameter(torch.zeros(n_cond, c.d_global))
+            self.condition_absent = nn.Parameter(torch.zeros(n_cond, c.d_global))
+        self.net = GraphTransformer(c.n_layers, c.d_node, c.d_edge, c.d_global, c.n_heads, c.dropout)
+        self.node_out = nn.Linear(c.d_node, self.num_node_types)
+        if self.has_edges:
+            self.edge_out = nn.Linear(c.d_edge, self.num_edge_types)
+        if self.periodic:
+            self.coord_out = nn.Linear(c.d_node, 3)
+            self.lattice_out = nn.Sequential(nn.Linear(c.d_global + c.d_node, c.d_global), nn.GELU(), nn.Linear(c.d_global, 6))
+
+    # -- noise processes --------------------------------------------------
+    def _type_noise(self, marginal: torch.Tensor, k: int) -> CategoricalNoise:
+        if self.config.transition == "uniform":
+            return CategoricalNoise.uniform(max(k, 2))
+        return CategoricalNoise(marginal[: max(k, 2)])
+
+    @property
+    def node_noise(self) -> CategoricalNoise:
+        """Noise on node types."""
+        return self._type_noise(self.node_marginal, self.num_node_types)
+
+    @property
+    def edge_noise(self) -> CategoricalNoise:
+        """Noise on edge types (index 0 = no edge)."""
+        return self._type_noise(self.edge_marginal, self.num_edge_types)
+
+    # -- data -----------------------------------------------------------------
+    def collate(self, graphs: Sequence) -> dict[str, torch.Tensor]:
+        """Dense batch of graph-view ``Data`` (see :func:`collate_dense`)."""
+        return collate_dense(graphs, self.has_edges, self.periodic)
+
+    def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
+        """Parse texts into a dense batch on the model's device.
+
+        Raises:
+            ParseError: a text does not parse or holds an unknown node type.
+        """
+        graphs = [self.domain.to_graph(self.domain.parse(t)) for t in texts]
+        return {k: v.to(self.device) for k, v in self.collate(graphs).items()}
+
+    @torch.no_grad()
+    def fit_statistics(self, graphs: Sequence) -> None:
+        """Set the type marginals, the node-count histogram, the lattice and
+        condition standardisation from training graphs.
+
+        Raises:
+            MolgenError: a graph larger than ``max_nodes``.
+        """
+        device = self.node_marginal.device
+        counts = torch.zeros(self.num_node_types)
+        sizes = torch.zeros(self.config.max_nodes + 1)
+        edge_counts = torch.zeros(self.num_edge_types) if self.has_edges else None
+        lattices, conditions = [], []
+        for g in graphs:
+            n = int(g.num_nodes)
+            if n > self.config.max_nodes:
+                raise MolgenError(f"a training graph has {n} nodes, more than max_nodes={self.config.max_nodes}")
+            sizes[n] += 1
+            counts += torch.bincount(g.node_type, minlength=self.num_node_types).float()
+            if edge_counts is not None:
+                present = torch.bincount(g.edge_type, minlength=self.num_edge_types).float() / 2  # both directions listed
+                edge_counts += present
+                edge_counts[0] += n * (n - 1) / 2 - float(present[1:].sum())
+            if self.periodic:
+                lattices.append(g.lattice.reshape(1, 3, 3))
+            if self.config.conditions:
+                conditions.append(g.condition.reshape(1, -1))
+        self.node_marginal.zero_()
+        self.node_marginal[: self.num_node_types] = (counts + 1e-3) / (counts.sum() + 1e-3 * len(counts))
+        if self.fixed_types:  # the padding category of a one-type view keeps some mass (never used)
+            self.node_marginal[1] = 1.0
+        if edge_counts is not None:
+            self.edge_marginal[: self.num_edge_types] = edge_counts / edge_counts.sum().clamp(min=1)
+        self.size_histogram.copy_(sizes.to(device))
+        if self.periodic and lattices:
+            params = self._raw_lattice_params(torch.cat(lattices).float())
+            self.lattice_mean.copy_(params.mean(0))
+            std = params.std(0) if len(params) > 1 else torch.ones(6)
+            floors = torch.tensor([_LOG_LENGTH_STD_FLOOR] * 3 + [_ANGLE_STD_FLOOR] * 3)
+            self.lattice_std.copy_(torch.maximum(torch.nan_to_num(std, nan=1.0), floors))
+        if conditions:
+            values = torch.cat(conditions).float()
+            finite = torch.isfinite(values)
+            for j in range(values.shape[1]):
+                col = values[finite[:, j], j]
+                if len(col):
+                    self.condition_mean[j] = col.mean()
+                    self.condition_std[j] = col.std().clamp(min=1e-6) if len(col) > 1 else 1.0
+
+    @staticmethod
+    def _raw_lattice_params(matrix: torch.Tensor) -> torch.Tensor:
+        params = lattice_to_params(matrix)
+        return torch.cat([params[:, :3].clamp(min=1e-3).log(), params[:, 3:]], -1)
+
+    def _lattice_to_standard(self, matrix: torch.Tensor) -> torch.Tensor:
+        return (self._raw_lattice_params(matrix) - self.lattice_mean) / self.lattice_std
+
+    def _standard_to_params(self, z: torch.Tensor) -> torch.Tensor:
+        raw = z * self.lattice_std + self.lattice_mean
+        lengths = raw[:, :3].clamp(max=6.0).exp()  # cap at e^6 ~ 400 A
+        angles = raw[:, 3:].clamp(math.radians(20), math.radians(160))
+        return torch.cat([lengths, angles], -1)
+
+    # -- the denoiser -------------------------------------------------------
+    def _pair_features(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
+        parts = []
+        if self.has_edges:
+            parts.append(F.one_hot(state["edge_type"], self.num_edge_types).float())
+        if self.periodic:
+            frac = state["frac_coords"]
+            diff = min_image(frac.unsqueeze(1) - frac.unsqueeze(2))  # [B, N, N, 3], j - i
+            k = torch.arange(1, self.config.fourier_features + 1, device=frac.device, dtype=frac.dtype)
+            angles = 2 * math.pi * diff.unsqueeze(-1) * k
+            parts += [torch.sin(angles).flatten(-2), torch.cos(angles).flatten(-2)]
+            params = self._standard_to_params(state["lattice_z"])
+            metric = _metric_tensor(params)  # [B, 3, 3], invariant to rotations
+            dist2 = torch.einsum("bijk,bkl,bijl->bij", diff, metric, diff).clamp(min=0)
+            dist = (dist2 + 1e-8).sqrt().unsqueeze(-1)
+            width = self.config.distance_cutoff / self.config.distance_features
+            parts.append(torch.exp(-(((dist - self.rbf_centres) / width) ** 2)))
+        if not parts:
+            b, n = state["node_type"].shape
+            return torch.zeros(b, n, n, 1, device=state["node_type"].device)
+        return torch.cat(parts, -1)
+
+    def _condition_embedding(self, condition: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+        """Per-property embeddings; NaN entries use the learned "absent" vector."""
+        if not self.config.conditions:
+            return torch.zeros(batch, self.config.d_global, device=device)
+        if condition is None:
+            condition = torch.full((batch, len(self.config.conditions)), float("nan"), device=device)
+        z = (condition - self.condition_mean) / self.condition_std
+        keep = torch.isfinite(z).float().unsqueeze(-1)
+        z = torch.nan_to_num(z, nan=0.0).unsqueeze(-1)
+        present = z * self.condition_weight + self.condition_bias
+        return (keep * present + (1 - keep) * self.condition_absent).sum(1)
+
+    def forward(self, state: dict[str, torch.Tensor], t: torch.Tensor, condition: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Predictions from a noisy state.
+
+        Args:
+            state: ``node_type [B, N]``, ``node_mask [B, N]`` and, as the spec
+                has them, ``edge_type [B, N, N]``, ``frac_coords [B, N, 3]``,
+                ``lattice_z [B, 6]`` (standardised lattice parameters).
+            t: Times ``[B]`` in [0, 1].
+            condition: Raw property values ``[B, C]`` (NaN: absent) or None.
+
+        Returns:
+            ``node_logits``, and ``edge_logits`` (symmetric), ``coord_score``
+            (``sigma * score``), ``lattice_eps`` as the spec has them.
+        """
+        mask = state["node_mask"]
+        b, n = mask.shape
+        h = self.node_in(F.one_hot(state["node_type"], self.num_node_types).float())
+        e = self.edge_in(self._pair_features(state))
+        sizes = mask.float().sum(1, keepdim=True) / self.config.max_nodes
+        glob = [sinusoidal_embedding(t, 64), sizes]
+        if self.periodic:
+            glob.append(state["lattice_z"])
+        g = self.global_in(torch.cat(glob, -1)) + self._condition_embedding(condition, b, mask.device)
+        h, e, g = self.net(h, e, g, mask)
+        out = {"node_logits": self.node_out(h)}
+        if self.has_edges:
+            logits = self.edge_out(e)
+            out["edge_logits"] = 0.5 * (logits + logits.transpose(1, 2))
+        if self.periodic:
+            out["coord_score"] = self.coord_out(h)
+            out["lattice_eps"] = self.lattice_out(torch.cat([g, masked_mean(h, mask)], -1))
+        return out
+
+    # -- noising ---------------------------------------------------------------
+    def _clean_state(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        state = {"node_type": batch["node_type"], "node_mask": batch["node_mask"].bool()}
+        if self.has_edges:
+            state["edge_type"] = batch["edge_type"]
+        if self.periodic:
+            state["frac_coords"] = batch["frac_coords"]
+            state["lattice_z"] = self._lattice_to_standard(batch["lattice"])
+        return state
+
+    def _noisy_state(self, clean: dict[str, torch.Tensor], t: torch.Tensor, generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Draw ``z_t`` from ``q(z_t | z_0)``; returns (state, targets)."""
+        mask = clean["node_mask"]
+        noisy = {"node_mask": mask}
+        targets: dict[str, torch.Tensor] = {}
+        noisy["node_type"] = clean["node_type"] if self.fixed_types else self.node_noise.sample_marginal(clean["node_type"], t, generator) * mask
+        if self.has_edges:
+            noisy["edge_type"] = self._symmetric(self.edge_noise.sample_marginal(clean["edge_type"], t, generator), mask)
+        if self.periodic:
+            noisy["frac_coords"], targets["coord_score"] = self.coords.add_noise(clean["frac_coords"], t, generator)
+            noisy["lattice_z"], targets["lattice_eps"] = self.lattice_noise.add_noise(clean["lattice_z"], t, generator)
+        return noisy, targets
+
+    @staticmethod
+    def _symmetric(edges: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Keep the upper triangle, mirror it, zero the diagonal and padding."""
+        upper = torch.triu(edges, diagonal=1)
+        pair = mask.unsqueeze(1) & mask.unsqueeze(2)
+        return (upper + upper.transpose(1, 2)) * pair
+
+    @staticmethod
+    def _pair_mask(mask: torch.Tensor) -> torch.Tensor:
+        """Real pairs ``i < j`` ``[B, N, N]``."""
+        pair = mask.unsqueeze(1) & mask.unsqueeze(2)
+        return torch.triu(pair, diagonal=1)
+
+    def _training_condition(self, batch, generator) -> torch.Tensor | None:
+        if not self.config.conditions or "condition" not in batch:
+            return None
+        cond = batch["condition"].float().clone()
+        if self.training and self.config.condition_dropout > 0:
+            drop = torch.rand(cond.shape, generator=generator, device=cond.device) < self.config.condition_dropout
+            cond[drop] = float("nan")
+        return cond
+
+    # -- the interface ------------------------------------------------------------
+    def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Denoising losses; ``"loss"`` is optimised, ``"tokens"`` counts nodes."""
+        clean = self._clean_state(batch)
+        mask = clean["node_mask"]
+        b = mask.shape[0]
+        u = (torch.arange(b, device=mask.device) + torch.rand(b, generator=generator, device=mask.device)) / b
+        t = (1e-3 + (1 - 1e-3) * u)[torch.randperm(b, generator=generator, device=mask.device)]
+        noisy, targets = self._noisy_state(clean, t, generator)
+        pred = self(noisy, t, self._training_condition(batch, generator))
+        nodes = mask.sum().clamp(min=1)
+        node_loss = (F.cross_entropy(pred["node_logits"].transpose(1, 2), clean["node_type"], reduction="none") * mask).sum() / nodes
+        if self.fixed_types:
+            node_loss = node_loss * 0.0
+        out = {"node_loss": node_loss}
+        total = node_loss
+        if self.has_edges:
+            pairs = self._pair_mask(mask)
+            edge_ce = F.cross_entropy(pred["edge_logits"].permute(0, 3, 1, 2), clean["edge_type"], reduction="none")
+            out["edge_loss"] = (edge_ce * pairs).sum() / pairs.sum().clamp(min=1)
+            total = total + self.config.edge_weight * out["edge_loss"]
+        if self.periodic:
+            err = ((pred["coord_score"] - targets["coord_score"]) ** 2).sum(-1)
+            out["coord_loss"] = (err * mask).sum() / nodes
+            out["lattice_loss"] = ((pred["lattice_eps"] - targets["lattice_eps"]) ** 2).sum(-1).mean()
+            total = total + self.config.coord_weight * out["coord_loss"] + self.config.lattice_weight * out["lattice_loss"]
+        out["loss"] = total
+        out["tokens"] = mask.sum()
+        return out
+
+    @torch.no_grad()
+    def log_likelihood(self, batch: dict[str, torch.Tensor], seed: int = 0) -> torch.Tensor:
+        """ELBO estimate per graph ``[B]`` (nats), deterministic for a seed.
+
+        ``log p(n) - sum_k KL_k - prior KL``, with the ``elbo_grid`` step KLs
+        estimated from ``elbo_samples`` stratified steps.
+        """
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        clean = self._clean_state(batch)
+        mask = clean["node_mask"]
+        b = mask.shape[0]
+        grid, draws = self.config.elbo_grid, self.config.elbo_samples
+        sizes = mask.sum(1)
+        log_size = torch.log(self.size_histogram / self.size_histogram.sum().clamp(min=1))
+        total = log_size[sizes.clamp(max=self.config.max_nodes)].clamp(min=-1e4)
+        kl_sum = torch.zeros(b, device=mask.device)
+        condition = batch.get("condition") if self.config.conditions else None
+        for j in range(draws):
+            u = (j + torch.rand(b, generator=gen, device=mask.device)) / draws
+            k = (u * grid).floor().clamp(max=grid - 1) + 1
+            t, s = k / grid, (k - 1) / grid
+            noisy, _ = self._noisy_state(clean, t, gen)
+            pred = self(noisy, t, condition)
+            kl = torch.zeros(b, device=mask.device)
+            if not self.fixed_types:
+                kl = kl + (self.node_noise.posterior_kl(clean["node_type"], noisy["node_type"], pred["node_logits"].softmax(-1), s, t) * mask).sum(1)
+            if self.has_edges:
+                edge_kl = self.edge_noise.posterior_kl(clean["edge_type"], noisy["edge_type"], pred["edge_logits"].softmax(-1), s, t)
+                kl = kl + (edge_kl * self._pair_mask(mask)).sum((1, 2))
+            if self.periodic:
+                shift = self.coords.sigma(t).reshape(-1, 1, 1) * pred["coord_score"]
+                kl = kl + (self.coords.posterior_kl(noisy["frac_coords"], clean["frac_coords"], shift, s, t) * mask).sum(1)
+                x0_hat = self.lattice_noise.predict_x0(noisy["lattice_z"], pred["lattice_eps"], t)
+                kl = kl + self.lattice_noise.posterior_kl(noisy["lattice_z"], clean["lattice_z"], x0_hat, s, t)
+            kl_sum = kl_sum + kl
+        total = total - grid * kl_sum / draws
+        if self.periodic:
+            total = total - self.lattice_noise.prior_kl(clean["lattice_z"])
+        return total
+
+    # -- sampling -------------------------------------------------------------------
+    def _condition_tensor(self, condition, n: int) -> torch.Tensor | None:
+        """Raw property values ``[n, C]`` from a mapping, a vector or a matrix."""
+        if condition is None:
+            return None
+        names = self.config.conditions
+        if not names:
+            raise MolgenError("this model was trained without conditions; sample it without --condition")
+        if isinstance(condition, Mapping):
+            unknown = sorted(set(condition) - set(names))
+            if unknown:
+                raise MolgenError(f"unknown condition {', '.join(unknown)}; this model knows {', '.join(names)}")
+            row = [float(condition.get(name, float("nan"))) for name in names]
+            return torch.tensor(row, device=self.device).expand(n, -1).clone()
+        values = torch.as_tensor(condition, dtype=torch.float32, device=self.device)
+        if values.ndim == 1:
+            values = values.expand(n, -1)
+        if values.shape != (n, len(names)):
+            raise MolgenError(f"condition must have {len(names)} values ({', '.join(names)}), got shape {tuple(values.shape)}")
+        return values.clone()
+
+    def _guided(self, state, t, condition, guidance: float) -> dict[str, torch.Tensor]:
+        """Predictions mixed by classifier-free guidance: ``(1 + w) cond - w uncond``
+        on log-probabilities (types) and on scores/noise (continuous)."""
+        cond = self(state, t, condition)
+        if condition is None or guidance == 0:
+            return cond
+        uncond = self(state, t, None)
+        out = {}
+        for key, value in cond.items():
+            if key.endswith("_logits"):
+                value, other = value.log_softmax(-1), uncond[key].log_softmax(-1)
+            else:
+                other = uncond[key]
+            out[key] = (1 + guidance) * value - guidance * other
+        return out
+
+    @torch.no_grad()
+    def sample_dense(
+        self,
+        n: int,
+        *,
+        condition=None,
+        guidance: float = 0.0,
+        steps: int | None = None,
+        batch_size: int = 256,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> list[dict[str, torch.Tensor]]:
+        """Draw ``n`` graphs as per-graph tensors (``node_type``, and
+        ``adjacency`` or ``frac_coords``/``lattice``).
+
+        Args:
+            n: Number of graphs.
+            condition: Property values (``{"name": value}``, a ``[C]`` vector or
+                an ``[n, C]`` matrix; NaN or a missing name means unconditioned).
+            guidance: Classifier-free guidance weight ``w`` (0: plain conditional).
+            steps: Denoising steps (default ``sampling_steps``).
+            batch_size: Graphs per forward pass.
+            generator: Source of randomness.
+            seed: Seed used when ``generator`` is None.
+        """
+        if n <= 0:
+            raise MolgenError(f"number of samples must be positive, got {n}")
+        was_training = self.training
+        self.eval()
+        gen = resolve_generator(generator, seed, self.device)
+        steps = steps or self.config.sampling_steps
+        values = self._condition_tensor(condition, n)
+        out: list[dict[str, torch.Tensor]] = []
+        try:
+            for start in range(0, n, batch_size):
+                m = min(batch_size, n - start)
+                chunk = values[start : start + m] if values is not None else None
+                out.extend(self._sample_chunk(m, chunk, guidance, steps, gen))
+        finally:
+            self.train(was_training)
+        return out
+
+    def _sample_chunk(self, m: int, condition, guidance: float, steps: int, gen) -> list[dict[str, torch.Tensor]]:
+        device = self.device
+        hist = self.size_histogram.clone()
+        if hist.sum() <= 0:
+            hist = torch.ones_like(hist).index_fill_(0, torch.tensor([0], device=device), 0.0)
+        sizes = torch.multinomial(hist, m, replacement=True, generator=gen)
+        width = int(sizes.max())
+        mask = torch.arange(width, device=device).unsqueeze(0) < sizes.unsqueeze(1)
+        if self.fixed_types:
+            types = torch.zeros((m, width), dtype=torch.long, device=device)
+        else:
+            types = self.node_noise.sample_limit((m, width), gen, device) * mask
+        state = {"node_mask": mask, "node_type": types}
+        if self.has_edges:
+            state["edge_type"] = self._symmetric(self.edge_noise.sample_limit((m, width, width), gen, device), mask)
+        if self.periodic:
+            state["frac_coords"] = self.coords.sample_prior((m, width, 3), gen, device)
+            state["lattice_z"] = torch.randn((m, 6), generator=gen, device=device)
+        for k in range(steps, 0, -1):
+            t = torch.full((m,), k / steps, device=device)
+            s = torch.full((m,), (k - 1) / steps, device=device)
+            if self.periodic:
+                for _ in range(self.config.corrector_steps):
+                    score = self._guided(state, t, condition, guidance)["coord_score"]
+                    state["frac_coords"] = self.coords.langevin_step(state["frac_coords"], score, t, self.config.corrector_step_size, gen)
+            pred = self._guided(state, t, condition, guidance)
+            if not self.fixed_types:
+                probs = self.node_noise.reverse_probs(state["node_type"], pred["node_logits"].softmax(-1), s, t)
+                state["node_type"] = sample_categorical(probs, gen) * mask
+            if self.has_edges:
+                probs = self.edge_noise.reverse_probs(state["edge_type"], pred["edge_logits"].softmax(-1), s, t)
+                state["edge_type"] = self._symmetric(sample_categorical(probs, gen), mask)
+            if self.periodic:
+                state["frac_coords"] = self.coords.reverse_step(state["frac_coords"], pred["coord_score"], s, t, gen)
+                x0_hat = self.lattice_noise.predict_x0(state["lattice_z"], pred["lattice_eps"], t).clamp(-10, 10)
+                state["lattice_z"] = self.lattice_noise.reverse_step(state["lattice_z"], x0_hat, s, t, gen)
+        graphs = []
+        lattices = params_to_lattice(self._standard_to_params(state["lattice_z"])) if self.periodic else None
+        for i in range(m):
+            size = int(sizes[i])
+            graph = {"node_type": state["node_type"][i, :size].cpu()}
+            if self.has_edges:
+                graph["adjacency"] = state["edge_type"][i, :size, :size].cpu()
+            if self.periodic:
+                graph["frac_coords"] = state["frac_coords"][i, :size].cpu()
+                graph["lattice"] = lattices[i : i + 1].cpu()
+            graphs.append(graph)
+        return graphs
+
+    def _decode(self, graph: dict[str, torch.Tensor]) -> tuple[Any, str]:
+        """A sampled graph -> (object or None, text; "" when nothing can be written)."""
+        from torch_geometric.data import Data
+
+        data = Data(node_type=graph["node_type"], num_nodes=int(graph["node_type"].numel()))
+        if "adjacency" in graph:
+            index = torch.nonzero(graph["adjacency"] > 0).t()
+            data.edge_index = index
+            data.edge_type = graph["adjacency"][index[0], index[1]]
+        if "frac_coords" in graph:
+            data.frac_coords = graph["frac_coords"]
+            data.lattice = graph["lattice"]
+        obj = self.domain.from_graph(data)
+        if obj is not None:
+            return obj, self.domain.format(obj)
+        raw = getattr(self.domain, "raw_text", None)
+        return None, (raw(data) or "") if raw is not None else ""
+
+    def sample_texts(self, n: int, **kwargs) -> list[str]:
+        """``n`` samples as text (SMILES, compact crystal text); graphs that
+        build no object give their raw text when the domain has one, else ""."""
+        return [self._decode(g)[1] for g in self.sample_dense(n, **kwargs)]
+
+    def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
+        """Draw ``n`` objects; entries that are not valid objects are None.
+
+        Args:
+            n: Number of samples.
+            condition: Property values (see :meth:`sample_dense`).
+            generator: Source of randomness.
+            seed: Seed used when ``generator`` is None.
+            **kwargs: ``guidance``, ``steps``, ``batch_size``.
+        """
+        out = []
+        for graph in self.sample_dense(n, condition=condition, generator=generator, seed=seed, **kwargs):
+            obj, _ = self._decode(graph)
+            out.append(obj if obj is not None and self.domain.is_valid(obj) else None)
+        return out
+
+
+def _metric_tensor(params: torch.Tensor) -> torch.Tensor:
+    """Metric tensor ``G = L L^T`` ``[B, 3, 3]`` from (lengths, angles): defined
+    for any angles, so noisy lattices need no valid matrix."""
+    lengths, angles = params[:, :3], params[:, 3:]
+    cos = torch.cos(angles)  # alpha (b,c), beta (a,c), gamma (a,b)
+    a, b, c = lengths.unbind(-1)
+    ca, cb, cg = cos.unbind(-1)
+    row0 = torch.stack([a * a, a * b * cg, a * c * cb], -1)
+    row1 = torch.stack([a * b * cg, b * b, b * c * ca], -1)
+    row2 = torch.stack([a * c * cb, b * c * ca, c * c], -1)
+    return torch.stack([row0, row1, row2], 1)
+
+
+BACKBONES.register("graph-diffusion", GraphDiffusion)
