@@ -126,6 +126,10 @@ class Generator(nn.Module):
         ids = [getattr(vocab, f"{name}_id") for name in banned]
         self.register_buffer("banned", torch.tensor(ids), persistent=False)
 
+    def sampling_options(self) -> set[str]:
+        """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""
+        return keyword_options(self.sample_ids)
+
     def sample_ids(self, n: int, **kwargs) -> list[list[int]]:
         """Draw ``n`` token-id sequences (tokens-view backbones)."""
         raise NotImplementedError
@@ -211,6 +215,17 @@ class Generator(nn.Module):
             first = str(exc).strip().splitlines()[0]
             raise CheckpointError(f"{path}: weights do not match config.json ({first})") from None
         return model.to(device).eval()
+
+
+def keyword_options(*functions) -> set[str]:
+    """Keyword-only parameter names of ``functions`` (sampling options), less
+    the randomness arguments every sampler takes."""
+    import inspect
+
+    names: set[str] = set()
+    for fn in functions:
+        names |= {name for name, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY}
+    return names - {"generator", "seed", "use_cache"}
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> Generator:

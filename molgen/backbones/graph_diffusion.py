@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator
+from molgen.backbones.base import Generator, keyword_options
 from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
@@ -542,6 +542,10 @@ class GraphDiffusion(Generator):
                 graph["lattice"] = lattices[i : i + 1].cpu()
             graphs.append(graph)
         return graphs
+
+    def sampling_options(self) -> set[str]:
+        """Options of :meth:`sample_dense`."""
+        return keyword_options(self.sample_dense)
 
     def _decode(self, graph: dict[str, torch.Tensor]) -> tuple[Any, str]:
         """A sampled graph -> (object or None, text; "" when nothing can be written)."""

@@ -82,11 +82,17 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     sample.add_argument("-o", "--output", help="output file: .smi, .csv or .txt (omit to only report)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    sample.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1.0)")
+    sample.add_argument("--temperature", type=float, help="softmax temperature (default 1.0; token backbones)")
     sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
     sample.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
     sample.add_argument("--max-length", type=int, help="longest sequence in tokens")
-    sample.add_argument("--batch-size", type=int, default=512, help="sequences decoded together (default 512)")
+    sample.add_argument("--batch-size", type=int, default=512, help="samples decoded together (default 512)")
+    sample.add_argument("--steps", type=int, help="denoising steps of a diffusion backbone (default: the model's)")
+    sample.add_argument(
+        "--condition", action="append", metavar="NAME=VALUE",
+        help="property value to condition on (repeatable; models trained with conditions, e.g. heat_ref=-0.5)",
+    )
+    sample.add_argument("--guidance", type=float, help="classifier-free guidance weight with --condition (default 0)")
     sample.add_argument("--valid-only", action="store_true", help="write only valid samples")
     sample.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
 
@@ -275,23 +281,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
     if args.top_p is not None and not 0 < args.top_p <= 1:
         raise MolgenError("--top-p must be in (0, 1]")
-    if args.temperature < 0:
+    if args.temperature is not None and args.temperature < 0:
         raise MolgenError("--temperature must be >= 0 (0 means greedy)")
     if args.top_k is not None and args.top_k < 1:
         raise MolgenError("--top-k must be >= 1")
     model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
-    stats = sample_to_file(
-        model,
-        args.n,
-        args.output,
-        seed=args.seed,
-        valid_only=args.valid_only,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        max_length=args.max_length,
-        batch_size=args.batch_size,
-    )
+    options = {
+        "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
+        "steps": args.steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
+    }
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = model.sampling_options()
+    unsupported = sorted(k for k in options if k not in accepted)
+    if unsupported:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
+        raise MolgenError(f"{flags} not supported by the {model.name} backbone")
+    stats = sample_to_file(model, args.n, args.output, seed=args.seed, valid_only=args.valid_only, batch_size=args.batch_size, **options)
     print(
         f"{stats.n} samples in {stats.seconds:.1f} s ({stats.per_second:,.0f}/s): "
         f"validity {stats.validity:.3f}, uniqueness {stats.uniqueness:.3f}"
@@ -299,6 +304,22 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if stats.path is not None:
         print(f"samples: {stats.path}")
     return 0
+
+
+def _parse_conditions(items: list[str] | None) -> dict[str, float] | None:
+    """``["heat_ref=-0.5"]`` -> ``{"heat_ref": -0.5}`` (None when empty)."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name.strip():
+            raise MolgenError(f"--condition expects NAME=NUMBER, got {item!r}")
+    return out
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
