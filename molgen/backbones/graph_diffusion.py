@@ -228,8 +228,10 @@ class GraphDiffusion(Generator):
         return (self._raw_lattice_params(matrix) - self.lattice_mean) / self.lattice_std
 
     def _standard_to_params(self, z: torch.Tensor) -> torch.Tensor:
-        raw = z * self.lattice_std + self.lattice_mean
-        lengths = raw[:, :3].clamp(max=6.0).exp()  # cap at e^6 ~ 400 A
+        # Beyond 6 standard deviations of the training cells a lattice is an
+        # artefact of an untrained or diverging model, not a prediction.
+        raw = z.clamp(-6.0, 6.0) * self.lattice_std + self.lattice_mean
+        lengths = raw[:, :3].clamp(math.log(0.5), math.log(400.0)).exp()
         angles = raw[:, 3:].clamp(math.radians(20), math.radians(160))
         return torch.cat([lengths, angles], -1)
 

@@ -1,5 +1,5 @@
 """A graph transformer over dense node, edge and global features: attention
-with a per-head bias from edge features, FiLM conditioning of nodes on a
+with a per-head bias from edge features and edge-dependent values, FiLM conditioning of nodes on a
 global vector (time, condition, lattice), and edge and global updates from
 the nodes, in the spirit of DiGress's denoiser (Vignac et al. 2023)."""
 
@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -49,6 +48,7 @@ class GraphTransformerLayer(nn.Module):
         self.out = nn.Linear(d_node, d_node)
         self.norm_edge = nn.LayerNorm(d_edge)
         self.edge_bias = nn.Linear(d_edge, n_heads)
+        self.edge_value = nn.Linear(d_edge, d_node)
         self.norm_mlp = nn.LayerNorm(d_node)
         self.mlp = nn.Sequential(nn.Linear(d_node, 4 * d_node), nn.GELU(), nn.Linear(4 * d_node, d_node))
         self.edge_src = nn.Linear(d_node, d_edge)
@@ -65,8 +65,11 @@ class GraphTransformerLayer(nn.Module):
         q, k, v = self.qkv(x).reshape(b, n, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
         e_norm = self.norm_edge(e)
         bias = self.edge_bias(e_norm).permute(0, 3, 1, 2)
-        bias = bias.masked_fill(~mask[:, None, None, :], float("-inf"))
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(d // self.n_heads) + bias
+        weights = scores.masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)  # [B, H, N, N]
+        # Values carry edge features too, so pair geometry (crystals) reaches the nodes.
+        edge_v = self.edge_value(e_norm).reshape(b, n, n, self.n_heads, d // self.n_heads)
+        attn = weights @ v + torch.einsum("bhij,bijhd->bhid", weights, edge_v)
         h = h + self.drop(self.out(attn.transpose(1, 2).reshape(b, n, d)))
         h = h + self.drop(self.mlp(self.norm_mlp(h)))
         pair = e_norm + self.edge_src(h).unsqueeze(2) + self.edge_dst(h).unsqueeze(1)

@@ -56,11 +56,41 @@ def structure_is_valid(structure: Structure, rules: ValidityRules = ValidityRule
     if len(structure) == 1:
         # A lone atom only meets its own images, one lattice vector away.
         return bool(min(structure.lattice.abc) >= rules.min_distance)
-    # Pairs within the cutoff via pymatgen's cell-list search (not an N^2 matrix).
-    # It includes an atom's own periodic images, which CDVAE's minimum-image
-    # distance matrix misses, and excludes the atom itself.
+    if _thinnest_height(structure) < rules.min_distance:
+        # The LLL-reduced cell is the same crystal with a compact basis.
+        structure = structure.get_reduced_structure("LLL")
+    if _thinnest_height(structure) >= rules.min_distance:
+        return _min_distance_27_images(structure) >= rules.min_distance
+    # Pairs within the cutoff via pymatgen's cell-list search. It includes an
+    # atom's own periodic images, which CDVAE's minimum-image distance matrix
+    # misses, and excludes the atom itself.
     distances = structure.get_neighbor_list(rules.min_distance)[3]
     return not bool(np.any(distances < rules.min_distance))
+
+
+_IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
+
+
+def _min_distance_27_images(structure: Structure) -> float:
+    """Shortest distance between two atoms or an atom and its own image,
+    searched over the 27 neighbouring cells. Exact for the question "is any
+    distance below the thinnest cell height": a farther image is displaced by
+    more than one height across some pair of faces. A cell-list search
+    instead costs time in proportion to the cell volume, which explodes on
+    the huge or flat cells an untrained generator emits."""
+    frac = np.mod(structure.frac_coords, 1.0)
+    diff = frac[None, :, None, :] - frac[:, None, None, :] + _IMAGES[None, None, :, :]
+    dist = np.linalg.norm(diff @ structure.lattice.matrix, axis=-1)  # [N, N, 27]
+    n = len(frac)
+    dist[np.arange(n), np.arange(n), 13] = np.inf  # the atom itself (image 0, 0, 0)
+    return float(dist.min())
+
+
+def _thinnest_height(structure: Structure) -> float:
+    """Smallest distance between opposite faces of the cell (A)."""
+    m = structure.lattice.matrix
+    areas = [np.linalg.norm(np.cross(m[i], m[j])) for i, j in ((1, 2), (0, 2), (0, 1))]
+    return float(structure.volume / max(max(areas), 1e-12))
 
 
 def reduced_counts(composition: Composition) -> tuple[tuple[str, ...], tuple[int, ...]]:
