@@ -45,3 +45,39 @@ def test_cli_trains_and_samples_each_backbone_on_each_domain(backbone, domain, t
     out = tmp_path / sample_name
     assert main(["sample", str(run), "-n", "4", "--seed", "1", "-o", str(out)]) == 0
     assert out.exists() and out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("domain", ["molgraph", "crystal"])
+def test_cli_graph_diffusion_trains_resumes_and_samples_with_a_condition(domain, tmp_path, capsys):
+    if domain == "molgraph":
+        data = tmp_path / "mols.csv"
+        rows = [(s, float(len(s))) for s in SMALL_SMILES * 3]
+        data.write_text("smiles,size\n" + "\n".join(f"{s},{v}" for s, v in rows) + "\n")
+        sample_name, condition = "s.smi", "size=12"
+    else:
+        from molgen.domains.crystal import CrystalDomain, to_cif
+
+        parser = CrystalDomain()
+        data = tmp_path / "crystals.csv"
+        with open(data, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["cif", "size"])
+            for text in SMALL_CRYSTALS * 3:
+                structure = parser.parse(text)
+                writer.writerow([to_cif(structure), float(len(structure))])
+        sample_name, condition = "cifs", "size=4"
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\nconditions = ["size"]\nd_node = 32\nd_edge = 16\nd_global = 32\nn_layers = 1\nn_heads = 2\nsampling_steps = 5\n')
+    run = tmp_path / "run"
+    common = ["--backbone", "graph-diffusion", "--domain", domain, "--data", str(data), "--no-progress", "--out", str(run)]
+    assert main(["train", "--config", str(config), "--max-steps", "2", *common]) == 0
+    assert main(["train", "--max-steps", "4", "--resume", *common]) == 0
+    assert "for 4 steps" in capsys.readouterr().out
+    out = tmp_path / sample_name
+    assert main(["sample", str(run), "-n", "4", "-o", str(out), "--condition", condition, "--guidance", "1.5", "--steps", "3"]) == 0
+    assert out.exists()
+    assert "validity" in capsys.readouterr().out
+    for bad, message in ((["--top-k", "3"], "not supported"), (["--condition", "logp=1"], "unknown condition"),
+                         (["--condition", "size"], "NAME=NUMBER")):
+        assert main(["sample", str(run), "-n", "2", *bad]) != 0
+        assert message in capsys.readouterr().err

@@ -8,8 +8,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch_geometric.data import Batch
-from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 
 def collate_dense(graphs: Sequence, has_edges: bool, periodic: bool, max_nodes: int | None = None) -> dict[str, torch.Tensor]:
@@ -26,6 +24,11 @@ def collate_dense(graphs: Sequence, has_edges: bool, periodic: bool, max_nodes: 
         ``node_type [B, N]`` (0 on padding), ``node_mask [B, N]`` and the
         optional entries above, plus ``condition [B, C]`` when every graph has one.
     """
+    # Imported here: torch_geometric takes seconds to import, and only graph
+    # backbones need it (every `molgen` command imports the backbones).
+    from torch_geometric.data import Batch
+    from torch_geometric.utils import to_dense_adj, to_dense_batch
+
     keys = ["node_type"]
     if has_edges:
         keys += ["edge_index", "edge_type"]
