@@ -79,7 +79,7 @@ class CategoricalNoise:
         Args:
             xt: Noisy ids ``[B, ...]``.
             p0: Predicted clean probabilities ``[B, ..., K]``.
-            s: Earlier times ``[B]`` (``s < t``; ``s = 0`` gives ``p0``'s mode of use at the last step).
+            s: Earlier times ``[B]`` (``s < t``; at ``s = 0`` the result is ``p0`` itself).
             t: Current times ``[B]``.
 
         Returns:
@@ -112,7 +112,7 @@ class CategoricalNoise:
 
 
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Draw one id per row of ``probs`` ``[..., K]`` (Gumbel-free inverse CDF)."""
+    """Draw one id per row of ``probs`` ``[..., K]``."""
     flat = probs.reshape(-1, probs.shape[-1])
     ids = torch.multinomial(flat.clamp(min=0) + 1e-20, 1, generator=generator).squeeze(-1)
     return ids.reshape(probs.shape[:-1])
