@@ -182,7 +182,6 @@ def guidance(args, out: Path) -> dict:
     from molgen.properties.shipped import predictor_dir
 
     model, training = perov5_model(args, out)
-    domain = model.domain
     predictor = load_predictor(predictor_dir("perov5-heat"))
     heat = np.array(load_texts("perov-5-train", CrystalDomain(), targets=("heat_ref",)).targets["heat_ref"])
     low, high = (float(np.quantile(heat, q)) for q in (0.1, 0.9))

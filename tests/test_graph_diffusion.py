@@ -121,7 +121,7 @@ def _train(model, batch, steps, lr=3e-3, seed=0):
         loss.backward()
         optimizer.step()
     model.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 MOLECULES = ["CCO", "CCN", "CCC", "CC=O", "CC#N", "OCCO", "NCCO", "CC(C)O", "CC(=O)O", "CC(N)=O", "C1CC1", "C1CCC1"]

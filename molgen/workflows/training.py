@@ -161,6 +161,8 @@ def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str
         lack, are skipped and counted.
     """
     d = config.data
+    if d.augment:
+        raise MolgenError("data.augment (randomized texts) has no meaning for a graph backbone: its denoiser is permutation-invariant")
     loaded = load_texts(
         d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid,
         canonicalize=d.canonicalize, targets=tuple(conditions) or None,
