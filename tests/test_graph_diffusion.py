@@ -221,3 +221,11 @@ def test_graph_backbone_refuses_token_only_domains_and_large_graphs():
     model = GraphDiffusion.from_domain(domain, max_nodes=3, **TINY)
     with pytest.raises(MolgenError, match="max_nodes"):
         model.fit_statistics([domain.to_graph(c) for c in crystals])
+
+
+def test_graph_training_refuses_augmentation(tmp_path):
+    from molgen.workflows import RunConfig, run_training
+
+    config = RunConfig.model_validate(dict(domain="molgraph", backbone="graph-diffusion", data=dict(source="qm9", augment=True)))
+    with pytest.raises(MolgenError, match="permutation-invariant"):
+        run_training(config, tmp_path / "run")
