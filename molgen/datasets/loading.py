@@ -28,6 +28,8 @@ class LoadedTexts:
         skipped: ``(line, reason)`` of entries skipped as invalid.
         targets: Property columns of the data set, aligned with ``texts``
             (NaN where a value is missing).
+        objects: The parsed objects, aligned with ``texts`` (only when asked
+            for with ``keep_objects``).
     """
 
     texts: list[str]
@@ -35,6 +37,7 @@ class LoadedTexts:
     path: Path
     skipped: list[tuple[int, str]] = field(default_factory=list)
     targets: dict[str, list[float]] = field(default_factory=dict)
+    objects: list = field(default_factory=list)
 
 
 def resolve_source(source: str) -> tuple[Path, DatasetSpec | None]:
@@ -70,6 +73,7 @@ def load_texts(
     on_invalid: str | None = None,
     canonicalize: bool = False,
     targets: tuple[str, ...] | None = None,
+    keep_objects: bool = False,
 ) -> LoadedTexts:
     """Read, subsample and validate the objects of a data set or file.
 
@@ -84,6 +88,7 @@ def load_texts(
         canonicalize: Replace each text by the domain's canonical text.
         targets: Property columns to read (default: the data set's targets;
             none for a plain file).
+        keep_objects: Also return the parsed objects (saves parsing twice).
 
     Returns:
         The validated texts.
@@ -109,7 +114,7 @@ def load_texts(
         extra_columns=wanted,
         column_names=spec.column_names if spec else None,
     )
-    texts, lines, skipped = [], [], []
+    texts, lines, skipped, objects = [], [], [], []
     values: dict[str, list[float]] = {name: [] for name in wanted}
     for record in records:
         try:
@@ -121,11 +126,13 @@ def load_texts(
             continue
         texts.append(domain.model_text(obj, record.text, canonical=canonicalize))
         lines.append(record.line)
+        if keep_objects:
+            objects.append(obj)
         for name in values:
             values[name].append(_as_float(record.fields.get(name, "") if record.fields else ""))
     if not texts:
         raise DataError(f"{path} holds no valid {domain.name} entries ({len(skipped)} invalid)")
-    return LoadedTexts(texts, lines, path, skipped, values)
+    return LoadedTexts(texts, lines, path, skipped, values, objects)
 
 
 def split_positions(spec: DatasetSpec | None, path: Path) -> list[int] | None:

@@ -18,8 +18,8 @@ from molgen.core.config import StrictModel, read_toml, validate
 from molgen.core.device import select_device
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import read_json, write_json
-from molgen.datasets import load_texts
 from molgen.core.errors import DataError, MolgenError, ParseError
+from molgen.datasets import load_texts
 from molgen.train import GraphBatches, SeededBatches, TokenBatches, TrainConfig, Trainer, TrainResult
 from molgen.train.trainer import CHECKPOINT_DIR
 
@@ -101,6 +101,14 @@ class RunSummary:
     data_seconds: float
 
 
+def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded (validation, training) positions, each sorted; no validation
+    part below 20 examples."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction)) if n >= 20 else 0
+    return np.sort(order[:n_val]), np.sort(order[n_val:])
+
+
 def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | None) -> PreparedData:
     """Load, validate, split and encode the run's data.
 
@@ -118,10 +126,7 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
     loaded = load_texts(
         d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid, canonicalize=d.canonicalize
     )
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(loaded.texts))
-    n_val = int(round(len(order) * d.val_fraction)) if len(order) >= 20 else 0
-    val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    val_idx, train_idx = split_train_val(len(loaded.texts), d.val_fraction, config.seed)
     train_texts = [loaded.texts[i] for i in train_idx]
     augment = domain.augment if d.augment else None
     augmented: list[str] = []
@@ -137,7 +142,7 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
         lines=[loaded.lines[i] for i in train_idx], **common,
     )
     val = None
-    if n_val:
+    if len(val_idx):
         val = TokenBatches(
             [loaded.texts[i] for i in val_idx], batch_size=config.train.batch_size, seed=config.seed,
             lines=[loaded.lines[i] for i in val_idx], **common,
@@ -165,24 +170,16 @@ def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str
         raise MolgenError("data.augment (randomized texts) has no meaning for a graph backbone: its denoiser is permutation-invariant")
     loaded = load_texts(
         d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid,
-        canonicalize=d.canonicalize, targets=tuple(conditions) or None,
+        canonicalize=d.canonicalize, targets=tuple(conditions) or None, keep_objects=True,
     )
     missing = [c for c in conditions if c not in loaded.targets]
     if missing:
         raise DataError(f"condition column(s) {', '.join(missing)} not found in {d.source}")
-    objs, keep, skipped = [], [], len(loaded.skipped)
-    for i, text in enumerate(loaded.texts):
-        try:
-            objs.append(domain.parse(text))
-            keep.append(i)
-        except ParseError:
-            skipped += 1
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(objs))
-    n_val = int(round(len(order) * d.val_fraction)) if len(order) >= 20 else 0
-    val_idx, train_idx = set(order[:n_val].tolist()), order[n_val:]
+    objs, skipped = loaded.objects, len(loaded.skipped)
+    val_order, train_idx = split_train_val(len(objs), d.val_fraction, config.seed)
+    val_idx = set(val_order.tolist())
     if fit_types:
-        domain.fit_graph([objs[i] for i in np.sort(train_idx)])
+        domain.fit_graph([objs[i] for i in train_idx])
     train, val = [], []
     for j, obj in enumerate(objs):
         try:
@@ -191,7 +188,7 @@ def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str
             skipped += 1
             continue
         if conditions:
-            row = [loaded.targets[c][keep[j]] for c in conditions]
+            row = [loaded.targets[c][j] for c in conditions]
             graph.condition = torch.tensor([row], dtype=torch.float32)
         (val if j in val_idx else train).append(graph)
     if not train:
