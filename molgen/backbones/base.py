@@ -2,12 +2,14 @@
 
 A backbone never imports a domain: it receives a domain object and only uses
 the interface of :class:`molgen.domains.base.Domain` (tokenizer, parse,
-is_valid, name, to_config). Loading finds the domain class by name in the
+is_valid, name, to_config; for the graph view graph_spec, to_graph,
+from_graph, raw_text). Loading finds the domain class by name in the
 core registry.
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
@@ -220,8 +222,6 @@ class Generator(nn.Module):
 def keyword_options(*functions) -> set[str]:
     """Keyword-only parameter names of ``functions`` (sampling options), less
     the randomness arguments every sampler takes."""
-    import inspect
-
     names: set[str] = set()
     for fn in functions:
         names |= {name for name, p in inspect.signature(fn).parameters.items() if p.kind is p.KEYWORD_ONLY}

@@ -564,8 +564,7 @@ class GraphDiffusion(Generator):
         obj = self.domain.from_graph(data)
         if obj is not None:
             return obj, self.domain.format(obj)
-        raw = getattr(self.domain, "raw_text", None)
-        return None, (raw(data) or "") if raw is not None else ""
+        return None, self.domain.raw_text(data) or ""
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """``n`` samples as text (SMILES, compact crystal text); graphs that

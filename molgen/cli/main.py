@@ -312,13 +312,13 @@ def _parse_conditions(items: list[str] | None) -> dict[str, float] | None:
         return None
     out = {}
     for item in items:
-        name, sep, value = item.partition("=")
+        name, _, value = item.partition("=")
         try:
+            if not name.strip():
+                raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise MolgenError(f"--condition expects NAME=NUMBER, got {item!r}")
+            raise MolgenError(f"--condition expects NAME=NUMBER, got {item!r}") from None
     return out
 
 

@@ -221,3 +221,8 @@ class Domain(ABC, Generic[Obj]):
         """PyG ``Data`` of the graph view -> object, or None when it does not
         make one (never raises on a malformed graph)."""
         raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
+
+    def raw_text(self, data) -> str | None:
+        """Text of a graph that :meth:`from_graph` rejects, for recording the
+        invalid sample (None: the domain has no such text)."""
+        return None
