@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--n-heads", type=int, default=8)
     parser.add_argument("--d-ff", type=int, default=None, help="MLP width (default 4 x d-model)")
     parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr of the cosine decay, x peak lr")
     parser.add_argument("--augment", action="store_true", help="randomized-SMILES augmentation")
     parser.add_argument("--out", default="benchmarks/out/moses_ar")
     parser.add_argument(
@@ -89,7 +90,8 @@ def main() -> None:
                 d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, d_ff=args.d_ff, dropout=args.dropout
             ),
             train=dict(
-                batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
+                batch_size=args.batch_size, lr=args.lr, min_lr_ratio=args.min_lr_ratio, warmup_steps=100,
+                max_minutes=args.minutes,
                 val_every=250, checkpoint_every=250, progress=False,
             ),
         )
@@ -106,6 +108,8 @@ def main() -> None:
             "minutes": args.minutes,
             "steps": r.steps,
             "batch_size": args.batch_size,
+            "lr": args.lr,
+            "min_lr_ratio": args.min_lr_ratio,
             "train_loss": round(r.train_loss, 4),
             "val_loss": round(r.val_loss, 4) if r.val_loss is not None else None,
             "tokens_per_s": round(r.tokens_per_s, 1),

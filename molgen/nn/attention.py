@@ -22,31 +22,30 @@ class RotaryEmbedding(nn.Module):
             raise ValueError("rotary embeddings need an even head dimension")
         inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
-        self._cos: torch.Tensor | None = None
-        self._sin: torch.Tensor | None = None
+        self._cis: torch.Tensor | None = None
 
-    def _tables(self, length: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        cos = self._cos
-        if cos is None or cos.shape[0] < length or cos.device != device or cos.dtype != dtype:
-            size = max(length, 64 if cos is None else 2 * cos.shape[0])
-            # Built as ordinary tensors even under inference_mode, so a table
+    def _table(self, length: int, device: torch.device) -> torch.Tensor:
+        cis = self._cis
+        if cis is None or cis.shape[0] < length or cis.device != device:
+            size = max(length, 64 if cis is None else 2 * cis.shape[0])
+            # Built as an ordinary tensor even under inference_mode, so a table
             # first made while sampling can later serve a training step.
             with torch.inference_mode(False):
                 t = torch.arange(size, device=device, dtype=torch.float32)
                 freqs = torch.outer(t, self.inv_freq.to(device))
-                self._cos = freqs.cos().to(dtype)
-                self._sin = freqs.sin().to(dtype)
-        return self._cos, self._sin  # type: ignore[return-value]
+                self._cis = torch.polar(torch.ones_like(freqs), freqs)
+        return self._cis  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        """Rotate ``x`` of shape ``[B, H, L, D]`` for positions offset..offset+L-1."""
+        """Rotate ``x`` of shape ``[B, H, L, D]`` for positions offset..offset+L-1.
+
+        Dimension pairs (2i, 2i+1) rotate as one complex number: a single
+        complex multiply instead of slicing, four products and a stack.
+        """
         length = x.shape[-2]
-        cos, sin = self._tables(offset + length, x.device, x.dtype)
-        cos = cos[offset : offset + length]
-        sin = sin[offset : offset + length]
-        x1, x2 = x[..., 0::2], x[..., 1::2]
-        rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-        return rotated.flatten(-2)
+        cis = self._table(offset + length, x.device)[offset : offset + length]
+        pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+        return torch.view_as_real(pairs * cis).flatten(-2).to(x.dtype)
 
 
 class KVCache:
