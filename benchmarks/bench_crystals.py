@@ -170,6 +170,15 @@ def main() -> None:
             val = load_texts("perov-5-val", domain).texts
             test = load_texts("perov-5-test", domain).texts
             result = {"cold": score(val, test, None, args.jobs), "warm": score(val, test, None, args.jobs)}
+        elif part == "refsize":
+            # COV-P depends on how many reference crystals there are to be near:
+            # the same real crystals scored against a reference 4x larger.
+            val = load_texts("perov-5-val", domain).texts
+            test = load_texts("perov-5-test", domain).texts
+            train = load_texts("perov-5-train", domain).texts
+            result = {"reference_test": score(val, test, None, args.jobs),
+                      "reference_train_and_test": score(val, list(train) + list(test), None, args.jobs),
+                      "sizes": {"generated": len(val), "test": len(test), "train_and_test": len(train) + len(test)}}
         elif part == "generate":
             result = generate(domain, args)
             part = f"generate_T{args.temperature}" if args.reuse else part

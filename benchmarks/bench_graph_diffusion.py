@@ -222,6 +222,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes of the crystal metrics")
     parser.add_argument("--reuse", action="store_true", help="reuse models already trained in --out")
     parser.add_argument("--out", default="benchmarks/out/graph_diffusion")
+    parser.add_argument("--suffix", default="", help="appended to each part's JSON name (e.g. _steps500)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -231,7 +232,7 @@ def main() -> None:
         began = time.perf_counter()
         result = {**header, "part": part, **parts[part](args, out), "wall_seconds": round(time.perf_counter() - began, 1),
                   "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
-        (out / f"{part}.json").write_text(json.dumps(result, indent=2, default=str))
+        (out / f"{part}{args.suffix}.json").write_text(json.dumps(result, indent=2, default=str))
         print(json.dumps(result, indent=1, default=str)[:4000], flush=True)
 
 
