@@ -108,3 +108,28 @@ def test_training_after_sampling(model):
     model.train()
     model.loss(model.make_batch(["CCO"]))["loss"].backward()
     assert model.embed.weight.grad is not None
+
+
+def test_rotary_rotates_dimension_pairs_by_position():
+    """Pair (2i, 2i+1) at position p turns by p * base^(-2i/D); dot products of
+    rotated queries and keys depend only on the position difference."""
+    from molgen.nn.attention import RotaryEmbedding
+
+    torch.manual_seed(0)
+    head_dim, length = 8, 6
+    rotary = RotaryEmbedding(head_dim)
+    x = torch.randn(1, 1, length, head_dim)
+    out = rotary(x)
+    freqs = 10000.0 ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    angle = torch.arange(length, dtype=torch.float32)[:, None] * freqs
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    torch.testing.assert_close(out[..., 0::2], x1 * angle.cos() - x2 * angle.sin())
+    torch.testing.assert_close(out[..., 1::2], x1 * angle.sin() + x2 * angle.cos())
+    # offset p: same rotation as position p of a longer sequence (the KV-cache path)
+    torch.testing.assert_close(rotary(x[..., 3:4, :], offset=3), out[..., 3:4, :])
+    q, k = torch.randn(head_dim), torch.randn(head_dim)
+    seq_q = q.expand(1, 1, length, head_dim)
+    seq_k = k.expand(1, 1, length, head_dim)
+    dots = (rotary(seq_q)[0, 0, 3] * rotary(seq_k)[0, 0, 1]).sum(), (rotary(seq_q)[0, 0, 5] * rotary(seq_k)[0, 0, 3]).sum()
+    torch.testing.assert_close(dots[0], dots[1])
+    assert rotary(x.to(torch.bfloat16)).dtype == torch.bfloat16
