@@ -204,7 +204,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))  # OMP_NUM_THREADS when set
     domain = SmilesDomain()
     train_texts = load_texts("moses-train", domain, limit=args.limit, seed=args.seed, canonicalize=True).texts
     test = load_texts("moses-test", domain, canonicalize=True).texts
@@ -217,7 +217,7 @@ def main() -> None:
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.update({
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads",
         "seed": args.seed,
         "data": {"train": f"moses-train seeded subset of {args.limit} (2 % held out for validation)",
                  "reference": f"moses-test seeded subset of {args.ref_size}", "novelty_against": "the training subset"},

@@ -79,7 +79,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     out = Path(args.out)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))  # OMP_NUM_THREADS when set
 
     config = RunConfig.model_validate(
         dict(
