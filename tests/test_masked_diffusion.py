@@ -55,6 +55,11 @@ def test_confidence_order_reveals_the_most_probable_positions():
     reveal = MaskedDiffusion._most_confident(masked, logits, proposal, torch.tensor(0.5))
     # Row 0: round(1.5) = 2 of its 3 masked positions, the two most confident; row 1: at least one.
     assert reveal.tolist() == [True, False, True, True]
+    # An end-of-sequence proposal ranks after content however confident it is
+    # (else PAD cascades from the end of the canvas to its start).
+    ends = torch.tensor([True, False, False, False])
+    reveal = MaskedDiffusion._most_confident(masked, logits, proposal, torch.tensor(0.5), ends)
+    assert reveal.tolist() == [False, True, True, True]
 
     domain = SmilesDomain()
     domain.tokenizer.fit(SMALL_SMILES)

@@ -178,7 +178,8 @@ class MaskedDiffusion(Generator):
             proposal = sample_next(step_logits, gen, temperature, top_k, top_p)
             reveal_p = self.schedule.unmask_probability(t, s) if i < steps - 1 else torch.tensor(1.0, device=device)
             if order == "confidence":
-                reveal = self._most_confident(masked, step_logits, proposal, reveal_p)
+                ends = (proposal == self.eos_id) | (proposal == self.pad_id)
+                reveal = self._most_confident(masked, step_logits, proposal, reveal_p, ends)
             else:
                 reveal = torch.rand(proposal.shape, generator=gen, device=device) < reveal_p
             values = x[masked]
@@ -198,11 +199,22 @@ class MaskedDiffusion(Generator):
         return results
 
     @staticmethod
-    def _most_confident(masked, step_logits, proposal, reveal_p) -> torch.Tensor:
+    def _most_confident(masked, step_logits, proposal, reveal_p, last=None) -> torch.Tensor:
         """Among each canvas's masked positions, flag the ``round(reveal_p *
-        masked)`` (at least one) whose proposed token has the highest probability."""
+        masked)`` (at least one) whose proposed token has the highest probability.
+
+        Proposals flagged in ``last`` (end-of-sequence and padding) rank after
+        every other proposal. Padding is the most predictable token of a padded
+        canvas, and a revealed PAD makes the position before it a confident PAD
+        too: ranked by confidence alone, PAD cascades to the first position and
+        every sample comes out empty. Held back, a position that proposes an end
+        token stays masked and is proposed again once the content is in place.
+        """
         confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
-        confidence[masked] = step_logits.float().log_softmax(-1).gather(1, proposal[:, None]).squeeze(1)
+        scores = step_logits.float().log_softmax(-1).gather(1, proposal[:, None]).squeeze(1)
+        if last is not None:
+            scores = scores - 1e4 * last.float()  # log-probabilities are > -1e4 in practice
+        confidence[masked] = scores
         n_masked = masked.sum(-1)
         n_reveal = torch.clamp(torch.round(reveal_p * n_masked), min=1).minimum(n_masked)
         rank = confidence.argsort(-1, descending=True).argsort(-1)
