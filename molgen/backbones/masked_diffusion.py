@@ -138,8 +138,9 @@ class MaskedDiffusion(Generator):
                 (each masked position is revealed with the schedule's
                 probability); ``"confidence"``: each step reveals the same
                 expected number of positions, choosing those whose sampled
-                token is most probable (MaskGIT-style; not the model's exact
-                distribution, usually more valid samples).
+                token is most probable, end-of-sequence proposals last
+                (MaskGIT-style; not the model's exact distribution, and it
+                favours a weak model's most repetitive predictions).
 
         Returns:
             Id lists without BOS, cut at the first EOS or PAD.
