@@ -54,6 +54,18 @@ def test_first_update_with_zero_rewards_has_zero_loss(tiny_prior_dir):
     assert stats["agent_nll"] == pytest.approx(stats["prior_nll"], rel=1e-6)
 
 
+def test_likelihood_penalty_adds_reinvents_regulariser(tiny_prior_dir):
+    # With zero rewards the DAP term is 0 at the first step, so the loss is the
+    # penalty alone: w * mean(-1 / log p_agent), with the agent equal to the prior.
+    prior = load_generator(tiny_prior_dir)
+    strategy = PriorRegularizedRL(prior, ReinforceConfig(replay_capacity=0, likelihood_penalty=50.0), seed=0)
+    texts = strategy.propose(16)
+    with torch.no_grad():
+        log_p = prior.log_likelihood(prior.make_batch(texts))
+    stats = strategy.update(texts, [None] * len(texts), [0.0] * len(texts))
+    assert stats["loss"] == pytest.approx(50.0 * float((-1.0 / log_p).mean()), rel=1e-4)
+
+
 def test_rl_needs_an_exact_likelihood():
     from molgen.backbones.vae import SequenceVAE
 

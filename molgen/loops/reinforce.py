@@ -34,6 +34,9 @@ class ReinforceConfig(StrictModel):
     replay_capacity: int = Field(100, ge=0, description="best sequences kept for replay (0: off)")
     replay_batch: int = Field(24, ge=0, description="replayed sequences per update")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the agent")
+    likelihood_penalty: float = Field(
+        0.0, ge=0, description="weight of REINVENT 1.0's regulariser mean(-1 / log p_agent), which pushes against "
+        "sequences becoming too likely (mode collapse); PMO's REINVENT uses 5000, 0 turns it off")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm (None: off, as REINVENT)")
     update_batch: int | None = Field(
         None, gt=0, description="split a large proposal into policy steps of this many sequences (each with its own "
@@ -145,6 +148,9 @@ class PriorRegularizedRL:
         agent_ll = self.agent.log_likelihood(batch)
         target = prior_ll + self.config.sigma * reward
         loss = (target - agent_ll).pow(2).mean()
+        if self.config.likelihood_penalty:
+            # log p < 0, so -1 / log p grows as a sequence approaches probability 1.
+            loss = loss + self.config.likelihood_penalty * (-1.0 / agent_ll.clamp(max=-1e-3)).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip:
