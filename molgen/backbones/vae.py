@@ -32,9 +32,6 @@ class VAEConfig(TransformerHParams):
     latent_dim: int = Field(64, gt=0, description="size of z")
     encoder_layers: int | None = Field(None, gt=0, description="encoder depth (default n_layers)")
     prefix_tokens: int = Field(4, gt=0, description="decoder prefix vectors made from z")
-    z_every_token: bool = Field(
-        False, description="also add a projection of z to every decoder input embedding (Optimus's 'embedding' injection)"
-    )
     kl_weight: float = Field(1.0, ge=0, description="final weight of the KL term (beta)")
     kl_warmup_steps: int = Field(2000, ge=0, description="training steps of linear KL annealing from 0")
     free_bits: float = Field(0.05, ge=0, description="nats per latent dimension not penalised (batch mean)")
@@ -67,10 +64,6 @@ class SequenceVAE(Generator):
         self.encoder = TransformerStack(c.encoder_layers or c.n_layers, c.d_model, c.n_heads, d_ff, c.dropout, causal=False)
         self.to_posterior = nn.Linear(c.d_model, 2 * c.latent_dim)
         self.to_prefix = nn.Linear(c.latent_dim, c.prefix_tokens * c.d_model)
-        # A direct path from z into every position: with a prefix alone the
-        # decoder must learn to attend back to it at each step, which it does
-        # slowly; the added vector is there from the first step of training.
-        self.to_token_shift = nn.Linear(c.latent_dim, c.d_model, bias=False) if c.z_every_token else None
         self.decoder = TransformerStack(c.n_layers, c.d_model, c.n_heads, d_ff, c.dropout, causal=True)
         self.head = nn.Linear(c.d_model, self.vocab_size, bias=False)
         self.head.weight = self.embed.weight
@@ -102,13 +95,6 @@ class SequenceVAE(Generator):
         c = self.config
         return self.to_prefix(z.to(self.embed.weight.dtype)).view(z.shape[0], c.prefix_tokens, c.d_model)
 
-    def _embed_tokens(self, tokens: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Decoder input embeddings ``[B, T, d]``, shifted by z when ``z_every_token``."""
-        x = self.embed(tokens)
-        if self.to_token_shift is not None:
-            x = x + self.to_token_shift(z.to(x.dtype)).unsqueeze(1)
-        return x
-
     def _decoder_log_probs(self, tokens: torch.Tensor, mask: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """``log p(x | z)`` per sequence, ``[B]`` (BOS excluded, EOS included)."""
         inputs = tokens[:, :-1]
@@ -116,7 +102,7 @@ class SequenceVAE(Generator):
             drop = torch.rand(inputs.shape, device=inputs.device) < self.config.token_dropout
             drop[:, 0] = False  # BOS stays
             inputs = torch.where(drop, self.mask_id, inputs)
-        x = torch.cat([self._prefix(z), self._embed_tokens(inputs, z)], dim=1)
+        x = torch.cat([self._prefix(z), self.embed(inputs)], dim=1)
         logits = self.head(self.decoder(x)[:, self.config.prefix_tokens :])
         log_probs = -F.cross_entropy(logits.transpose(1, 2).float(), tokens[:, 1:], reduction="none")
         return (log_probs * mask[:, 1:]).sum(-1)
@@ -231,7 +217,7 @@ class SequenceVAE(Generator):
         cache = self.decoder.new_cache(z.shape[0], self.config.prefix_tokens + limit, device, prefix.dtype)
 
         def next_logits(tokens: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            x = self._embed_tokens(tokens, z[rows])
+            x = self.embed(tokens)
             if cache.length == 0:  # first step: the latent prefix, then BOS
                 x = torch.cat([prefix[rows], x], dim=1)
             return self.head(self.decoder(x, cache=cache)[:, -1])
