@@ -157,11 +157,10 @@ def perov5(args, out: Path) -> dict:
 
     model, training = perov5_model(args, out)
     domain = model.domain
-    # Sampling-time settings of the coordinate process (DiffCSP's predictor-corrector).
-    model.config.corrector_steps = args.corrector_steps
     model.config.corrector_step_size = args.corrector_step_size
+    corrector = model.config.corrector_steps if args.corrector_steps is None else args.corrector_steps
     start = time.perf_counter()
-    graphs = model.sample_dense(args.samples, seed=args.seed, steps=args.steps, batch_size=512)
+    graphs = model.sample_dense(args.samples, seed=args.seed, steps=args.steps, corrector_steps=corrector, batch_size=512)
     seconds = time.perf_counter() - start
     # CIF keeps full coordinate precision (the compact text rounds to 0.01).
     texts = []
@@ -175,7 +174,7 @@ def perov5(args, out: Path) -> dict:
                                n_jobs=args.jobs, cache_root="default")
     metrics = report.to_dict()
     metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
-    return {"training": training, "sampling": {"n": len(texts), "steps": args.steps, "corrector_steps": args.corrector_steps,
+    return {"training": training, "sampling": {"n": len(texts), "steps": args.steps, "corrector_steps": corrector,
                                                "corrector_step_size": args.corrector_step_size, "seconds": round(seconds, 1),
                                                "per_second": round(len(texts) / seconds, 1), "condition": "none (unconditional)"},
             "metrics": metrics}
@@ -215,7 +214,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--steps", type=int, default=100, help="denoising steps")
-    parser.add_argument("--corrector-steps", type=int, default=0, help="perov5: Langevin corrector steps per denoising step")
+    parser.add_argument("--corrector-steps", type=int, default=None,
+                        help="perov5: Langevin corrector steps per denoising step (default: the model's)")
     parser.add_argument("--corrector-step-size", type=float, default=1e-5, help="perov5: corrector step size (DiffCSP's step_lr)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)

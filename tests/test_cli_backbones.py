@@ -74,10 +74,13 @@ def test_cli_graph_diffusion_trains_resumes_and_samples_with_a_condition(domain,
     assert main(["train", "--max-steps", "4", "--resume", *common]) == 0
     assert "for 4 steps" in capsys.readouterr().out
     out = tmp_path / sample_name
-    assert main(["sample", str(run), "-n", "4", "-o", str(out), "--condition", condition, "--guidance", "1.5", "--steps", "3"]) == 0
+    # Corrector steps only exist for crystal coordinates; molecules refuse them.
+    corrector = ["--corrector-steps", "1"] if domain == "crystal" else []
+    assert main(["sample", str(run), "-n", "4", "-o", str(out), "--condition", condition, "--guidance", "1.5", "--steps", "3", *corrector]) == 0
     assert out.exists()
     assert "validity" in capsys.readouterr().out
+    refused = [(["--corrector-steps", "1"], "periodic")] if domain == "molgraph" else [(["--corrector-steps", "-1"], ">= 0")]
     for bad, message in ((["--top-k", "3"], "not supported"), (["--condition", "logp=1"], "unknown condition"),
-                         (["--condition", "size"], "NAME=NUMBER")):
+                         (["--condition", "size"], "NAME=NUMBER"), *refused):
         assert main(["sample", str(run), "-n", "2", *bad]) != 0
         assert message in capsys.readouterr().err

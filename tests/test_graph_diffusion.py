@@ -148,6 +148,8 @@ def test_molgraph_model_learns_valid_molecules_and_a_better_elbo():
     # Same seed, same samples; the number of steps is free.
     assert model.sample_texts(8, seed=3) == model.sample_texts(8, seed=3)
     assert len(model.sample_texts(4, seed=3, steps=5)) == 4
+    with pytest.raises(MolgenError, match="periodic"):
+        model.sample(2, seed=0, corrector_steps=1)  # molecules have no coordinates to correct
 
 
 def test_guidance_shifts_samples_toward_the_condition():
@@ -204,6 +206,10 @@ def test_crystal_model_learns_the_lattice_and_keeps_atoms_apart(tmp_path):
     distances = np.array([s.distance_matrix[0, 1] for s in valid if len(s) == 2])
     # Na-Cl at (1/2, 1/2, 1/2) is 2.8 A apart; an untrained model places them anywhere.
     assert np.mean(np.abs(distances - 2.8) < 0.3) >= 0.7
+    # Corrector steps (DiffCSP's predictor-corrector): still seeded, still on the lattice.
+    corrected = [s for s in model.sample(16, seed=0, steps=20, corrector_steps=2) if s is not None]
+    assert len(corrected) >= 12
+    assert model.sample_texts(4, seed=1, corrector_steps=2) == model.sample_texts(4, seed=1, corrector_steps=2)
     path = model.save_pretrained(tmp_path / "model")
     loaded = Generator.from_pretrained(path)
     assert loaded.sample_texts(4, seed=5) == model.sample_texts(4, seed=5)

@@ -462,6 +462,7 @@ class GraphDiffusion(Generator):
         condition=None,
         guidance: float = 0.0,
         steps: int | None = None,
+        corrector_steps: int | None = None,
         batch_size: int = 256,
         generator: torch.Generator | None = None,
         seed: int | None = None,
@@ -475,6 +476,9 @@ class GraphDiffusion(Generator):
                 an ``[n, C]`` matrix; NaN or a missing name means unconditioned).
             guidance: Classifier-free guidance weight ``w`` (0: plain conditional).
             steps: Denoising steps (default ``sampling_steps``).
+            corrector_steps: Langevin corrector steps on the coordinates per
+                denoising step (periodic models only; default the config's
+                ``corrector_steps``).
             batch_size: Graphs per forward pass.
             generator: Source of randomness.
             seed: Seed used when ``generator`` is None.
@@ -485,18 +489,22 @@ class GraphDiffusion(Generator):
         self.eval()
         gen = resolve_generator(generator, seed, self.device)
         steps = steps or self.config.sampling_steps
+        if corrector_steps is None:
+            corrector_steps = self.config.corrector_steps
+        elif corrector_steps < 0 or (corrector_steps and not self.periodic):
+            raise MolgenError(f"corrector steps apply to periodic (crystal) models and must be >= 0, got {corrector_steps}")
         values = self._condition_tensor(condition, n)
         out: list[dict[str, torch.Tensor]] = []
         try:
             for start in range(0, n, batch_size):
                 m = min(batch_size, n - start)
                 chunk = values[start : start + m] if values is not None else None
-                out.extend(self._sample_chunk(m, chunk, guidance, steps, gen))
+                out.extend(self._sample_chunk(m, chunk, guidance, steps, corrector_steps, gen))
         finally:
             self.train(was_training)
         return out
 
-    def _sample_chunk(self, m: int, condition, guidance: float, steps: int, gen) -> list[dict[str, torch.Tensor]]:
+    def _sample_chunk(self, m: int, condition, guidance: float, steps: int, corrector_steps: int, gen) -> list[dict[str, torch.Tensor]]:
         device = self.device
         hist = self.size_histogram.clone()
         if hist.sum() <= 0:
@@ -518,7 +526,7 @@ class GraphDiffusion(Generator):
             t = torch.full((m,), k / steps, device=device)
             s = torch.full((m,), (k - 1) / steps, device=device)
             if self.periodic:
-                for _ in range(self.config.corrector_steps):
+                for _ in range(corrector_steps):
                     score = self._guided(state, t, condition, guidance)["coord_score"]
                     state["frac_coords"] = self.coords.langevin_step(state["frac_coords"], score, t, self.config.corrector_step_size, gen)
             pred = self._guided(state, t, condition, guidance)
@@ -579,7 +587,7 @@ class GraphDiffusion(Generator):
             condition: Property values (see :meth:`sample_dense`).
             generator: Source of randomness.
             seed: Seed used when ``generator`` is None.
-            **kwargs: ``guidance``, ``steps``, ``batch_size``.
+            **kwargs: ``guidance``, ``steps``, ``corrector_steps``, ``batch_size``.
         """
         out = []
         for graph in self.sample_dense(n, condition=condition, generator=generator, seed=seed, **kwargs):

@@ -88,6 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--max-length", type=int, help="longest sequence in tokens")
     sample.add_argument("--batch-size", type=int, default=512, help="samples decoded together (default 512)")
     sample.add_argument("--steps", type=int, help="denoising steps of a diffusion backbone (default: the model's)")
+    sample.add_argument("--corrector-steps", type=int,
+                        help="Langevin corrector steps per denoising step on crystal coordinates (graph diffusion; default: the model's)")
     sample.add_argument(
         "--condition", action="append", metavar="NAME=VALUE",
         help="property value to condition on (repeatable; models trained with conditions, e.g. heat_ref=-0.5)",
@@ -288,7 +290,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
     options = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
-        "steps": args.steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
+        "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
     }
     options = {k: v for k, v in options.items() if v is not None}
     accepted = model.sampling_options()
