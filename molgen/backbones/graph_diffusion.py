@@ -73,7 +73,9 @@ class GraphDiffusionConfig(StrictModel):
     fourier_features: int = Field(8, gt=0, description="frequencies of the fractional-difference features")
     distance_features: int = Field(16, gt=0, description="radial basis functions of pair distances")
     distance_cutoff: float = Field(10.0, gt=0, description="range (A) of the radial basis")
-    corrector_steps: int = Field(0, ge=0, description="Langevin corrector steps per step on coordinates")
+    # One corrector step (DiffCSP's predictor-corrector) took Perov-5 samples from 99.85 % to
+    # 99.99 % structural validity at twice the sampling cost (benchmarks/RESULTS.md).
+    corrector_steps: int = Field(1, ge=0, description="Langevin corrector steps per denoising step on coordinates (crystals)")
     corrector_step_size: float = Field(1e-5, gt=0)
     conditions: list[str] = Field(default_factory=list, description="property names the model can be conditioned on")
     condition_dropout: float = Field(0.1, ge=0, le=1, description="per-property drop probability in training")
