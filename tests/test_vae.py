@@ -72,7 +72,6 @@ def test_interpolation_and_decoding(trained):
     assert model.decode(z, temperature=1.0, seed=3) == model.decode(z, temperature=1.0, seed=3)
 
 
-
 def test_cached_greedy_decoding_matches_teacher_forcing():
     # The decoder's KV-cache path (sampling) and its full-sequence path
     # (training, likelihood) must see the same inputs (the z prefix first): the
