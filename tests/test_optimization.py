@@ -64,6 +64,10 @@ def test_likelihood_penalty_adds_reinvents_regulariser(tiny_prior_dir):
         log_p = prior.log_likelihood(prior.make_batch(texts))
     stats = strategy.update(texts, [None] * len(texts), [0.0] * len(texts))
     assert stats["loss"] == pytest.approx(50.0 * float((-1.0 / log_p).mean()), rel=1e-4)
+    from molgen.core.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="likelihood_penalty"):
+        validate(ReinforceConfig, {"likelihood_penalty": -1.0}, where="strategy")
 
 
 def test_rl_needs_an_exact_likelihood():
