@@ -50,7 +50,7 @@ def backbone_hparams(name: str, args) -> dict:
         return {**common, "latent_dim": 64, "encoder_layers": max(1, args.n_layers // 2), "kl_warmup_steps": 500,
                 "free_bits": args.free_bits, "kl_weight": args.kl_weight, "token_dropout": args.token_dropout}
     if name == "masked-diffusion":
-        return {**common, "sampling_steps": args.md_steps}
+        return {**common, "sampling_steps": args.md_steps, "length_model": args.md_length_model}
     return common
 
 
@@ -61,7 +61,7 @@ def train(name: str, args, out: Path) -> dict:
             data=dict(source="moses-train", limit=args.limit, val_fraction=0.02),
             model=backbone_hparams(name, args),
             train=dict(batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
-                       val_every=250, checkpoint_every=250, progress=False),
+                       val_every=250, checkpoint_every=250, progress=False, ema_decay=args.ema_decay),
         )
     )
     summary = run_training(config, out)
@@ -69,7 +69,7 @@ def train(name: str, args, out: Path) -> dict:
     return {
         "minutes": args.minutes, "steps": r.steps, "batch_size": args.batch_size,
         "val_loss_per_token": round(r.val_loss, 4) if r.val_loss is not None else None,
-        "tokens_per_s": round(r.tokens_per_s, 1),
+        "tokens_per_s": round(r.tokens_per_s, 1), "ema_decay": args.ema_decay,
     }
 
 
@@ -187,6 +187,9 @@ def main() -> None:
                         help="VAE: fraction of decoder inputs masked in training (word dropout, Bowman et al. 2016)")
     parser.add_argument("--skip-latent-opt", action="store_true", help="VAE: skip the latent optimisation runs")
     parser.add_argument("--md-steps", type=int, default=64, help="masked-diffusion steps of the main samples")
+    parser.add_argument("--md-length-model", choices=["padding", "sampled"], default="padding",
+                        help="masked diffusion: PAD as a denoised token, or lengths drawn from the training histogram")
+    parser.add_argument("--ema-decay", type=float, default=None, help="average the weights with this decay (e.g. 0.999)")
     parser.add_argument("--steps-table", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128])
     parser.add_argument("--table-samples", type=int, default=1000)
     parser.add_argument("--orders", type=lambda s: s.split(","), default=["random", "confidence"],

@@ -105,3 +105,52 @@ def test_divergence_stops_with_a_clear_error_and_keeps_checkpoint(tmp_path):
     state = json.loads((tmp_path / "checkpoint" / "trainer_state.json").read_text())
     assert state["step"] == 2  # the last good checkpoint survives
     assert all(torch.isfinite(p).all() for p in model.parameters())  # stopped before the bad update
+
+
+def test_weight_average_is_what_the_run_returns_and_resumes_exactly(tmp_path):
+    from molgen.train.ema import WeightAverage
+
+    # By hand: the average of a parameter that goes 0 -> 1 -> 2 follows the warm-up decay.
+    layer = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        layer.weight.fill_(0.0)
+    avg = WeightAverage(layer, decay=0.999)
+    expected = 0.0
+    for step, value in enumerate([1.0, 2.0]):
+        with torch.no_grad():
+            layer.weight.fill_(value)
+        avg.update(layer, step)
+        d = min(0.999, (1 + step) / (10 + step))
+        expected = d * expected + (1 - d) * value
+    with avg.applied(layer):
+        assert layer.weight.item() == pytest.approx(expected)
+    assert layer.weight.item() == 2.0  # restored after the block
+
+    # In a run: the returned model holds the average, not the last step's weights.
+    straight, trainer = _setup(tmp_path / "a", max_steps=6, ema_decay=0.9)
+    trainer.fit()
+    from molgen.core.serialization import load_model_dir, load_tensors
+
+    returned = straight.state_dict()
+    _, last_step = load_model_dir(tmp_path / "a" / "checkpoint", torch.device("cpu"))  # raw weights, for resuming
+    average = load_tensors(tmp_path / "a" / "checkpoint" / "ema.safetensors", torch.device("cpu"))
+    floats = [k for k in last_step if last_step[k].is_floating_point()]
+    assert all(torch.equal(returned[k], average[f"ema.{k}"]) for k in floats)
+    assert any(not torch.allclose(returned[k], last_step[k]) for k in floats)
+
+    # Interrupted after 3 steps and resumed: same average as the uninterrupted run.
+    interrupted, trainer = _setup(tmp_path / "b", max_steps=6, ema_decay=0.9)
+    original_batch = trainer.train_data.batch
+
+    def batch_until_three(step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original_batch(step)
+
+    trainer.train_data.batch = batch_until_three
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed, trainer = _setup(tmp_path / "b", max_steps=6, ema_decay=0.9)
+    trainer.fit(resume=True)
+    for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), name

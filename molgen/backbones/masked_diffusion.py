@@ -1,13 +1,19 @@
 """Absorbing-state (masked) discrete diffusion over the tokens view (MDLM /
 EvoDiff-OADM family) with a bidirectional transformer denoiser.
 
-Variable length: every sequence is a fixed canvas of ``max_length`` tokens,
-``BOS, tokens..., EOS, PAD, PAD...``, and PAD is an ordinary token the model
-denoises. The model therefore learns the length distribution jointly with the
-content, the ELBO is exact over one well-defined canvas, and sampling needs no
-separate length model; decoding stops at the first EOS (or PAD). The price is
-compute on the padding, which is small for SMILES, peptides and crystal texts
-whose lengths are bounded.
+Variable length, two strategies (``length_model``):
+
+* ``"padding"`` (default): every sequence is a fixed canvas of ``max_length``
+  tokens, ``BOS, tokens..., EOS, PAD, PAD...``, and PAD is an ordinary token
+  the model denoises. The length is learned jointly with the content, the
+  ELBO is over one well-defined canvas, and sampling needs no separate length
+  model; decoding stops at the first EOS (or PAD).
+* ``"sampled"`` (EvoDiff's choice): the length is drawn from the training
+  data's length histogram (fitted by :meth:`MaskedDiffusion.fit_statistics`),
+  EOS and the padding are given, and only the content positions are noised
+  and denoised. The denoiser never spends capacity on where a string ends and
+  sees the length from the first step; ``log_likelihood`` adds ``log p(length)``
+  to the content ELBO, so the bound stays a bound on ``log p(x)``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pydantic import Field
 from torch import nn
 
 from molgen.backbones.base import Generator, TransformerHParams
+from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.sampling import sample_next
@@ -32,6 +39,8 @@ class MaskedDiffusionConfig(TransformerHParams):
     canvas length, BOS/EOS/padding included)."""
 
     schedule: Literal["linear", "cosine"] = "linear"
+    length_model: Literal["padding", "sampled"] = Field(
+        "padding", description="'padding': PAD is a denoised token; 'sampled': lengths drawn from the training histogram")
     sampling_steps: int = Field(64, gt=0, description="default number of denoising steps")
     elbo_samples: int = Field(16, gt=0, description="time points of the log-likelihood (ELBO) estimate")
 
@@ -50,9 +59,12 @@ class MaskedDiffusion(Generator):
 
     def __init__(self, domain, config: MaskedDiffusionConfig):
         super().__init__(domain, config)
-        # Never predicted: BOS, MASK, UNK (PAD and EOS are content of the canvas).
-        self._bind_vocabulary(banned=("bos", "mask", "unk"))
         c = config
+        # Never predicted: BOS, MASK, UNK, and with sampled lengths EOS and PAD too (they are given).
+        ends = ("eos", "pad") if c.length_model == "sampled" else ()
+        self._bind_vocabulary(banned=("bos", "mask", "unk", *ends))
+        if c.length_model == "sampled":  # training lengths (BOS and EOS included), saved with the weights
+            self.register_buffer("length_counts", torch.zeros(c.max_length + 1))
         self.schedule = MaskingSchedule(c.schedule)
         self.embed = nn.Embedding(self.vocab_size, c.d_model)
         self.stack = TransformerStack(c.n_layers, c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, causal=False, rotary=True)
@@ -63,6 +75,39 @@ class MaskedDiffusion(Generator):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, L, V]`` of the clean tokens given a partly masked canvas."""
         return self.head(self.stack(self.embed(tokens)))
+
+    # -- lengths ------------------------------------------------------------
+    def fit_statistics(self, data) -> None:
+        """Record the training length histogram (used by ``length_model="sampled"``).
+
+        Args:
+            data: Training batches with a ``lengths`` array (BOS and EOS included),
+                e.g. :class:`~molgen.train.TokenBatches`.
+        """
+        if self.config.length_model != "sampled":
+            return
+        lengths = torch.as_tensor(data.lengths, dtype=torch.long).clamp(max=self.config.max_length)
+        self.length_counts.copy_(torch.bincount(lengths, minlength=self.config.max_length + 1)[: self.config.max_length + 1].float())
+
+    def _length_log_probs(self) -> torch.Tensor:
+        counts = self.length_counts
+        if counts.sum() <= 0:
+            raise MolgenError(
+                "this masked-diffusion model samples lengths from its training data, but no length histogram was "
+                "fitted: call fit_statistics(train_batches) before training (molgen train does)")
+        # A little mass on every possible length keeps the bound finite for unseen lengths.
+        smoothed = counts + 1e-3
+        smoothed[:2] = 0.0  # BOS + EOS at least
+        return (smoothed / smoothed.sum()).log()
+
+    def _content(self, canvas: torch.Tensor) -> torch.Tensor:
+        """Positions that are noised: everything but BOS with padded canvases,
+        only the tokens between BOS and EOS with sampled lengths."""
+        noised = torch.ones_like(canvas, dtype=torch.bool)
+        noised[:, 0] = False  # BOS is always given
+        if self.config.length_model == "sampled":
+            noised &= (canvas != self.eos_id) & (canvas != self.pad_id)
+        return noised
 
     # -- canvas -----------------------------------------------------------
     def _canvas(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -75,15 +120,15 @@ class MaskedDiffusion(Generator):
     def _masked_nll(self, canvas: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Weighted cross-entropy summed over masked positions, per sequence."""
         noise = torch.rand(canvas.shape, generator=generator, device=canvas.device)
-        masked = noise > self.schedule.alpha(t)[:, None]
-        masked[:, 0] = False  # BOS is always given
+        masked = (noise > self.schedule.alpha(t)[:, None]) & self._content(canvas)
         noisy = torch.where(masked, self.mask_id, canvas)
         logits = self(noisy)
         ce = F.cross_entropy(logits.transpose(1, 2).float(), canvas, reduction="none")
         return self.schedule.weight(t) * (ce * masked).sum(-1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Negative ELBO per canvas position (BOS excluded), one time per sequence.
+        """Negative ELBO per noised position (canvas positions after BOS, or
+        content tokens with sampled lengths), one time per sequence.
 
         Returns:
             ``{"loss": scalar, "tokens": real tokens predicted (for throughput)}``.
@@ -91,12 +136,14 @@ class MaskedDiffusion(Generator):
         canvas = self._canvas(batch)
         t = self.schedule.sample_times(canvas.shape[0], device=canvas.device)
         nll = self._masked_nll(canvas, t, None)
-        return {"loss": nll.sum() / (canvas.shape[0] * (canvas.shape[1] - 1)), "tokens": batch["mask"][:, 1:].sum()}
+        positions = self._content(canvas).sum().clamp(min=1)
+        return {"loss": nll.sum() / positions, "tokens": batch["mask"][:, 1:].sum()}
 
     @torch.no_grad()
     def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """ELBO of each sequence's canvas, ``[B]``, from ``elbo_samples`` fixed
-        time points (midpoint rule) and seeded masks, so it is deterministic."""
+        time points (midpoint rule) and seeded masks, so it is deterministic
+        (with sampled lengths: plus the log-probability of the length)."""
         canvas = self._canvas(batch)
         k = self.config.elbo_samples
         generator = torch.Generator(device=canvas.device).manual_seed(0)
@@ -104,7 +151,11 @@ class MaskedDiffusion(Generator):
         for i in range(k):
             t = torch.full((canvas.shape[0],), (i + 0.5) / k, device=canvas.device)
             total += self._masked_nll(canvas, t, generator)
-        return -total / k
+        elbo = -total / k
+        if self.config.length_model == "sampled":
+            lengths = batch["mask"].sum(-1).clamp(max=self.config.max_length)
+            elbo = elbo + self._length_log_probs()[lengths]
+        return elbo
 
     # -- sampling ------------------------------------------------------------
     @torch.inference_mode()
@@ -160,6 +211,11 @@ class MaskedDiffusion(Generator):
         length = self.config.max_length
         x = torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
         x[:, 0] = self.bos_id
+        if self.config.length_model == "sampled":
+            sizes = torch.multinomial(self._length_log_probs().exp(), batch, replacement=True, generator=gen)
+            position = torch.arange(length, device=device)[None, :]
+            x[position == (sizes[:, None] - 1)] = self.eos_id
+            x[position >= sizes[:, None]] = self.pad_id
         times = torch.linspace(1.0, 0.0, steps + 1, device=device)
         # The denoiser is deterministic in its input, so a canvas that did not
         # change since the last step keeps its logits (MDLM's caching): with

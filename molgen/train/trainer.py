@@ -26,6 +26,7 @@ from molgen.core.serialization import (
     unflatten_state,
 )
 from molgen.train.data import SeededBatches
+from molgen.train.ema import WeightAverage
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_NAME = "train_log.csv"
@@ -44,6 +45,9 @@ class TrainConfig(StrictModel):
     max_steps: int | None = Field(None, gt=0, description="step budget (default 2000 when no budget is set)")
     max_minutes: float | None = Field(None, gt=0, description="wall-clock budget of optimisation steps")
     grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="keep an exponential moving average of the weights with this decay (e.g. 0.999); "
+        "validation and the saved model use the average (None: off)")
     val_every: int = Field(250, gt=0)
     val_batches: int = Field(20, gt=0, description="validation batches per evaluation")
     checkpoint_every: int = Field(500, gt=0)
@@ -103,6 +107,7 @@ class Trainer:
         self.tokens_seen = 0
         self._val_cache = val_data.fixed_batches(config.val_batches) if val_data is not None else []
         self.use_bf16 = config.bf16 and self.device.type == "cuda"
+        self.ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
 
     # -- schedule ----------------------------------------------------------
     def progress_fraction(self) -> float:
@@ -152,13 +157,23 @@ class Trainer:
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, self.step)
         return loss, int(out.get("tokens", torch.tensor(0)))
 
     @torch.no_grad()
     def validate(self) -> float | None:
-        """Token-weighted mean validation loss (None without validation data)."""
+        """Token-weighted mean validation loss of the weights that will be
+        saved (the average when ``ema_decay`` is set; None without
+        validation data)."""
         if not self._val_cache:
             return None
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                return self._validate()
+        return self._validate()
+
+    def _validate(self) -> float:
         self.model.eval()
         total, count = 0.0, 0
         for batch in self._val_cache:
@@ -175,11 +190,14 @@ class Trainer:
         """Write ``out_dir/checkpoint`` (model, optimizer, trainer state)."""
         tensors, skeleton = flatten_state(self.optimizer.state_dict(), "optim")
         state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen, "optimizer": skeleton}
+        extra_tensors = {"optimizer.safetensors": tensors}
+        if self.ema is not None:
+            extra_tensors["ema.safetensors"] = self.ema.tensors()
         return save_model_dir(
             self.out_dir / CHECKPOINT_DIR,
             self.model.describe(),
             self.model.state_dict(),
-            extra_tensors={"optimizer.safetensors": tensors},
+            extra_tensors=extra_tensors,
             extra_json={"trainer_state.json": state},
         )
 
@@ -199,6 +217,12 @@ class Trainer:
             self.step = int(state["step"])
             self.elapsed = float(state["elapsed"])
             self.tokens_seen = int(state.get("tokens_seen", 0))
+            if self.ema is not None:
+                ema_path = path / "ema.safetensors"
+                if ema_path.is_file():
+                    self.ema.load(load_tensors(ema_path, self.device))
+                else:  # a run trained without an average starts one from the resumed weights
+                    self.ema.reset(self.model)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise CheckpointError(f"checkpoint {path} does not match this model: {str(exc).splitlines()[0]}") from None
 
@@ -276,6 +300,8 @@ class Trainer:
         self.save_checkpoint()
         if val_loss is None:
             val_loss = self.validate()
+        if self.ema is not None:  # what the caller saves and samples from is the average
+            self.ema.copy_to(self.model)
         return TrainResult(
             steps=self.step,
             train_loss=last_loss,

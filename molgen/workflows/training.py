@@ -269,6 +269,8 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
             longest = max(longest, data.longest_augmented)
             hparams["max_length"] = longest + 8
         model = backbone_cls.from_domain(domain, **hparams)
+    if backbone_view != "graph" and not resume and hasattr(model, "fit_statistics"):
+        model.fit_statistics(data.train)  # e.g. the length histogram of a masked-diffusion model
     data_seconds = time.perf_counter() - t0
     model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
