@@ -59,12 +59,13 @@ def train(out: Path, domain: str, backbone: str, source: str, args, model: dict,
         domain=domain, backbone=backbone, seed=args.seed, device="cpu",
         data=dict(source=source, limit=limit, val_fraction=0.02),
         model=model,
-        train=dict(batch_size=args.batch_size, lr=lr or args.lr, warmup_steps=200, max_minutes=args.minutes,
+        train=dict(batch_size=args.batch_size, lr=lr or args.lr, warmup_steps=200,
+                   max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
                    val_every=500, checkpoint_every=1000, progress=False, ema_decay=args.ema_decay),
     ))
     summary = run_training(config, out)
     r = summary.result
-    info = {"minutes": args.minutes, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+    info = {"minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1), "steps": r.steps, "train_loss": round(r.train_loss, 4),
             "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "nodes_or_tokens_per_s": round(r.tokens_per_s, 1),
             "parameters": summary.n_parameters, "n_train": summary.n_train, "batch_size": args.batch_size,
             "data_seconds": round(summary.data_seconds, 1), "ema_decay": args.ema_decay}
@@ -220,6 +221,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="train for this many steps instead of --minutes (a budget that does not depend on machine load)")
     parser.add_argument("--ema-decay", type=float, default=None, help="average the weights with this decay (e.g. 0.999)")
     parser.add_argument("--limit", type=int, default=50_000, help="moses: training subset")
     parser.add_argument("--moses-samples", type=int, default=2000)

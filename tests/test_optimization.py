@@ -129,6 +129,15 @@ def test_replay_buffer_keeps_the_best_distinct_entries():
     copy = ReplayBuffer(2)
     copy.load_state(buffer.state())
     assert copy.entries == buffer.entries
+    # Score-weighted draws (PMO's REINVENT) favour the best entries.
+    weighted = ReplayBuffer(capacity=10, weighting="score")
+    weighted.add(["a", "b", "c"], ["A", "B", "C"], [0.0, 0.1, 0.9])
+    gen = torch.Generator().manual_seed(0)
+    firsts = [weighted.sample(1, gen)[0][0] for _ in range(200)]
+    assert firsts.count("C") > 150 and "A" not in firsts
+    assert sorted(weighted.sample(3, gen)[0]) == ["A", "B", "C"]  # all drawn when k covers the buffer
+    with pytest.raises(ValueError, match="replay weighting"):
+        ReplayBuffer(weighting="best")
 
 
 def test_store_writes_batches_atomically_and_exports(tmp_path):

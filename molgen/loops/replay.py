@@ -11,10 +11,18 @@ class ReplayBuffer:
 
     Args:
         capacity: Texts kept (0 disables replay).
+        weighting: How :meth:`sample` draws: ``"uniform"``, or ``"score"``
+            (probability proportional to the reward, as REINVENT 1.0's and
+            PMO's experience memory).
     """
 
-    def __init__(self, capacity: int = 100):
+    WEIGHTINGS = ("uniform", "score")
+
+    def __init__(self, capacity: int = 100, weighting: str = "uniform"):
+        if weighting not in self.WEIGHTINGS:
+            raise ValueError(f"unknown replay weighting {weighting!r}; use one of {', '.join(self.WEIGHTINGS)}")
         self.capacity = capacity
+        self.weighting = weighting
         self.entries: dict[str, tuple[str, float]] = {}  # key -> (text, reward)
 
     def __len__(self) -> int:
@@ -35,7 +43,8 @@ class ReplayBuffer:
             self.entries = dict(best)
 
     def sample(self, k: int, generator: torch.Generator) -> tuple[list[str], list[float]]:
-        """``k`` distinct entries drawn uniformly (fewer when the buffer is smaller).
+        """``k`` distinct entries (fewer when the buffer is smaller), drawn
+        uniformly or in proportion to their rewards.
 
         Returns:
             ``(texts, rewards)``.
@@ -43,7 +52,12 @@ class ReplayBuffer:
         items = list(self.entries.values())
         if not items or k <= 0:
             return [], []
-        order = torch.randperm(len(items), generator=generator)[:k].tolist()
+        if self.weighting == "score":
+            # A small floor keeps zero-reward entries drawable once the rest are taken.
+            weights = torch.tensor([max(r, 0.0) + 1e-10 for _, r in items], dtype=torch.float64)
+            order = torch.multinomial(weights, min(k, len(items)), replacement=False, generator=generator).tolist()
+        else:
+            order = torch.randperm(len(items), generator=generator)[:k].tolist()
         return [items[i][0] for i in order], [items[i][1] for i in order]
 
     def state(self) -> list[list]:
