@@ -60,14 +60,14 @@ def train(name: str, args, out: Path) -> dict:
             backbone=name, seed=args.seed, device="cpu",
             data=dict(source="moses-train", limit=args.limit, val_fraction=0.02),
             model=backbone_hparams(name, args),
-            train=dict(batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
+            train=dict(batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
                        val_every=250, checkpoint_every=250, progress=False, ema_decay=args.ema_decay),
         )
     )
     summary = run_training(config, out)
     r = summary.result
     return {
-        "minutes": args.minutes, "steps": r.steps, "batch_size": args.batch_size,
+        "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1), "steps": r.steps, "batch_size": args.batch_size,
         "val_loss_per_token": round(r.val_loss, 4) if r.val_loss is not None else None,
         "tokens_per_s": round(r.tokens_per_s, 1), "ema_decay": args.ema_decay,
     }
@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--md-steps", type=int, default=64, help="masked-diffusion steps of the main samples")
     parser.add_argument("--md-length-model", choices=["padding", "sampled"], default="padding",
                         help="masked diffusion: PAD as a denoised token, or lengths drawn from the training histogram")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="train for this many steps instead of --minutes (a budget that does not depend on machine load)")
     parser.add_argument("--ema-decay", type=float, default=None, help="average the weights with this decay (e.g. 0.999)")
     parser.add_argument("--steps-table", type=lambda s: [int(x) for x in s.split(",")], default=[16, 32, 64, 128])
     parser.add_argument("--table-samples", type=int, default=1000)

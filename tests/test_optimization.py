@@ -169,7 +169,9 @@ def test_killed_run_resumes_without_losing_or_repeating_anything(tiny_prior_dir,
     run = tmp_path / "run"
     budget = 240
     args = ["optimize", "--prior", str(tiny_prior_dir), "--objective", str(objective), "--budget", str(budget),
-            "--batch-size", "16", "--out", str(run), "--no-progress"]
+            "--batch-size", "16", "--out", str(run), "--no-progress",
+            # PMO's REINVENT recipe, so that its score-weighted replay is resumed too.
+            "--sigma", "500", "--likelihood-penalty", "5000", "--replay-weighting", "score"]
     proc = subprocess.Popen([sys.executable, "-c", "import sys; from molgen.cli.main import main; sys.exit(main(sys.argv[1:]))", *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.time() + 120
@@ -196,6 +198,8 @@ def test_killed_run_resumes_without_losing_or_repeating_anything(tiny_prior_dir,
 
     summary = json.loads((run / "summary.json").read_text())
     assert summary["calls"] == budget and summary["stop_reason"] == "budget spent"
+    strategy = json.loads((run / "optimize.json").read_text())["strategy"]
+    assert (strategy["sigma"], strategy["likelihood_penalty"], strategy["replay_weighting"]) == (500.0, 5000.0, "score")
 
 
 def test_cli_optimize_export_and_errors(tiny_prior_dir, tmp_path, capsys):

@@ -162,6 +162,10 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="REINVENT: reward scale of the augmented likelihood (default 60); latent: CMA-ES step (0.5)")
     optimize.add_argument("--lr", type=float, help="agent learning rate (default 5e-4)")
     optimize.add_argument("--replay", type=int, help="best molecules kept for experience replay (default 100; 0: off)")
+    optimize.add_argument("--replay-weighting", choices=["uniform", "score"],
+                          help="draw replayed molecules uniformly (default) or in proportion to their scores (PMO's REINVENT)")
+    optimize.add_argument("--likelihood-penalty", type=float,
+                          help="weight of REINVENT 1.0's mean(-1/log p_agent) term (default 0; PMO's REINVENT: 5000)")
     optimize.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
     optimize.add_argument("--bucket-size", type=int, help="molecules per scaffold before the penalty (default 25)")
     optimize.add_argument("--patience", type=int,
@@ -461,6 +465,8 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         "strategy.sigma": args.sigma,
         "strategy.learning_rate": args.lr,
         "strategy.replay_capacity": args.replay,
+        "strategy.replay_weighting": args.replay_weighting,
+        "strategy.likelihood_penalty": args.likelihood_penalty,
     })
     if not args.resume:
         if "objective" not in settings:
