@@ -24,21 +24,26 @@ def test_schedules_are_monotone_with_positive_weights():
         MaskingSchedule("quadratic")
 
 
+def _elbo_before_and_after_training(model, steps: int = 150) -> tuple[float, float]:
+    """Mean ELBO (nats per molecule) of the fixture before and after ``steps`` AdamW steps on it."""
+    batch = model.make_batch(SMALL_SMILES)
+    before = model.log_likelihood(batch).mean().item()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model.loss(batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return before, model.log_likelihood(batch).mean().item()
+
+
 def test_tiny_model_learns():
     torch.manual_seed(0)
     domain = SmilesDomain()
     domain.tokenizer.fit(SMALL_SMILES)
     model = MaskedDiffusion.from_domain(domain, d_model=64, n_layers=2, n_heads=4, max_length=48, elbo_samples=8)
-    batch = model.make_batch(SMALL_SMILES)
-    before = model.log_likelihood(batch).mean().item()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(150):
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    after = model.log_likelihood(batch).mean().item()
+    before, after = _elbo_before_and_after_training(model)
     # ~-109 nats per molecule untrained, ~-35 after 100-150 steps (measured); sample
     # validity of such a tiny diffusion model is still low, so the ELBO is the check.
     assert after > before + 50
@@ -63,16 +68,7 @@ def test_sampled_lengths_follow_the_training_histogram_and_learn():
     # Every sample has a training length (EOS and PAD are placed, never predicted), untrained or not.
     assert all(len(ids) in seen for ids in model.sample_ids(40, seed=0, steps=4))
 
-    batch = model.make_batch(SMALL_SMILES)
-    before = model.log_likelihood(batch).mean().item()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _ in range(150):
-        loss = model.loss(batch)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    after = model.log_likelihood(batch).mean().item()
+    before, after = _elbo_before_and_after_training(model)
     # Measured: -48 nats per molecule untrained (the length is given, so it starts far above the
     # padded canvas's -109), -30 after 150 steps.
     assert after > before + 12

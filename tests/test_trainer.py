@@ -23,6 +23,20 @@ def _setup(out_dir, **train):
     return model, Trainer(model, data, val, config, out_dir)
 
 
+def _interrupt_at_step_three(trainer) -> None:
+    """Run ``trainer`` until a Ctrl-C arrives before step 3 (its checkpoint is written on the way out)."""
+    original_batch = trainer.train_data.batch
+
+    def batch_until_three(step):
+        if step == 3:
+            raise KeyboardInterrupt
+        return original_batch(step)
+
+    trainer.train_data.batch = batch_until_three
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+
+
 def test_warmup_then_cosine_schedule(tmp_path):
     _, trainer = _setup(tmp_path, max_steps=10, lr=1e-3, min_lr_ratio=0.1)
     rates = []
@@ -40,16 +54,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     # Interrupt the same run after 3 steps (as Ctrl-C would): the checkpoint
     # written on the way out lets the run continue exactly.
     interrupted, trainer = _setup(tmp_path / "b", max_steps=6)
-    original_batch = trainer.train_data.batch
-
-    def batch_until_three(step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return original_batch(step)
-
-    trainer.train_data.batch = batch_until_three
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    _interrupt_at_step_three(trainer)
     resumed, trainer = _setup(tmp_path / "b", max_steps=6)
     trainer.fit(resume=True)
     assert trainer.step == 6
@@ -140,16 +145,7 @@ def test_weight_average_is_what_the_run_returns_and_resumes_exactly(tmp_path):
 
     # Interrupted after 3 steps and resumed: same average as the uninterrupted run.
     interrupted, trainer = _setup(tmp_path / "b", max_steps=6, ema_decay=0.9)
-    original_batch = trainer.train_data.batch
-
-    def batch_until_three(step):
-        if step == 3:
-            raise KeyboardInterrupt
-        return original_batch(step)
-
-    trainer.train_data.batch = batch_until_three
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit()
+    _interrupt_at_step_three(trainer)
     resumed, trainer = _setup(tmp_path / "b", max_steps=6, ema_decay=0.9)
     trainer.fit(resume=True)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
