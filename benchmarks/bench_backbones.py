@@ -60,14 +60,15 @@ def train(name: str, args, out: Path) -> dict:
             backbone=name, seed=args.seed, device="cpu",
             data=dict(source="moses-train", limit=args.limit, val_fraction=0.02),
             model=backbone_hparams(name, args),
-            train=dict(batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
-                       val_every=250, checkpoint_every=250, progress=False, ema_decay=args.ema_decay),
+            train=dict(batch_size=args.batch_size, lr=args.lr, warmup_steps=100,
+                       max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps, val_every=250, checkpoint_every=250, progress=False, ema_decay=args.ema_decay),
         )
     )
     summary = run_training(config, out)
     r = summary.result
     return {
-        "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1), "steps": r.steps, "batch_size": args.batch_size,
+        "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1),
+        "steps": r.steps, "batch_size": args.batch_size,
         "val_loss_per_token": round(r.val_loss, 4) if r.val_loss is not None else None,
         "tokens_per_s": round(r.tokens_per_s, 1), "ema_decay": args.ema_decay,
     }

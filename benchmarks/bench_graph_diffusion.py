@@ -65,7 +65,8 @@ def train(out: Path, domain: str, backbone: str, source: str, args, model: dict,
     ))
     summary = run_training(config, out)
     r = summary.result
-    info = {"minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1), "steps": r.steps, "train_loss": round(r.train_loss, 4),
+    info = {"minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1),
+            "steps": r.steps, "train_loss": round(r.train_loss, 4),
             "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "nodes_or_tokens_per_s": round(r.tokens_per_s, 1),
             "parameters": summary.n_parameters, "n_train": summary.n_train, "batch_size": args.batch_size,
             "data_seconds": round(summary.data_seconds, 1), "ema_decay": args.ema_decay}

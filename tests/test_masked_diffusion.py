@@ -62,6 +62,10 @@ def test_sampled_lengths_follow_the_training_histogram_and_learn():
                                         length_model="sampled")
     with pytest.raises(MolgenError, match="fit_statistics"):
         model.sample_ids(2, seed=0)
+    from molgen.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="length_model"):
+        MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=48, length_model="eos")
     data = TokenBatches(SMALL_SMILES, domain.tokenizer, batch_size=4)
     model.fit_statistics(data)
     seen = {int(n) - 2 for n in data.lengths}  # token counts without BOS/EOS

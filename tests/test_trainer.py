@@ -150,3 +150,15 @@ def test_weight_average_is_what_the_run_returns_and_resumes_exactly(tmp_path):
     trainer.fit(resume=True)
     for (name, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_bad_weight_average_settings_are_refused_with_the_key_named():
+    from molgen.core.config import validate
+    from molgen.core.errors import ConfigError
+    from molgen.train.ema import WeightAverage
+
+    for bad in (0.0, 1.0, 1.5):
+        with pytest.raises(ConfigError, match="ema_decay"):
+            validate(TrainConfig, {"ema_decay": bad}, where="train")
+    with pytest.raises(ValueError, match="ema decay"):
+        WeightAverage(torch.nn.Linear(1, 1), decay=1.0)

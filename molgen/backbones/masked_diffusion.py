@@ -87,7 +87,7 @@ class MaskedDiffusion(Generator):
         if self.config.length_model != "sampled":
             return
         lengths = torch.as_tensor(data.lengths, dtype=torch.long).clamp(max=self.config.max_length)
-        self.length_counts.copy_(torch.bincount(lengths, minlength=self.config.max_length + 1)[: self.config.max_length + 1].float())
+        self.length_counts.copy_(torch.bincount(lengths, minlength=self.config.max_length + 1).float())
 
     def _length_log_probs(self) -> torch.Tensor:
         counts = self.length_counts

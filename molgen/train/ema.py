@@ -37,18 +37,15 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module, step: int) -> None:
-        """Fold the current weights in (``step``: optimiser steps taken so far)."""
+        """Fold the current weights in (``step``: 0-based index of the optimiser step just taken)."""
         d = min(self.decay, (1 + step) / (10 + step))
         state = model.state_dict()
         for name, avg in self.shadow.items():
             avg.lerp_(state[name].detach(), 1.0 - d)
 
-    @torch.no_grad()
     def copy_to(self, model: torch.nn.Module) -> None:
         """Overwrite the model's floating-point state with the average."""
-        state = model.state_dict()
-        for name, avg in self.shadow.items():
-            state[name].copy_(avg)
+        _assign(model, self.shadow)
 
     @contextmanager
     def applied(self, model: torch.nn.Module):
@@ -58,10 +55,7 @@ class WeightAverage:
         try:
             yield model
         finally:
-            state = model.state_dict()
-            with torch.no_grad():
-                for name, t in backup.items():
-                    state[name].copy_(t)
+            _assign(model, backup)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """The average, for a checkpoint."""
@@ -75,3 +69,11 @@ class WeightAverage:
         """
         for name, avg in self.shadow.items():
             avg.copy_(tensors[f"ema.{name}"])
+
+
+@torch.no_grad()
+def _assign(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Copy ``tensors`` into the model's state in place (named as in ``state_dict``)."""
+    state = model.state_dict()
+    for name, value in tensors.items():
+        state[name].copy_(value)
