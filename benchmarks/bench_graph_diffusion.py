@@ -162,13 +162,15 @@ def perov5(args, out: Path) -> dict:
     model.config.corrector_step_size = args.corrector_step_size
     corrector = model.config.corrector_steps if args.corrector_steps is None else args.corrector_steps
     start = time.perf_counter()
-    graphs = model.sample_dense(args.samples, seed=args.seed, steps=args.steps, corrector_steps=corrector, batch_size=512)
+    graphs = model.sample_dense(args.samples, seed=args.seed, steps=args.steps, corrector_steps=corrector,
+                                temperature=args.temperature, batch_size=512)
     seconds = time.perf_counter() - start
     # CIF keeps full coordinate precision (the compact text rounds to 0.01).
     texts = []
     for g in graphs:
         obj, _ = model._decode(g)
         texts.append(domain.export(obj) if obj is not None else "")
+    (out / f"perov5{args.suffix}_samples.json").write_text(json.dumps(texts))  # for later analysis
     reference = load_texts("perov-5-test", CrystalDomain()).texts
     training_texts = load_texts("perov-5-train", CrystalDomain()).texts
     began = time.perf_counter()
@@ -176,8 +178,11 @@ def perov5(args, out: Path) -> dict:
                                n_jobs=args.jobs, cache_root="default")
     metrics = report.to_dict()
     metrics["wall_seconds"] = round(time.perf_counter() - began, 1)
+    uncovered = report.metadata.get("reference", {}).get("uncovered", [])
+    metrics["uncovered_test_formulas"] = sorted(domain.parse(reference[i]).composition.reduced_formula for i in uncovered)
     return {"training": training, "sampling": {"n": len(texts), "steps": args.steps, "corrector_steps": corrector,
-                                               "corrector_step_size": args.corrector_step_size, "seconds": round(seconds, 1),
+                                               "corrector_step_size": args.corrector_step_size, "temperature": args.temperature,
+                                               "seconds": round(seconds, 1),
                                                "per_second": round(len(texts) / seconds, 1), "condition": "none (unconditional)"},
             "metrics": metrics}
 
@@ -219,6 +224,7 @@ def main() -> None:
     parser.add_argument("--corrector-steps", type=int, default=None,
                         help="perov5: Langevin corrector steps per denoising step (default: the model's)")
     parser.add_argument("--corrector-step-size", type=float, default=1e-5, help="perov5: corrector step size (DiffCSP's step_lr)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="perov5: atom-type sampling temperature")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)

@@ -76,7 +76,8 @@ def test_cli_graph_diffusion_trains_resumes_and_samples_with_a_condition(domain,
     out = tmp_path / sample_name
     # Corrector steps only exist for crystal coordinates; molecules refuse them.
     corrector = ["--corrector-steps", "1"] if domain == "crystal" else []
-    assert main(["sample", str(run), "-n", "4", "-o", str(out), "--condition", condition, "--guidance", "1.5", "--steps", "3", *corrector]) == 0
+    assert main(["sample", str(run), "-n", "4", "-o", str(out), "--condition", condition, "--guidance", "1.5", "--steps", "3",
+                 "--temperature", "1.5", *corrector]) == 0
     assert out.exists()
     assert "validity" in capsys.readouterr().out
     refused = [(["--corrector-steps", "1"], "periodic")] if domain == "molgraph" else [(["--corrector-steps", "-1"], ">= 0")]

@@ -150,6 +150,17 @@ def test_molgraph_model_learns_valid_molecules_and_a_better_elbo():
     assert len(model.sample_texts(4, seed=3, steps=5)) == 4
     with pytest.raises(MolgenError, match="periodic"):
         model.sample(2, seed=0, corrector_steps=1)  # molecules have no coordinates to correct
+    # Temperature on the type logits: colder draws the dominant element (carbon) more often.
+    carbon = domain.graph_spec().node_types.index("C")
+
+    def carbon_fraction(temperature):
+        graphs = model.sample_dense(128, seed=4, temperature=temperature)
+        return float(np.mean([(g["node_type"] == carbon).float().mean() for g in graphs]))
+
+    cold, plain, hot = carbon_fraction(0.0), carbon_fraction(1.0), carbon_fraction(3.0)
+    assert cold > plain > hot
+    with pytest.raises(MolgenError, match="temperature"):
+        model.sample(2, seed=0, temperature=-1.0)
 
 
 def test_guidance_shifts_samples_toward_the_condition():

@@ -465,6 +465,7 @@ class GraphDiffusion(Generator):
         guidance: float = 0.0,
         steps: int | None = None,
         corrector_steps: int | None = None,
+        temperature: float = 1.0,
         batch_size: int = 256,
         generator: torch.Generator | None = None,
         seed: int | None = None,
@@ -481,6 +482,10 @@ class GraphDiffusion(Generator):
             corrector_steps: Langevin corrector steps on the coordinates per
                 denoising step (periodic models only; default the config's
                 ``corrector_steps``).
+            temperature: Divides the denoiser's atom-type (and bond-type)
+                logits before each reverse step: above 1 draws more varied
+                compositions, below 1 sharper ones, 0 takes the most likely
+                clean type (coordinates and lattice are not affected).
             batch_size: Graphs per forward pass.
             generator: Source of randomness.
             seed: Seed used when ``generator`` is None.
@@ -495,18 +500,22 @@ class GraphDiffusion(Generator):
             corrector_steps = self.config.corrector_steps
         elif corrector_steps < 0 or (corrector_steps and not self.periodic):
             raise MolgenError(f"corrector steps apply to periodic (crystal) models and must be >= 0, got {corrector_steps}")
+        if not temperature >= 0:
+            raise MolgenError(f"temperature must be >= 0 (0 takes the most likely types), got {temperature}")
         values = self._condition_tensor(condition, n)
         out: list[dict[str, torch.Tensor]] = []
         try:
             for start in range(0, n, batch_size):
                 m = min(batch_size, n - start)
                 chunk = values[start : start + m] if values is not None else None
-                out.extend(self._sample_chunk(m, chunk, guidance, steps, corrector_steps, gen))
+                out.extend(self._sample_chunk(m, chunk, guidance, steps, corrector_steps, temperature, gen))
         finally:
             self.train(was_training)
         return out
 
-    def _sample_chunk(self, m: int, condition, guidance: float, steps: int, corrector_steps: int, gen) -> list[dict[str, torch.Tensor]]:
+    def _sample_chunk(
+        self, m: int, condition, guidance: float, steps: int, corrector_steps: int, temperature: float, gen
+    ) -> list[dict[str, torch.Tensor]]:
         device = self.device
         hist = self.size_histogram.clone()
         if hist.sum() <= 0:
@@ -533,10 +542,10 @@ class GraphDiffusion(Generator):
                     state["frac_coords"] = self.coords.langevin_step(state["frac_coords"], score, t, self.config.corrector_step_size, gen)
             pred = self._guided(state, t, condition, guidance)
             if not self.fixed_types:
-                probs = self.node_noise.reverse_probs(state["node_type"], pred["node_logits"].softmax(-1), s, t)
+                probs = self.node_noise.reverse_probs(state["node_type"], _clean_probs(pred["node_logits"], temperature), s, t)
                 state["node_type"] = sample_categorical(probs, gen) * mask
             if self.has_edges:
-                probs = self.edge_noise.reverse_probs(state["edge_type"], pred["edge_logits"].softmax(-1), s, t)
+                probs = self.edge_noise.reverse_probs(state["edge_type"], _clean_probs(pred["edge_logits"], temperature), s, t)
                 state["edge_type"] = self._symmetric(sample_categorical(probs, gen), mask)
             if self.periodic:
                 state["frac_coords"] = self.coords.reverse_step(state["frac_coords"], pred["coord_score"], s, t, gen)
@@ -589,13 +598,21 @@ class GraphDiffusion(Generator):
             condition: Property values (see :meth:`sample_dense`).
             generator: Source of randomness.
             seed: Seed used when ``generator`` is None.
-            **kwargs: ``guidance``, ``steps``, ``corrector_steps``, ``batch_size``.
+            **kwargs: ``guidance``, ``steps``, ``corrector_steps``, ``temperature``, ``batch_size``.
         """
         out = []
         for graph in self.sample_dense(n, condition=condition, generator=generator, seed=seed, **kwargs):
             obj, _ = self._decode(graph)
             out.append(obj if obj is not None and self.domain.is_valid(obj) else None)
         return out
+
+
+def _clean_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """The denoiser's clean-type distribution at a sampling temperature
+    (0: all mass on the most likely type)."""
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return (logits / temperature).softmax(-1)
 
 
 def _metric_tensor(params: torch.Tensor) -> torch.Tensor:

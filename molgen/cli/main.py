@@ -82,7 +82,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     sample.add_argument("-o", "--output", help="output file: .smi, .csv or .txt (omit to only report)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    sample.add_argument("--temperature", type=float, help="softmax temperature (default 1.0; token backbones)")
+    sample.add_argument("--temperature", type=float, help="softmax temperature (default 1.0; token backbones, and the atom/bond types of graph diffusion)")
     sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
     sample.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
     sample.add_argument("--max-length", type=int, help="longest sequence in tokens")

@@ -199,6 +199,7 @@ def coverage(
     ref_comp: np.ndarray,
     cutoffs: CoverageCutoffs,
     n_generated: int | None = None,
+    details: dict | None = None,
 ) -> dict[str, float]:
     """COV-R, COV-P and the mean matched distances (AMSD/AMCD) of CDVAE.
 
@@ -210,6 +211,8 @@ def coverage(
         ref_struct, ref_comp: Reference fingerprints.
         cutoffs: Distance thresholds.
         n_generated: Denominator of COV-P (default: number of generated rows).
+        details: When given, receives ``uncovered_reference`` (indices of the
+            reference rows no generated row recalls), to see what is missed.
 
     Returns:
         ``{"COV-R", "COV-P", "AMSD-R", "AMSD-P", "AMCD-R", "AMCD-P"}``.
@@ -225,6 +228,8 @@ def coverage(
     precision_struct, precision_comp = struct_d.min(1), comp_d.min(1)
     recalled = (recall_struct <= cutoffs.struct_cutoff) & (recall_comp <= cutoffs.comp_cutoff)
     precise = (precision_struct <= cutoffs.struct_cutoff) & (precision_comp <= cutoffs.comp_cutoff)
+    if details is not None:
+        details["uncovered_reference"] = np.flatnonzero(ref_ok)[~recalled].tolist() + np.flatnonzero(~ref_ok).tolist()
     return {
         "COV-R": float(recalled.sum() / len(ref_struct)),
         "COV-P": float(precise.sum() / max(n_generated, 1)),
@@ -397,8 +402,10 @@ def evaluate_crystals(
         if gen_texts:
             gen_struct[parsed], gen_comp[parsed] = fingerprints(gen_texts, n_jobs)
         scaler = CompositionScaler.fit(ref["comp"]) if options.scaler == "reference" else CompositionScaler.default()
-        cov = coverage(gen_struct, scaler.transform(gen_comp), ref["struct"], scaler.transform(ref["comp"]), options.cutoffs, n)
+        missed: dict = {}
+        cov = coverage(gen_struct, scaler.transform(gen_comp), ref["struct"], scaler.transform(ref["comp"]), options.cutoffs, n, missed)
         values.update(cov)
+        meta["reference"]["uncovered"] = missed.get("uncovered_reference", list(range(len(reference))))
         seconds["coverage"] = time.perf_counter() - t
         if len(valid_rows):
             values["wdist_density"] = float(wasserstein_distance([facts[i][2] for i in valid_rows], ref["density"]))
