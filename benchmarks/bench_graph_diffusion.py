@@ -149,7 +149,7 @@ _PEROV5: dict[str, tuple] = {}
 def perov5_model(args, out: Path):
     """The conditional Perov-5 model, trained once per invocation."""
     if "model" not in _PEROV5:
-        hparams = dict(conditions=["heat_ref"], condition_dropout=0.1)
+        hparams = dict(conditions=["heat_ref"], condition_dropout=0.1, transition=args.transition)
         _PEROV5["model"] = train(out / "perov5_run", "crystal", "graph-diffusion", "perov-5-train", args, hparams)
     return _PEROV5["model"]
 
@@ -225,6 +225,8 @@ def main() -> None:
                         help="perov5: Langevin corrector steps per denoising step (default: the model's)")
     parser.add_argument("--corrector-step-size", type=float, default=1e-5, help="perov5: corrector step size (DiffCSP's step_lr)")
     parser.add_argument("--temperature", type=float, default=1.0, help="perov5: atom-type sampling temperature")
+    parser.add_argument("--transition", default="marginal", choices=["marginal", "uniform", "absorbing"],
+                        help="perov5: type noise of the model trained")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)

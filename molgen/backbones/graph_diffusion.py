@@ -3,9 +3,9 @@
 fractional coordinates and Gaussian lattice parameters (DiffCSP, Jiao et al.
 2023), with one graph-transformer denoiser.
 
-* Types: marginal (or uniform) categorical transitions; the denoiser predicts
-  the clean types and the reverse step is the exact posterior mixture, so the
-  number of sampling steps is free.
+* Types: marginal, uniform or absorbing (mask) categorical transitions; the
+  denoiser predicts the clean types and the reverse step is the exact
+  posterior mixture, so the number of sampling steps is free.
 * Coordinates (periodic graphs): VE wrapped-normal noise; the denoiser
   predicts ``sigma * score`` per atom from translation-invariant inputs
   (Fourier features of fractional differences and minimum-image distances
@@ -61,7 +61,9 @@ class GraphDiffusionConfig(StrictModel):
     n_heads: int = Field(8, gt=0)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     max_nodes: int = Field(32, gt=0, description="largest graph of the node-count histogram")
-    transition: Literal["marginal", "uniform"] = Field("marginal", description="limit distribution of the type noise")
+    transition: Literal["marginal", "uniform", "absorbing"] = Field(
+        "marginal", description="limit distribution of the type noise; 'absorbing' adds a mask category that every "
+        "type decays to and sampling unmasks (D3PM absorbing, MatterGen's atom types)")
     sampling_steps: int = Field(100, gt=0, description="default number of denoising steps")
     elbo_grid: int = Field(500, gt=1, description="time steps of the discretised ELBO")
     elbo_samples: int = Field(16, gt=0, description="time steps drawn per log-likelihood estimate")
@@ -120,10 +122,12 @@ class GraphDiffusion(Generator):
         self.coords = WrappedNormalNoise(c.sigma_min, c.sigma_max)
         self.lattice_noise = GaussianNoise()
 
-        self.node_in = nn.Linear(self.num_node_types, c.d_node)
+        # Absorbing noise adds one input category (the mask); the outputs stay the real types.
+        self.mask_slots = 1 if c.transition == "absorbing" else 0
+        self.node_in = nn.Linear(self.num_node_types + self.mask_slots, c.d_node)
         pair_in = 0
         if self.has_edges:
-            pair_in += self.num_edge_types
+            pair_in += self.num_edge_types + self.mask_slots
         if self.periodic:
             pair_in += 6 * c.fourier_features + c.distance_features
             self.register_buffer("rbf_centres", torch.linspace(0.0, c.distance_cutoff, c.distance_features), persistent=False)
@@ -146,7 +150,15 @@ class GraphDiffusion(Generator):
     def _type_noise(self, marginal: torch.Tensor, k: int) -> CategoricalNoise:
         if self.config.transition == "uniform":
             return CategoricalNoise.uniform(max(k, 2))
+        if self.config.transition == "absorbing":  # all mass on the extra (mask) category k
+            return CategoricalNoise(F.one_hot(torch.tensor(k), k + 1).float())
         return CategoricalNoise(marginal[: max(k, 2)])
+
+    def _type_probs(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        """Clean-type probabilities over the noise's categories (the mask, when
+        there is one, gets none)."""
+        probs = _clean_probs(logits, temperature)
+        return F.pad(probs, (0, self.mask_slots)) if self.mask_slots else probs
 
     @property
     def node_noise(self) -> CategoricalNoise:
@@ -241,7 +253,7 @@ class GraphDiffusion(Generator):
     def _pair_features(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
         if self.has_edges:
-            parts.append(F.one_hot(state["edge_type"], self.num_edge_types).float())
+            parts.append(F.one_hot(state["edge_type"], self.num_edge_types + self.mask_slots).float())
         if self.periodic:
             frac = state["frac_coords"]
             diff = min_image(frac.unsqueeze(1) - frac.unsqueeze(2))  # [B, N, N, 3], j - i
@@ -287,7 +299,7 @@ class GraphDiffusion(Generator):
         """
         mask = state["node_mask"]
         b, n = mask.shape
-        h = self.node_in(F.one_hot(state["node_type"], self.num_node_types).float())
+        h = self.node_in(F.one_hot(state["node_type"], self.num_node_types + self.mask_slots).float())
         e = self.edge_in(self._pair_features(state))
         sizes = mask.float().sum(1, keepdim=True) / self.config.max_nodes
         glob = [sinusoidal_embedding(t, 64), sizes]
@@ -404,9 +416,9 @@ class GraphDiffusion(Generator):
             pred = self(noisy, t, condition)
             kl = torch.zeros(b, device=mask.device)
             if not self.fixed_types:
-                kl = kl + (self.node_noise.posterior_kl(clean["node_type"], noisy["node_type"], pred["node_logits"].softmax(-1), s, t) * mask).sum(1)
+                kl = kl + (self.node_noise.posterior_kl(clean["node_type"], noisy["node_type"], self._type_probs(pred["node_logits"]), s, t) * mask).sum(1)
             if self.has_edges:
-                edge_kl = self.edge_noise.posterior_kl(clean["edge_type"], noisy["edge_type"], pred["edge_logits"].softmax(-1), s, t)
+                edge_kl = self.edge_noise.posterior_kl(clean["edge_type"], noisy["edge_type"], self._type_probs(pred["edge_logits"]), s, t)
                 kl = kl + (edge_kl * self._pair_mask(mask)).sum((1, 2))
             if self.periodic:
                 shift = self.coords.sigma(t).reshape(-1, 1, 1) * pred["coord_score"]
@@ -542,10 +554,10 @@ class GraphDiffusion(Generator):
                     state["frac_coords"] = self.coords.langevin_step(state["frac_coords"], score, t, self.config.corrector_step_size, gen)
             pred = self._guided(state, t, condition, guidance)
             if not self.fixed_types:
-                probs = self.node_noise.reverse_probs(state["node_type"], _clean_probs(pred["node_logits"], temperature), s, t)
+                probs = self.node_noise.reverse_probs(state["node_type"], self._type_probs(pred["node_logits"], temperature), s, t)
                 state["node_type"] = sample_categorical(probs, gen) * mask
             if self.has_edges:
-                probs = self.edge_noise.reverse_probs(state["edge_type"], _clean_probs(pred["edge_logits"], temperature), s, t)
+                probs = self.edge_noise.reverse_probs(state["edge_type"], self._type_probs(pred["edge_logits"], temperature), s, t)
                 state["edge_type"] = self._symmetric(sample_categorical(probs, gen), mask)
             if self.periodic:
                 state["frac_coords"] = self.coords.reverse_step(state["frac_coords"], pred["coord_score"], s, t, gen)
