@@ -278,7 +278,7 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
     trainer = Trainer(model, data.train, data.val, config.train, out_dir)
     result = trainer.fit(resume=resume)
     extra = {
-        "training": dataclasses.asdict(result),
+        "training": {**dataclasses.asdict(result), "init_from": config.init_from, "ema_decay": config.train.ema_decay},
         "data": {
             "source": config.data.source,
             "path": data.source_path,
