@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import wasserstein_distance
 
+from molgen.core.errors import ParseError
 from molgen.datasets import load_texts
 from molgen.domains.crystal import CrystalDomain
 
@@ -47,7 +48,7 @@ def analyse(samples_path: Path, draws: int = 8, seed: int = 0, top: int = 10) ->
             continue
         try:
             generated.append(domain.parse(text))
-        except Exception:  # an unparsable sample simply does not count here
+        except ParseError:  # an unparsable sample simply does not count here
             continue
     test = [domain.parse(t) for t in load_texts("perov-5-test", domain).texts]
     train = [domain.parse(t) for t in load_texts("perov-5-train", domain).texts]

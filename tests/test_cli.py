@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -120,6 +121,8 @@ def test_corrupted_checkpoint_and_unknown_tokens(tmp_path, smi_file, tiny_config
         capsys, "train", "--data", odd, "--init-from", run / "model", "--on-unknown-token", "unk", "--out", tmp_path / "ft", *TINY
     )
     assert code == 0, err
+    # The fine-tuned model says what it started from.
+    assert json.loads((tmp_path / "ft" / "model" / "config.json").read_text())["extra"]["training"]["init_from"] == str(run / "model")
 
     (run / "model" / "model.safetensors").write_bytes(b"truncated")
     code, _, err = _run(capsys, "sample", run, "-n", 5)

@@ -37,9 +37,11 @@ def test_coverage_by_hand():
     ref_c = np.array([[0.0], [10.0]])
     gen_s = np.array([[0.05, 0.0], [5.0, 5.0], [np.nan, np.nan]])
     gen_c = np.array([[0.5], [10.0], [np.nan]])
-    cov = coverage(gen_s, gen_c, ref_s, ref_c, CoverageCutoffs(0.2, 1.0))
+    missed: dict = {}
+    cov = coverage(gen_s, gen_c, ref_s, ref_c, CoverageCutoffs(0.2, 1.0), details=missed)
     # reference 0 is recalled by generated 0; reference 1 by nothing (structure too far)
     assert cov["COV-R"] == pytest.approx(0.5)
+    assert missed["uncovered_reference"] == [1]
     # one precise crystal out of three generated (the NaN one counts in the denominator)
     assert cov["COV-P"] == pytest.approx(1 / 3)
 
@@ -66,6 +68,7 @@ def test_report_on_a_set_against_itself_and_bad_entries():
     assert v["wdist_num_elems"] == pytest.approx(0.0)
     assert v["unique"] == pytest.approx(1.0) and v["novelty"] == pytest.approx(0.0)
     assert report.metadata["options"]["matcher"]["stol"] == 0.3
+    assert report.metadata["reference"]["uncovered"] == []
 
 
 def test_report_with_nothing_valid_is_null_with_reasons():
@@ -73,6 +76,7 @@ def test_report_with_nothing_valid_is_null_with_reasons():
     assert report.values["valid"] == 0.0
     assert report.values["unique"] is None and "no valid" in report.reasons["unique"]
     assert report.values["novelty"] is None
+    assert report.metadata["reference"]["uncovered"] == [0, 1]  # nothing generated covers anything
 
 
 @needs_mirror

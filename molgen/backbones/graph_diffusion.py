@@ -41,6 +41,7 @@ from molgen.core.seeding import resolve_generator
 from molgen.nn.dense_graph import collate_dense
 from molgen.nn.graph_transformer import GraphTransformer, masked_mean, sinusoidal_embedding
 from molgen.nn.lattice import lattice_to_params, params_to_lattice
+from molgen.nn.sampling import tempered_probs
 from molgen.schedulers.categorical import CategoricalNoise, sample_categorical
 from molgen.schedulers.gaussian import GaussianNoise
 from molgen.schedulers.wrapped_normal import WrappedNormalNoise, min_image
@@ -157,7 +158,7 @@ class GraphDiffusion(Generator):
     def _type_probs(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
         """Clean-type probabilities over the noise's categories (the mask, when
         there is one, gets none)."""
-        probs = _clean_probs(logits, temperature)
+        probs = tempered_probs(logits, temperature)
         return F.pad(probs, (0, self.mask_slots)) if self.mask_slots else probs
 
     @property
@@ -617,14 +618,6 @@ class GraphDiffusion(Generator):
             obj, _ = self._decode(graph)
             out.append(obj if obj is not None and self.domain.is_valid(obj) else None)
         return out
-
-
-def _clean_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """The denoiser's clean-type distribution at a sampling temperature
-    (0: all mass on the most likely type)."""
-    if temperature == 0:
-        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    return (logits / temperature).softmax(-1)
 
 
 def _metric_tensor(params: torch.Tensor) -> torch.Tensor:

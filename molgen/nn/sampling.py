@@ -5,6 +5,22 @@ from __future__ import annotations
 import torch
 
 
+def tempered_probs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax of ``logits / temperature`` over the last axis.
+
+    Args:
+        logits: ``[..., K]`` logits.
+        temperature: Above 1 flattens, below 1 sharpens; 0 puts all mass on
+            the arg-max.
+
+    Returns:
+        ``[..., K]`` probabilities.
+    """
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return (logits / temperature).softmax(-1)
+
+
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set logits outside the top-k / nucleus to -inf.
 
