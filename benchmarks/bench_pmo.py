@@ -56,7 +56,8 @@ def run_task(args, task: str, seed: int) -> dict:
         "campaign": {"budget": args.budget, "batch_size": args.batch_size, "diversity": {"kind": args.diversity_filter},
                      "converged_patience": args.patience or None},
         "strategy": {"sigma": args.sigma, "learning_rate": args.lr, "replay_capacity": args.replay,
-                     "likelihood_penalty": args.likelihood_penalty, "replay_weighting": args.replay_weighting},
+                     "likelihood_penalty": args.likelihood_penalty, "replay_weighting": args.replay_weighting,
+                     "augmentation_rounds": args.augmentation_rounds},
     }
     resume = (out / "optimize.json").is_file()
     if resume and (out / "summary.json").is_file() and not args.rerun:
@@ -109,6 +110,8 @@ def main() -> None:
                         help="REINVENT 1.0's mean(-1 / log p_agent) weight (PMO's REINVENT: 5000)")
     parser.add_argument("--replay-weighting", choices=["uniform", "score"], default="uniform",
                         help="replay draws uniform or proportional to score (PMO's REINVENT: score)")
+    parser.add_argument("--augmentation-rounds", type=int, default=0,
+                        help="Augmented Memory rounds per batch (randomized SMILES of batch and replay; 0: REINVENT)")
     parser.add_argument("--diversity-filter", default="murcko", choices=["murcko", "generic", "off"])
     parser.add_argument("--patience", type=int, default=5,
                         help="PMO's early stop: top-100 unchanged for this many steps after 1,000 calls (0: off)")
@@ -131,6 +134,7 @@ def main() -> None:
         "machine": _machine(), "date": date.today().isoformat(), "prior": args.prior, "budget": args.budget,
         "batch_size": args.batch_size, "sigma": args.sigma, "lr": args.lr, "replay": args.replay, "likelihood_penalty": args.likelihood_penalty,
         "replay_weighting": args.replay_weighting, "diversity_filter": args.diversity_filter, "patience": args.patience,
+        "augmentation_rounds": args.augmentation_rounds,
     })
     for seed in [int(s) for s in args.seeds.split(",")]:
         for task in tasks:

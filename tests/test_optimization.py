@@ -70,6 +70,32 @@ def test_likelihood_penalty_adds_reinvents_regulariser(tiny_prior_dir):
         validate(ReinforceConfig, {"likelihood_penalty": -1.0}, where="strategy")
 
 
+def test_augmented_memory_steps_on_randomized_forms_of_the_same_molecules(tiny_prior_dir):
+    prior = load_generator(tiny_prior_dir)
+    config = ReinforceConfig(sigma=100.0, augmentation_rounds=2)
+    strategy = PriorRegularizedRL(prior, config, seed=0)
+    domain, tokenizer = strategy.domain, strategy.domain.tokenizer
+    text = "CC(=O)Oc1ccccc1C(=O)O"
+    rng = np.random.default_rng(0)
+    forms = {tokenizer.decode(strategy._augmented_ids(text, rng)) for _ in range(8)}
+    assert len(forms) > 1  # really randomized ...
+    assert {domain.key(domain.parse(f)) for f in forms} == {domain.key(domain.parse(text))}  # ... and the same molecule
+
+    texts = strategy.propose(16)
+    keys = [domain.key(m) if (m := domain.try_parse(t)) is not None else None for t in texts]
+    rewards = [0.5 if k is not None else 0.0 for k in keys]
+    strategy.update(texts, keys, rewards)
+    steps = {float(s["step"]) for s in strategy.optimizer.state.values()}
+    assert steps == {3.0}  # the REINVENT step and two augmented rounds
+
+    # Same seed, same updates: a resumed run reproduces the augmented steps.
+    twin = PriorRegularizedRL(load_generator(tiny_prior_dir), config, seed=0)
+    assert twin.propose(16) == texts
+    twin.update(texts, keys, rewards)
+    for a, b in zip(strategy.agent.parameters(), twin.agent.parameters()):
+        assert torch.equal(a, b)
+
+
 def test_rl_needs_an_exact_likelihood():
     from molgen.backbones.vae import SequenceVAE
 

@@ -166,6 +166,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="draw replayed molecules uniformly (default) or in proportion to their scores (PMO's REINVENT)")
     optimize.add_argument("--likelihood-penalty", type=float,
                           help="weight of REINVENT 1.0's mean(-1/log p_agent) term (default 0; PMO's REINVENT: 5000)")
+    optimize.add_argument("--augmentation-rounds", type=int,
+                          help="Augmented Memory: extra policy steps per batch on randomized SMILES of the batch and the "
+                          "replay memory (default 0: off)")
     optimize.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
     optimize.add_argument("--bucket-size", type=int, help="molecules per scaffold before the penalty (default 25)")
     optimize.add_argument("--patience", type=int,
@@ -467,6 +470,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         "strategy.replay_capacity": args.replay,
         "strategy.replay_weighting": args.replay_weighting,
         "strategy.likelihood_penalty": args.likelihood_penalty,
+        "strategy.augmentation_rounds": args.augmentation_rounds,
     })
     if not args.resume:
         if "objective" not in settings:

@@ -6,6 +6,12 @@ The agent starts as a copy of the prior and minimises REINVENT's DAP loss
 samples and a replay of the best sequences seen so far: the agent moves
 toward the prior reweighted by ``exp(sigma * score)`` instead of collapsing
 onto the single best sequence.
+
+With ``augmentation_rounds`` > 0 the strategy is Augmented Memory (Guo and
+Schwaller 2024): after the usual step, each round takes further DAP steps on
+randomized equivalents (e.g. non-canonical SMILES) of the scored batch and of
+the whole replay memory. Scores are reused without new oracle calls, which is
+what a small oracle budget rewards.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal, Sequence
 
+import numpy as np
 import torch
 from pydantic import Field
 
 from molgen.core.config import StrictModel
-from molgen.core.errors import MolgenError
+from molgen.core.errors import MolgenError, ParseError, UnknownTokenError
 from molgen.core.seeding import make_generator
 from molgen.core.serialization import flatten_state, unflatten_state
 from molgen.core.vocab import pad_batch
@@ -49,6 +56,9 @@ class ReinforceConfig(StrictModel):
     update_batch: int | None = Field(
         None, gt=0, description="split a large proposal into policy steps of this many sequences (each with its own "
         "replay draw); None: one step per proposal, as REINVENT")
+    augmentation_rounds: int = Field(
+        0, ge=0, description="Augmented Memory: extra policy steps per proposal on randomized equivalents of the "
+        "scored batch and of the whole replay memory (0: off, plain REINVENT; Guo and Schwaller use 2)")
 
 
 class PriorRegularizedRL:
@@ -139,7 +149,38 @@ class PriorRegularizedRL:
                 self._step(self._last[i:i + size], list(texts[i:i + size]), list(keys[i:i + size]), list(rewards[i:i + size]))
                 for i in range(0, max(1, len(texts)), size)
             ]
+            if self.config.augmentation_rounds:
+                rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=self.update_generator)))
+                for _ in range(self.config.augmentation_rounds):
+                    self._augmented_step(texts, keys, rewards, rng)
         return {name: float(sum(s[name] for s in stats) / len(stats)) for name in stats[0]}
+
+    def _augmented_step(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float],
+                        rng: np.random.Generator) -> None:
+        """One Augmented Memory round: a DAP step on randomized forms of the
+        valid texts just scored and of every replay entry (the replay already
+        holds this batch's best, so those count twice, as in the method)."""
+        pairs = [(t, r) for t, k, r in zip(texts, keys, rewards) if k is not None and r == r]
+        pairs += [(t, r) for t, r in self.replay.entries.values()]
+        ids, values = [], []
+        for text, reward in pairs:
+            ids.append(self._augmented_ids(text, rng))
+            values.append(reward)
+        if ids:
+            self._policy_step(self._sequences(ids), torch.as_tensor(values, dtype=torch.float32).to(self.device))
+
+    def _augmented_ids(self, text: str, rng: np.random.Generator) -> list[int]:
+        """Token ids of a randomized form of ``text`` without BOS/EOS; the
+        original when the randomized form has a token the vocabulary lacks or
+        does not fit the model's length."""
+        tokenizer = self.domain.tokenizer
+        try:
+            ids = tokenizer.encode(self.domain.augment(text, rng))[1:-1]
+        except (ParseError, UnknownTokenError):  # e.g. a ring-closure label the vocabulary never saw
+            ids = None
+        if ids is None or len(ids) + 2 > self.agent.config.max_length:
+            ids = tokenizer.encode(text, on_unknown="unk")[1:-1]
+        return ids
 
     def _step(self, ids: list[list[int]], texts: list[str], keys: list[str | None], rewards: list[float]) -> dict[str, float]:
         reward = torch.nan_to_num(torch.as_tensor(rewards, dtype=torch.float32), nan=0.0)
@@ -149,7 +190,21 @@ class PriorRegularizedRL:
         for text in replay_texts:
             ids.append(tokenizer.encode(text, on_unknown="unk")[1:-1])
         reward = torch.cat([reward, torch.as_tensor(replay_rewards, dtype=torch.float32)]).to(self.device)
-        batch = self._sequences(ids)
+        loss, agent_ll, prior_ll = self._policy_step(self._sequences(ids), reward)
+        self.replay.add(keys, texts, [float(r) for r in reward[: len(texts)].tolist()])
+        return {
+            "loss": float(loss.detach()),
+            "agent_nll": float(-agent_ll[: len(texts)].mean().detach()) if texts else float("nan"),
+            "prior_nll": float(-prior_ll[: len(texts)].mean()) if texts else float("nan"),
+            "replayed": float(len(replay_texts)),
+        }
+
+    def _policy_step(self, batch: dict[str, torch.Tensor], reward: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """One optimizer step on the DAP loss (plus the likelihood penalty).
+
+        Returns:
+            ``(loss, agent log-likelihoods, prior log-likelihoods)``.
+        """
         with torch.no_grad():
             prior_ll = self.prior.log_likelihood(batch)
         self.agent.train()
@@ -164,13 +219,7 @@ class PriorRegularizedRL:
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        self.replay.add(keys, texts, [float(r) for r in reward[: len(texts)].tolist()])
-        return {
-            "loss": float(loss.detach()),
-            "agent_nll": float(-agent_ll[: len(texts)].mean().detach()) if texts else float("nan"),
-            "prior_nll": float(-prior_ll[: len(texts)].mean()) if texts else float("nan"),
-            "replayed": float(len(replay_texts)),
-        }
+        return loss, agent_ll, prior_ll
 
     # -- checkpoints --------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
