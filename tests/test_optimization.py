@@ -95,6 +95,11 @@ def test_augmented_memory_steps_on_randomized_forms_of_the_same_molecules(tiny_p
     for a, b in zip(strategy.agent.parameters(), twin.agent.parameters()):
         assert torch.equal(a, b)
 
+    from molgen.core.config import ConfigError, validate
+
+    with pytest.raises(ConfigError, match="augmentation_rounds"):
+        validate(ReinforceConfig, {"augmentation_rounds": -1}, where="strategy")
+
 
 def test_rl_needs_an_exact_likelihood():
     from molgen.backbones.vae import SequenceVAE
