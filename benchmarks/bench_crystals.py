@@ -105,8 +105,9 @@ def generate(domain: CrystalDomain, args) -> dict:
             data=dict(source="perov-5-train", val_fraction=0.05),
             model=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dropout=args.dropout),
             train=dict(
-                batch_size=args.batch_size, lr=args.lr, warmup_steps=100, max_minutes=args.minutes,
-                val_every=250, checkpoint_every=500, progress=False,
+                batch_size=args.batch_size, lr=args.lr, warmup_steps=100,
+                max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
+                ema_decay=args.ema_decay, val_every=250, checkpoint_every=500, progress=False,
             ),
         )
     )
@@ -134,7 +135,8 @@ def generate(domain: CrystalDomain, args) -> dict:
 def _training_summary(summary, model, args) -> dict:
     r = summary.result
     return {
-        "minutes": args.minutes, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+        "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1),
+        "ema_decay": args.ema_decay, "steps": r.steps, "train_loss": round(r.train_loss, 4),
         "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
         "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
         "model": model.config.model_dump(),
@@ -145,6 +147,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="roundtrip,realdata,generate")
     parser.add_argument("--minutes", type=float, default=15.0)
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="generate: train for this many steps instead of --minutes (independent of machine load)")
+    parser.add_argument("--ema-decay", type=float, default=None, help="generate: average the weights with this decay")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
