@@ -150,6 +150,62 @@ def test_diversity_filter_buckets_scaffolds():
     assert half.apply(mols[:2], keys[:2], np.array([1.0, 1.0])).tolist() == [1.0, 0.5]
 
 
+def test_selective_memory_purge_drops_penalised_scaffolds_only_with_augmentation(tiny_prior_dir):
+    domain = SmilesDomain()
+    smiles = ["Cc1ccccc1", "CCc1ccccc1", "Oc1ccccc1", "CC1CCNCC1"]
+    mols = [domain.parse(s) for s in smiles]
+    keys = [domain.key(m) for m in mols]
+    dfilter = ScaffoldDiversityFilter(DiversityFilterConfig(bucket_size=2, min_score=0.5, penalize_repeats=False))
+    dfilter.apply(mols[:2] + mols[3:], keys[:2] + keys[3:], np.array([0.9, 0.8, 0.9]))
+    assert dfilter.last_full == set()  # no bucket full yet
+    dfilter.apply(mols[2:3], keys[2:3], np.array([0.7]))  # a third benzene fills the benzene bucket
+    assert dfilter.keys_of(dfilter.last_full) == set(keys[:3])
+
+    purged = {}
+    for rounds in (0, 2):
+        strategy = PriorRegularizedRL(load_generator(tiny_prior_dir), ReinforceConfig(augmentation_rounds=rounds), seed=0)
+        strategy.replay.add(keys, smiles, [0.9, 0.8, 0.7, 0.9])
+        removed = strategy.forget(dfilter.keys_of(dfilter.last_full))
+        purged[rounds] = (removed, sorted(strategy.replay.entries))
+    assert purged[0] == (0, sorted(keys))  # plain REINVENT keeps its memory
+    assert purged[2] == (3, [keys[3]])  # Augmented Memory drops the saturated scaffold, keeps the piperidine
+    off = PriorRegularizedRL(load_generator(tiny_prior_dir), ReinforceConfig(augmentation_rounds=2, memory_purge=False), seed=0)
+    off.replay.add(keys, smiles, [0.9, 0.8, 0.7, 0.9])
+    assert off.forget(set(keys)) == 0 and len(off.replay) == 4
+
+
+def test_campaign_asks_the_strategy_to_forget_penalised_scaffolds(tmp_path):
+    class Benzenes:  # proposes a new benzene each step, so the benzene bucket overflows
+        name = "benzenes"
+        domain = SmilesDomain()
+        device = torch.device("cpu")
+        step = 0
+        forgotten: list = []
+
+        def propose(self, n):
+            self.step += 1
+            return ["C" * self.step + "c1ccccc1"]
+
+        def update(self, texts, keys, rewards):
+            return {}
+
+        def forget(self, keys):
+            self.forgotten.append(set(keys))
+            return len(keys)
+
+        def state(self):
+            return {"x": torch.zeros(1)}, {}
+
+        def load_state(self, tensors, data):
+            pass
+
+    strategy = Benzenes()
+    config = CampaignConfig(budget=4, batch_size=1, diversity=DiversityFilterConfig(bucket_size=2, min_score=0.0))
+    Campaign(strategy, get_objective("qed"), tmp_path / "r", config).run()
+    # Steps 3 and 4 overflow the bucket: every benzene bucketed so far is named.
+    assert [len(keys) for keys in strategy.forgotten] == [3, 4]
+
+
 def test_replay_buffer_keeps_the_best_distinct_entries():
     buffer = ReplayBuffer(capacity=2)
     buffer.add(["a", "b", None, "c"], ["A", "B", "X", "C"], [0.1, 0.9, 1.0, 0.5])

@@ -57,7 +57,9 @@ class Strategy(Protocol):
     def load_state(self, tensors: dict, data: dict) -> None: ...
 
     # Optional: ``exhausted`` (bool attribute or property) ends the campaign
-    # when the strategy has nothing new left to try.
+    # when the strategy has nothing new left to try; ``forget(keys)`` is
+    # called with the molecules of scaffolds the diversity filter has just
+    # penalised (Augmented Memory's selective memory purge).
 
 
 def save_checkpoint(out_dir: Path, strategy: Strategy, step: int) -> None:
@@ -194,6 +196,9 @@ class Campaign:
                 self._texts = {k: t for k, t in zip(keys, texts) if k is not None}
                 scores = oracle.score(objs)
                 rewards = self.diversity.apply(objs, keys, scores)
+                if self.diversity.last_full and hasattr(self.strategy, "forget"):
+                    # Augmented Memory's selective purge, before the update replays the memory.
+                    self.strategy.forget(self.diversity.keys_of(self.diversity.last_full))
                 stats = self.strategy.update(texts, keys, rewards)
                 new = oracle.calls - before
                 store.log_step(self.step, len(texts), sum(o is not None for o in objs), new,

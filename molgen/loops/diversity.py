@@ -53,6 +53,7 @@ class ScaffoldDiversityFilter:
         self.config = config or DiversityFilterConfig()
         self.buckets: dict[str, dict[str, int]] = {}  # scaffold -> key -> arrival rank
         self.seen: set[str] = set()
+        self.last_full: set[str] = set()  # scaffolds whose bucket penalised a molecule in the last apply()
 
     @property
     def enabled(self) -> bool:
@@ -70,6 +71,7 @@ class ScaffoldDiversityFilter:
             Rewards ``[N]``.
         """
         rewards = np.array(scores, dtype=float, copy=True)
+        self.last_full = set()
         if not self.enabled:
             return rewards
         c = self.config
@@ -80,12 +82,25 @@ class ScaffoldDiversityFilter:
                 continue
             if mol is None or not np.isfinite(rewards[i]) or rewards[i] < c.min_score:
                 continue
-            bucket = self.buckets.setdefault(scaffold_key(mol, c.kind == "generic"), {})
+            scaffold = scaffold_key(mol, c.kind == "generic")
+            bucket = self.buckets.setdefault(scaffold, {})
             rank = bucket.setdefault(key, len(bucket))
             if rank >= c.bucket_size:
                 rewards[i] *= c.penalty
+                self.last_full.add(scaffold)
         self.seen.update(k for k in keys if k is not None)
         return rewards
+
+    def keys_of(self, scaffolds: set[str]) -> set[str]:
+        """Canonical keys of every molecule bucketed under ``scaffolds``.
+
+        Args:
+            scaffolds: Scaffold keys (e.g. :attr:`last_full`).
+
+        Returns:
+            The molecules' canonical keys.
+        """
+        return {key for scaffold in scaffolds for key in self.buckets.get(scaffold, {})}
 
     def summary(self) -> dict[str, int]:
         """Number of scaffolds seen and of full buckets."""

@@ -59,6 +59,10 @@ class ReinforceConfig(StrictModel):
     augmentation_rounds: int = Field(
         0, ge=0, description="Augmented Memory: extra policy steps per proposal on randomized equivalents of the "
         "scored batch and of the whole replay memory (0: off, plain REINVENT; Guo and Schwaller use 2)")
+    memory_purge: bool = Field(
+        True, description="Augmented Memory's selective memory purge: with augmentation on and a diversity filter, "
+        "drop from the replay memory every molecule of a scaffold the filter has just penalised, so augmented "
+        "rounds stop re-learning a saturated scaffold; no effect without augmentation or without a filter")
 
 
 class PriorRegularizedRL:
@@ -154,6 +158,22 @@ class PriorRegularizedRL:
                 for _ in range(self.config.augmentation_rounds):
                     self._augmented_step(texts, keys, rewards, rng)
         return {name: float(sum(s[name] for s in stats) / len(stats)) for name in stats[0]}
+
+    def forget(self, keys: set[str]) -> int:
+        """Selective memory purge: remove ``keys`` from the replay memory
+        when Augmented Memory is on (``augmentation_rounds > 0`` and
+        ``memory_purge``); plain REINVENT keeps its memory.
+
+        Args:
+            keys: Canonical keys of molecules whose scaffold the diversity
+                filter has just penalised.
+
+        Returns:
+            How many replay entries were removed.
+        """
+        if not (self.config.augmentation_rounds and self.config.memory_purge):
+            return 0
+        return self.replay.remove(keys)
 
     def _augmented_step(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float],
                         rng: np.random.Generator) -> None:

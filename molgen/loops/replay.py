@@ -42,6 +42,17 @@ class ReplayBuffer:
             best = sorted(self.entries.items(), key=lambda item: -item[1][1])[: self.capacity]
             self.entries = dict(best)
 
+    def remove(self, keys) -> int:
+        """Drop the entries of ``keys`` (unknown keys are ignored).
+
+        Returns:
+            How many entries were removed.
+        """
+        found = [key for key in keys if key in self.entries]
+        for key in found:
+            del self.entries[key]
+        return len(found)
+
     def sample(self, k: int, generator: torch.Generator) -> tuple[list[str], list[float]]:
         """``k`` distinct entries (fewer when the buffer is smaller), drawn
         uniformly or in proportion to their rewards.
