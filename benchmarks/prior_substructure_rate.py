@@ -20,8 +20,8 @@ import json
 from rdkit import Chem, RDLogger
 
 from molgen.backbones.base import Generator
-from molgen.pretrained import PRETRAINED, pretrained_dir
-from molgen.workflows.sampling import resolve_model_dir
+from molgen.core.errors import MolgenError
+from molgen.workflows.optimization import resolve_prior
 
 VALSARTAN_SMARTS = "CN(C=O)Cc1ccc(c2ccccc2)cc1"
 
@@ -65,8 +65,10 @@ def main() -> None:
         smiles = list(load_texts(args.dataset, SmilesDomain()).texts)
         source = {"dataset": args.dataset}
     else:
-        model_dir = pretrained_dir(args.prior) if args.prior in PRETRAINED else resolve_model_dir(args.prior)
-        model = Generator.from_pretrained(model_dir)
+        try:
+            model = Generator.from_pretrained(resolve_prior(args.prior))
+        except MolgenError as exc:
+            raise SystemExit(str(exc)) from None
         smiles = model.sample_texts(args.samples, seed=args.seed, batch_size=500)
         source = {"prior": args.prior, "seed": args.seed}
     print(json.dumps({**source, "smarts": args.smarts, **count_matches(smiles, pattern)}))

@@ -179,8 +179,8 @@ def test_campaign_asks_the_strategy_to_forget_penalised_scaffolds(tmp_path):
         name = "benzenes"
         domain = SmilesDomain()
         device = torch.device("cpu")
-        step = 0
-        forgotten: list = []
+        def __init__(self):
+            self.step, self.forgotten = 0, []
 
         def propose(self, n):
             self.step += 1
