@@ -118,18 +118,28 @@ def generate(domain: CrystalDomain, args) -> dict:
         summary = run_training(config, run_dir)
         model = Generator.from_pretrained(summary.model_dir)
     start = time.perf_counter()
-    texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature)
+    texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature,
+                               top_p=args.top_p, constrained=args.constrained)
     sample_seconds = time.perf_counter() - start
-    (Path(args.out) / f"samples_T{args.temperature}.txt").write_text("\n\n".join(texts) + "\n")
+    (Path(args.out) / f"samples_{sampling_tag(args)}.txt").write_text("\n\n".join(texts) + "\n")
     result = {"training": saved["training"]} if args.reuse else {"training": _training_summary(summary, model, args)}
     result.update({
         "sampling": {"n": args.samples, "seconds": round(sample_seconds, 1), "per_second": round(args.samples / sample_seconds, 1),
-                     "temperature": args.temperature},
+                     "temperature": args.temperature, "top_p": args.top_p, "constrained": args.constrained},
     })
     reference = load_texts("perov-5-test", domain).texts
     training = load_texts("perov-5-train", domain).texts
     result["metrics"] = score(texts, reference, training, args.jobs)
     return result
+
+
+def sampling_tag(args) -> str:
+    """``T1.0`` plus ``_p0.95`` for nucleus sampling and ``_grammar`` for
+    constrained decoding: names the samples and the result of a reuse run."""
+    tag = f"T{args.temperature}"
+    if args.top_p is not None:
+        tag += f"_p{args.top_p}"
+    return tag + ("_grammar" if args.constrained else "")
 
 
 def _training_summary(summary, model, args) -> dict:
@@ -160,6 +170,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=None, help="generate: nucleus sampling threshold")
+    parser.add_argument("--constrained", action="store_true",
+                        help="generate: decode under the crystal text grammar (every sample parses)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reuse", action="store_true", help="generate: reuse the model trained in --out/run")
     parser.add_argument("--out", default="benchmarks/out/crystals")
@@ -186,7 +199,7 @@ def main() -> None:
                       "sizes": {"generated": len(val), "test": len(test), "train_and_test": len(train) + len(test)}}
         elif part == "generate":
             result = generate(domain, args)
-            part = f"generate_T{args.temperature}" if args.reuse else part
+            part = f"generate_{sampling_tag(args)}" if args.reuse else part
         else:
             raise SystemExit(f"unknown part {part!r}")
         result = {**header, "part": part, **result,

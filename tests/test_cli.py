@@ -77,6 +77,9 @@ def test_train_sample_resume(tmp_path, smi_file, tiny_config, capsys):
     _run(capsys, "sample", run, "-n", 20, "--seed", 2, "-o", tmp_path / "other.csv")
     assert (tmp_path / "again.csv").read_text() == (tmp_path / "samples.csv").read_text()
     assert (tmp_path / "other.csv").read_text() != (tmp_path / "samples.csv").read_text()
+    # SMILES is not a regular language: constrained decoding is refused by name.
+    code, _, err = _run(capsys, "sample", run, "-n", 2, "--constrained")
+    assert code != 0 and "no token grammar" in err
 
 
 def _assert_one_line_error(code, err, pattern):

@@ -103,6 +103,7 @@ class AutoregressiveTransformer(Generator):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         use_cache: bool = True,
+        constrained: bool = False,
     ) -> list[list[int]]:
         """Draw ``n`` token-id sequences (without BOS; EOS dropped).
 
@@ -120,6 +121,10 @@ class AutoregressiveTransformer(Generator):
             seed: Seed for a new generator when ``generator`` is None.
             use_cache: Use the key/value cache (False recomputes the prefix
                 each step; same distribution, for checks and benchmarks).
+            constrained: Follow the domain's token grammar
+                (:meth:`~molgen.domains.base.Domain.token_grammar`), so that
+                every finished sequence is well formed; the model's
+                probabilities are renormalised over the allowed tokens.
 
         Returns:
             ``n`` id lists in sampling order; a sequence that hit
@@ -130,13 +135,14 @@ class AutoregressiveTransformer(Generator):
         device = self.device
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
+        grammar = self.grammar_table() if constrained else None
         results: list[list[int]] = []
         for start in range(0, n, batch_size):
-            results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache))
+            results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache, grammar))
         self.train(was_training)
         return results
 
-    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache) -> list[list[int]]:
+    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache, grammar=None) -> list[list[int]]:
         device = self.device
         cache = self.stack.new_cache(batch, limit, device, next(self.parameters()).dtype) if use_cache else None
 
@@ -145,7 +151,7 @@ class AutoregressiveTransformer(Generator):
 
         return decode_batch(
             next_logits, batch, limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id, banned=self.banned,
-            generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p,
+            generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p, grammar=grammar,
         )
 
 

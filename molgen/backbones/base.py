@@ -128,6 +128,18 @@ class Generator(nn.Module):
         ids = [getattr(vocab, f"{name}_id") for name in banned]
         self.register_buffer("banned", torch.tensor(ids), persistent=False)
 
+    def grammar_table(self) -> torch.Tensor:
+        """The domain's token grammar compiled for this vocabulary, on the
+        model's device (for ``constrained=True`` sampling).
+
+        Raises:
+            MolgenError: the domain has no token grammar.
+        """
+        grammar = self.domain.token_grammar()
+        if grammar is None:
+            raise MolgenError(f"domain {self.domain.name!r} has no token grammar: sample without constrained=True")
+        return grammar.compile(self.domain.tokenizer.vocab).to(self.device)
+
     def sampling_options(self) -> set[str]:
         """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""
         return keyword_options(self.sample_ids)

@@ -86,6 +86,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
     sample.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
     sample.add_argument("--max-length", type=int, help="longest sequence in tokens")
+    sample.add_argument("--constrained", action="store_true",
+                        help="decode under the domain's token grammar so every sample is well formed (crystal text; "
+                             "autoregressive and VAE backbones)")
     sample.add_argument("--batch-size", type=int, default=512, help="samples decoded together (default 512)")
     sample.add_argument("--steps", type=int, help="denoising steps of a diffusion backbone (default: the model's)")
     sample.add_argument("--corrector-steps", type=int,
@@ -298,6 +301,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     options = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
         "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
+        "constrained": True if args.constrained else None,
     }
     options = {k: v for k, v in options.items() if v is not None}
     accepted = model.sampling_options()

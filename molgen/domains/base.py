@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, Sequence, TypeVar
 import numpy as np
 
 from molgen.core.errors import ParseError, UnknownTokenError
+from molgen.core.grammar import TokenGrammar
 from molgen.core.vocab import Vocabulary
 
 Obj = TypeVar("Obj")
@@ -180,6 +181,12 @@ class Domain(ABC, Generic[Obj]):
     def augment(self, text: str, rng: np.random.Generator) -> str:
         """A randomized equivalent text (identity unless overridden)."""
         return text
+
+    def token_grammar(self) -> TokenGrammar | None:
+        """The token automaton of this domain's texts, for constrained
+        decoding; None when the layout is not a regular language (SMILES ring
+        and branch matching, for one)."""
+        return None
 
     def to_config(self) -> dict[str, Any]:
         """JSON description, enough for :meth:`from_config` to rebuild it."""

@@ -36,6 +36,7 @@ def decode_batch(
     temperature: float = 1.0,
     top_k: int | None = None,
     top_p: float | None = None,
+    grammar: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Decode ``batch`` sequences until EOS or ``limit`` positions.
 
@@ -50,6 +51,10 @@ def decode_batch(
         cache: Key/value cache filled by ``next_logits`` (None: recompute the
             prefix every step).
         temperature, top_k, top_p: See :func:`molgen.nn.sampling.sample_next`.
+        grammar: Optional transition table ``[states, V]`` of a token automaton
+            (:meth:`molgen.core.grammar.TokenGrammar.compile`): every row
+            starts in state 0 and may only emit tokens whose entry is >= 0, so
+            sequences that end with EOS are in the grammar's language.
 
     Returns:
         One id list per sequence (BOS and EOS dropped); a sequence that hit
@@ -61,11 +66,16 @@ def decode_batch(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
     step_input = prefix
+    state = None if grammar is None else torch.zeros(batch, dtype=torch.long, device=device)
     for t in range(limit - 1):
         logits = next_logits(step_input, rows)
         logits[:, banned] = float("-inf")
+        if state is not None:
+            logits = logits.masked_fill(grammar[state] < 0, float("-inf"))
         nxt = sample_next(logits, generator, temperature, top_k, top_p)
         nxt = torch.where(alive, nxt, eos_id)
+        if state is not None:  # finished rows keep their (accepting) state
+            state = torch.where(alive, grammar[state, nxt], state)
         out[rows, t] = nxt
         finished = alive & (nxt == eos_id)
         if finished.any():
@@ -77,6 +87,8 @@ def decode_batch(
             if n_alive <= COMPACT_BELOW * rows.numel():
                 keep = alive.nonzero().squeeze(1)
                 rows, nxt, alive = rows[keep], nxt[keep], alive[keep]
+                if state is not None:
+                    state = state[keep]
                 if cache is not None:
                     cache.select(keep)
                 else:

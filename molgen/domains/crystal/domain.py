@@ -10,6 +10,7 @@ import torch
 from pymatgen.core import Element, Structure
 
 from molgen.core.errors import ParseError
+from molgen.core.grammar import TokenGrammar
 from molgen.core.registry import DOMAINS
 from molgen.domains.base import Domain, GraphSpec
 from molgen.domains.crystal.graph import graph_to_structure, structure_to_graph
@@ -103,6 +104,12 @@ class CrystalDomain(Domain[Structure]):
         structure = self.parse(text)
         order = rng.permutation(len(structure)).tolist()
         return self.codec.encode(structure, order=order, shift=rng.random(3))
+
+    def token_grammar(self) -> TokenGrammar:
+        """The compact text layout of this domain's codec (see
+        :meth:`CrystalTextCodec.grammar`): constrained sampling emits only
+        texts that parse."""
+        return self.codec.grammar()
 
     def fit_graph(self, objs: Sequence[Structure]) -> "CrystalDomain":
         """Use the elements of ``objs`` (in atomic-number order) as node types."""

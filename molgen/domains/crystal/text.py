@@ -23,12 +23,14 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Structure
 
 from molgen.core.errors import ParseError
+from molgen.core.grammar import TokenGrammar
 from molgen.core.vocab import Vocabulary
 from molgen.domains.base import Tokenizer
 
 #: Every element symbol, H..Og.
 ELEMENT_SYMBOLS: tuple[str, ...] = tuple(Element.from_Z(z).symbol for z in range(1, 119))
-_CHARACTERS = tuple("0123456789") + (".", "-", " ", "\n")
+_DIGITS = tuple("0123456789")
+_CHARACTERS = _DIGITS + (".", "-", " ", "\n")
 _TOKEN_RE = re.compile(r"[A-Z][a-z]?|[0-9]|[.\- \n]")
 _ELEMENT_SET = frozenset(ELEMENT_SYMBOLS)
 
@@ -82,6 +84,32 @@ class CrystalTextCodec:
         lines += [f"{symbols[i]} {frac[i, 0]:.{c}f} {frac[i, 1]:.{c}f} {frac[i, 2]:.{c}f}" for i in order]
         return "\n".join(lines)
 
+    def grammar(self) -> TokenGrammar:
+        """The layout :meth:`encode` writes, as a token automaton: three
+        positive lengths (below 1000 A), three angles between 1 and 179
+        degrees, then one or more site lines ``Element 0.xx 0.xx 0.xx`` with
+        this codec's decimals (coordinates are wrapped into [0, 1), so their
+        integer part is always ``0``). A text it accepts always parses unless
+        its three angles cannot close a cell.
+
+        Returns:
+            The grammar (a sequence may end after any complete site line).
+        """
+        g = TokenGrammar()
+        ends = [g.start]
+        for number, decimals in ((_length, self.length_decimals), (_angle, self.angle_decimals)):
+            for separator in "  \n":
+                ends = _then(g, number(g, ends[0], decimals), separator)
+        site_start = ends[0]
+        ends = _then(g, _then(g, ends, ELEMENT_SYMBOLS), " ")
+        for separator in "  ":
+            ends = _then(g, _coordinate(g, ends[0], self.coord_decimals), separator)
+        ends = _coordinate(g, ends[0], self.coord_decimals)
+        for end in ends:
+            g.add(end, "\n", site_start)
+            g.accept(end)
+        return g
+
     @staticmethod
     def decode(text: str) -> Structure | None:
         """Text -> structure, or None when the text is not a well-formed crystal
@@ -97,6 +125,66 @@ class CrystalTextCodec:
             return parse_crystal_text(text)
         except (ParseError, ValueError, TypeError, IndexError, OverflowError, ZeroDivisionError):
             return None
+
+
+_NONZERO = tuple("123456789")
+
+# Number pieces of the crystal text grammar. Each takes the state before the
+# number and returns the states in which the number may end (several when the
+# integer part has a variable number of digits and there are no decimals).
+
+
+def _then(g: TokenGrammar, ends: list[int], tokens) -> list[int]:
+    """One new state reached from every state of ``ends`` by any of ``tokens``."""
+    nxt = g.new_state()
+    for state in ends:
+        g.add(state, tokens, nxt)
+    return [nxt]
+
+
+def _fraction_chain(g: TokenGrammar, integer_ends: list[int], decimals: int) -> list[list[int]]:
+    """``.`` and exactly ``decimals`` digits after the integer part: the
+    states after 0, 1, ..., ``decimals`` fraction digits (only the integer
+    ends when ``decimals`` is 0)."""
+    if decimals == 0:
+        return [integer_ends]
+    chain = [_then(g, integer_ends, ".")]
+    for _ in range(decimals):
+        chain.append(_then(g, chain[-1], _DIGITS))
+    return chain
+
+
+def _length(g: TokenGrammar, state: int, decimals: int) -> list[int]:
+    """A length in (0, 1000) with no leading zero; ``0.`` is followed by a
+    fraction that is not all zeros."""
+    first = _then(g, [state], _NONZERO)
+    second = _then(g, first, _DIGITS)
+    third = _then(g, second, _DIGITS)
+    chain = _fraction_chain(g, first + second + third, decimals)
+    if decimals:
+        zeros = _then(g, _then(g, [state], "0"), ".")  # only zeros after "0." so far
+        for position in range(decimals):
+            g.add(zeros[0], _NONZERO, chain[position + 1][0])
+            if position < decimals - 1:
+                zeros = _then(g, zeros, "0")
+    return chain[-1]
+
+
+def _angle(g: TokenGrammar, state: int, decimals: int) -> list[int]:
+    """An angle from 1 to 179 degrees (integer part)."""
+    one = _then(g, [state], "1")
+    other = _then(g, [state], _NONZERO[1:])
+    teen = _then(g, one, tuple("01234567"))  # 10-17, may take a third digit
+    two_digits = [g.new_state()]  # 18-19 and 20-99
+    g.add(one[0], ("8", "9"), two_digits[0])
+    g.add(other[0], _DIGITS, two_digits[0])
+    hundreds = _then(g, teen, _DIGITS)  # 100-179
+    return _fraction_chain(g, one + other + teen + two_digits + hundreds, decimals)[-1]
+
+
+def _coordinate(g: TokenGrammar, state: int, decimals: int) -> list[int]:
+    """A wrapped fractional coordinate: ``0`` and the decimals."""
+    return _fraction_chain(g, _then(g, [state], "0"), decimals)[-1]
 
 
 def parse_crystal_text(text: str) -> Structure:
