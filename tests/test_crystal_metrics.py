@@ -16,7 +16,9 @@ from molgen.metrics.crystals import (
     CoverageCutoffs,
     CrystalEvalOptions,
     coverage,
+    degenerate_cell,
     evaluate_crystals,
+    fingerprint,
     novelty,
     uniqueness,
 )
@@ -69,6 +71,25 @@ def test_report_on_a_set_against_itself_and_bad_entries():
     assert v["unique"] == pytest.approx(1.0) and v["novelty"] == pytest.approx(0.0)
     assert report.metadata["options"]["matcher"]["stol"] == 0.3
     assert report.metadata["reference"]["uncovered"] == []
+
+
+def test_degenerate_cells_get_no_structure_fingerprint():
+    domain = CrystalDomain()
+    normal = domain.parse(SMALL_CRYSTALS[1])
+    assert not degenerate_cell(normal)
+    degenerate = [
+        "150.4 0.2 0.8\n62 81 23\nTi 0.11 0.60 0.34",  # a 0.2 A lattice vector: each atom overlaps its image
+        "205.0 272.8 320.3\n32 7 23\nCf 0.33 0.06 0.00",  # a cell with almost no volume
+        "0.8 0.8 0.8\n90 90 90\nNa 0.00 0.00 0.00\nNa 0.25 0.25 0.25\nNa 0.50 0.50 0.50\nNa 0.75 0.75 0.75\n"
+        "Na 0.50 0.00 0.00\nNa 0.00 0.50 0.00\nNa 0.00 0.00 0.50\nNa 0.50 0.50 0.00",  # denser than spheres can pack
+    ]
+    for text in degenerate:
+        structure = domain.parse(text)
+        assert degenerate_cell(structure), text
+        struct_fp, comp_fp = fingerprint(structure)  # returns at once instead of running CrystalNN for minutes
+        assert np.isnan(struct_fp).all() and np.isfinite(comp_fp).all()
+    struct_fp, _ = fingerprint(normal)
+    assert np.isfinite(struct_fp).all()
 
 
 def test_report_with_nothing_valid_is_null_with_reasons():

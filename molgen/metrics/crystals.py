@@ -24,6 +24,8 @@ rebuilds them), so COV does not depend on which reference is scored.
 
 from __future__ import annotations
 
+import math
+
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -103,6 +105,35 @@ def _featurizers():
     return _FEATURIZERS
 
 
+# Densest packing of spheres: a crystal with less volume per atom than spheres
+# of diameter ``min_distance`` need must have two atoms closer than that.
+_PACKING_FRACTION = math.pi / (3 * math.sqrt(2))
+
+
+def degenerate_cell(structure: Structure, rules: ValidityRules = ValidityRules()) -> bool:
+    """Whether a cell is too degenerate to fingerprint: CDVAE would not build
+    it (volume below ``min_volume``), or it is structurally invalid beyond
+    doubt (a lattice vector shorter than ``min_distance``, so every atom
+    overlaps its own image, or less volume per atom than the densest packing
+    of such spheres allows). Their neighbour lists hold thousands of images:
+    one such cell from an untrained model kept CrystalNN busy for minutes.
+
+    Args:
+        structure: The crystal.
+        rules: Validity thresholds.
+
+    Returns:
+        True when the structure fingerprint should be skipped (NaN).
+    """
+    d = rules.min_distance
+    volume = structure.volume
+    if not math.isfinite(volume) or volume < rules.min_volume:
+        return True
+    if volume / len(structure) < (math.pi / 6) * d**3 / _PACKING_FRACTION:
+        return True
+    return min(structure.lattice.get_lll_reduced_lattice().abc) < d
+
+
 def fingerprint(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
     """CrystalNN structure fingerprint (mean over sites) and Magpie composition
     fingerprint of one crystal; NaN rows where a featurizer fails.
@@ -117,10 +148,11 @@ def fingerprint(structure: Structure) -> tuple[np.ndarray, np.ndarray]:
     site_fp, comp_featurizer = _featurizers()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            struct_fp = np.mean([site_fp.featurize(structure, i) for i in range(len(structure))], axis=0)
-        except Exception:  # CrystalNN fails on some unphysical cells: not covered
-            pass
+        if not degenerate_cell(structure):  # NaN: not covered, as a CrystalNN failure
+            try:
+                struct_fp = np.mean([site_fp.featurize(structure, i) for i in range(len(structure))], axis=0)
+            except Exception:  # CrystalNN fails on some unphysical cells: not covered
+                pass
         try:
             comp_fp = np.asarray(comp_featurizer.featurize(structure.composition), dtype=float)
         except Exception:
@@ -255,6 +287,8 @@ def _facts_chunk(args) -> list[tuple]:
         comp_ok = composition_is_valid(s.composition, rules)
         out.append((struct_ok, comp_ok, float(s.density), len(s.composition.elements), domain.format(s)))
     return out
+
+
 
 
 def structure_facts(texts: Sequence[str], rules: ValidityRules, n_jobs: int | None = 1, chunk: int = 200) -> list[tuple]:
