@@ -107,7 +107,7 @@ def generate(domain: CrystalDomain, args) -> dict:
             train=dict(
                 batch_size=args.batch_size, lr=args.lr, warmup_steps=100,
                 max_minutes=None if args.max_steps else args.minutes, max_steps=args.max_steps,
-                ema_decay=args.ema_decay, val_every=250, checkpoint_every=500, progress=False,
+                ema_decay=args.ema_decay, keep_best=args.keep_best, val_every=250, checkpoint_every=500, progress=False,
             ),
         )
     )
@@ -146,7 +146,7 @@ def _training_summary(summary, model, args) -> dict:
     r = summary.result
     return {
         "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1),
-        "ema_decay": args.ema_decay, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+        "ema_decay": args.ema_decay, "keep_best": args.keep_best, "best_step": r.best_step, "steps": r.steps, "train_loss": round(r.train_loss, 4),
         "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
         "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
         "model": model.config.model_dump(),
@@ -160,6 +160,8 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None,
                         help="generate: train for this many steps instead of --minutes (independent of machine load)")
     parser.add_argument("--ema-decay", type=float, default=None, help="generate: average the weights with this decay")
+    parser.add_argument("--keep-best", action="store_true",
+                        help="generate: end training with the weights of the lowest validation loss")
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)

@@ -19,7 +19,7 @@ def _setup(out_dir, **train):
     model = AutoregressiveTransformer.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=64)
     data = TokenBatches(SMALL_SMILES * 3, domain.tokenizer, batch_size=8, seed=1)
     val = TokenBatches(SMALL_SMILES[:4], domain.tokenizer, batch_size=8)
-    config = TrainConfig(progress=False, warmup_steps=2, val_every=3, log_every=1, **train)
+    config = TrainConfig(**{"progress": False, "warmup_steps": 2, "val_every": 3, "log_every": 1, **train})
     return model, Trainer(model, data, val, config, out_dir)
 
 
@@ -162,3 +162,27 @@ def test_bad_weight_average_settings_are_refused_with_the_key_named():
             validate(TrainConfig, {"ema_decay": bad}, where="train")
     with pytest.raises(ValueError, match="ema decay"):
         WeightAverage(torch.nn.Linear(1, 1), decay=1.0)
+
+
+def test_keep_best_ends_with_the_lowest_validation_weights_and_resumes(tmp_path):
+    import csv
+
+    # A learning rate this high makes the validation loss bounce, so the best
+    # evaluation is not the last one.
+    model, trainer = _setup(tmp_path / "a", max_steps=12, lr=0.1, min_lr_ratio=1.0, warmup_steps=1, val_every=1, keep_best=True)
+    result = trainer.fit()
+    rows = [r for r in csv.DictReader(open(tmp_path / "a" / "train_log.csv")) if r["val_loss"]]
+    losses = {int(r["step"]): float(r["val_loss"]) for r in rows}
+    best_step = min(losses, key=losses.get)
+    assert best_step != max(losses), "the run should not improve to the end: the test needs a rising validation loss"
+    assert result.best_step == best_step
+    assert result.val_loss == pytest.approx(losses[best_step], rel=1e-4)
+    with torch.no_grad():  # the model holds the best weights
+        assert trainer._validate() == pytest.approx(losses[best_step], rel=1e-4)
+    # Interrupted and resumed, the run keeps the best seen before the interruption.
+    _, trainer = _setup(tmp_path / "b", max_steps=12, lr=0.1, min_lr_ratio=1.0, warmup_steps=1, val_every=1, keep_best=True)
+    _interrupt_at_step_three(trainer)
+    _, trainer = _setup(tmp_path / "b", max_steps=12, lr=0.1, min_lr_ratio=1.0, warmup_steps=1, val_every=1, keep_best=True)
+    resumed = trainer.fit(resume=True)
+    assert resumed.best_step == result.best_step
+    assert resumed.val_loss == pytest.approx(result.val_loss, rel=1e-4)

@@ -48,6 +48,9 @@ class TrainConfig(StrictModel):
     ema_decay: float | None = Field(
         None, gt=0, lt=1, description="keep an exponential moving average of the weights with this decay (e.g. 0.999); "
         "validation and the saved model use the average (None: off)")
+    keep_best: bool = Field(
+        False, description="end the run with the weights (the average when ema_decay is set) that had the lowest "
+        "validation loss, instead of the last ones: early stopping for small data sets that start to overfit")
     val_every: int = Field(250, gt=0)
     val_batches: int = Field(20, gt=0, description="validation batches per evaluation")
     checkpoint_every: int = Field(500, gt=0)
@@ -74,6 +77,7 @@ class TrainResult:
     tokens_per_s: float
     elapsed_s: float
     tokens_seen: int
+    best_step: int | None = None  # with keep_best: the step whose weights were kept
 
 
 class Trainer:
@@ -108,6 +112,10 @@ class Trainer:
         self._val_cache = val_data.fixed_batches(config.val_batches) if val_data is not None else []
         self.use_bf16 = config.bf16 and self.device.type == "cuda"
         self.ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
+        # keep_best: the lowest validation loss so far, its step and weights (on CPU)
+        self.best_val: float | None = None
+        self.best_step: int | None = None
+        self.best_weights: dict[str, torch.Tensor] | None = None
 
     # -- schedule ----------------------------------------------------------
     def progress_fraction(self) -> float:
@@ -170,8 +178,16 @@ class Trainer:
             return None
         if self.ema is not None:
             with self.ema.applied(self.model):
-                return self._validate()
-        return self._validate()
+                return self._track_best(self._validate())
+        return self._track_best(self._validate())
+
+    def _track_best(self, val_loss: float) -> float:
+        """With ``keep_best``, copy the weights being validated when they beat
+        the best so far."""
+        if self.config.keep_best and (self.best_val is None or val_loss < self.best_val):
+            self.best_val, self.best_step = val_loss, self.step
+            self.best_weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        return val_loss
 
     def _validate(self) -> float:
         self.model.eval()
@@ -189,10 +205,13 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write ``out_dir/checkpoint`` (model, optimizer, trainer state)."""
         tensors, skeleton = flatten_state(self.optimizer.state_dict(), "optim")
-        state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen, "optimizer": skeleton}
+        state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen, "optimizer": skeleton,
+                 "best_val": self.best_val, "best_step": self.best_step}
         extra_tensors = {"optimizer.safetensors": tensors}
         if self.ema is not None:
             extra_tensors["ema.safetensors"] = self.ema.tensors()
+        if self.best_weights is not None:
+            extra_tensors["best.safetensors"] = self.best_weights
         return save_model_dir(
             self.out_dir / CHECKPOINT_DIR,
             self.model.describe(),
@@ -217,6 +236,10 @@ class Trainer:
             self.step = int(state["step"])
             self.elapsed = float(state["elapsed"])
             self.tokens_seen = int(state.get("tokens_seen", 0))
+            best_path = path / "best.safetensors"
+            if self.config.keep_best and best_path.is_file() and state.get("best_val") is not None:
+                self.best_val, self.best_step = float(state["best_val"]), int(state["best_step"])
+                self.best_weights = load_tensors(best_path, "cpu")
             if self.ema is not None:
                 ema_path = path / "ema.safetensors"
                 if ema_path.is_file():
@@ -302,6 +325,9 @@ class Trainer:
             val_loss = self.validate()
         if self.ema is not None:  # what the caller saves and samples from is the average
             self.ema.copy_to(self.model)
+        if self.best_weights is not None:  # the best weights were recorded as validated (averaged or not)
+            self.model.load_state_dict(self.best_weights)
+            val_loss = self.best_val
         return TrainResult(
             steps=self.step,
             train_loss=last_loss,
@@ -309,4 +335,5 @@ class Trainer:
             tokens_per_s=self.tokens_seen / max(self.elapsed, 1e-9),
             elapsed_s=self.elapsed,
             tokens_seen=self.tokens_seen,
+            best_step=self.best_step,
         )
