@@ -119,13 +119,15 @@ def generate(domain: CrystalDomain, args) -> dict:
         model = Generator.from_pretrained(summary.model_dir)
     start = time.perf_counter()
     texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature,
-                               top_p=args.top_p, constrained=args.constrained)
+                               top_p=args.top_p, constrained=args.constrained,
+                               field_temperature=field_temperatures(args.field_temperature))
     sample_seconds = time.perf_counter() - start
     (Path(args.out) / f"samples_{sampling_tag(args)}.txt").write_text("\n\n".join(texts) + "\n")
     result = {"training": saved["training"]} if args.reuse else {"training": _training_summary(summary, model, args)}
     result.update({
         "sampling": {"n": args.samples, "seconds": round(sample_seconds, 1), "per_second": round(args.samples / sample_seconds, 1),
-                     "temperature": args.temperature, "top_p": args.top_p, "constrained": args.constrained},
+                     "temperature": args.temperature, "top_p": args.top_p, "constrained": args.constrained,
+                     "field_temperature": field_temperatures(args.field_temperature)},
     })
     reference = load_texts("perov-5-test", domain).texts
     training = load_texts("perov-5-train", domain).texts
@@ -139,7 +141,17 @@ def sampling_tag(args) -> str:
     tag = f"T{args.temperature}"
     if args.top_p is not None:
         tag += f"_p{args.top_p}"
-    return tag + ("_grammar" if args.constrained else "")
+    tag += "_grammar" if args.constrained else ""
+    for name, value in (field_temperatures(args.field_temperature) or {}).items():
+        tag += f"_{name}{value}"
+    return tag
+
+
+def field_temperatures(items: list[str] | None) -> dict[str, float] | None:
+    """``["coordinate=0.5"]`` -> ``{"coordinate": 0.5}`` (None when empty)."""
+    if not items:
+        return None
+    return {name: float(value) for name, value in (item.split("=", 1) for item in items)}
 
 
 def _training_summary(summary, model, args) -> dict:
@@ -175,6 +187,8 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, default=None, help="generate: nucleus sampling threshold")
     parser.add_argument("--constrained", action="store_true",
                         help="generate: decode under the crystal text grammar (every sample parses)")
+    parser.add_argument("--field-temperature", action="append", metavar="FIELD=T",
+                        help="generate, with --constrained: temperature of one grammar field, e.g. coordinate=0.5")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reuse", action="store_true", help="generate: reuse the model trained in --out/run")
     parser.add_argument("--out", default="benchmarks/out/crystals")

@@ -47,6 +47,9 @@ def test_cli_trains_and_samples_each_backbone_on_each_domain(backbone, domain, t
     assert out.exists() and out.stat().st_size > 0
     if domain == "crystal" and backbone == "vae":  # the VAE decoder follows the crystal grammar too
         assert main(["sample", str(run), "-n", "4", "--seed", "1", "--constrained", "-o", str(tmp_path / "c.csv")]) == 0
+        sharper = ["--constrained", "--field-temperature", "coordinate=0.5"]
+        assert main(["sample", str(run), "-n", "4", "--seed", "1", *sharper, "-o", str(tmp_path / "f.csv")]) == 0
+        assert main(["sample", str(run), "-n", "4", "--field-temperature", "coordinate=x"]) != 0
 
 
 @pytest.mark.parametrize("domain", ["molgraph", "crystal"])

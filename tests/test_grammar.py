@@ -126,3 +126,41 @@ def test_constrained_sampling_through_the_backbone_and_its_refusal_without_a_gra
     smiles = AutoregressiveTransformer.from_domain(smiles_domain, d_model=32, n_layers=1, n_heads=2, max_length=40)
     with pytest.raises(MolgenError, match="no token grammar"):
         smiles.sample_ids(2, seed=0, constrained=True)
+
+
+def test_field_temperature_sharpens_only_its_field():
+    domain = CrystalDomain()
+    vocab = domain.tokenizer.vocab
+    grammar = domain.token_grammar()
+    assert grammar.fields == {"length", "angle", "element", "coordinate", "end"}
+    table = grammar.compile(vocab)
+
+    def prefers_five(tokens, rows):
+        logits = torch.zeros(rows.numel(), len(vocab))
+        logits[:, vocab.stoi["5"]] = 1.0  # a mild preference everywhere
+        logits[:, vocab.eos_id] = 8.0
+        return logits
+
+    common = dict(bos_id=vocab.bos_id, eos_id=vocab.eos_id, pad_id=vocab.pad_id, banned=torch.tensor([vocab.pad_id]),
+                  device=torch.device("cpu"), grammar=table)
+    sharp = grammar.field_values({"coordinate": 0.0}, default=1.0)
+    ids = decode_batch(prefers_five, 32, 80, generator=torch.Generator().manual_seed(0), state_temperature=sharp, **common)
+    texts = [domain.tokenizer.decode(seq) for seq in ids]
+    coordinates = {c for t in texts for line in t.splitlines()[2:] for c in line.split()[1:]}
+    assert coordinates == {"0.55"}  # the arg-max in the coordinate field
+    lengths = {t.splitlines()[0] for t in texts}
+    assert len(lengths) > 16  # the lattice is still sampled at temperature 1
+    with pytest.raises(ValueError, match="unknown grammar fields"):
+        grammar.field_values({"occupancy": 0.5}, default=1.0)
+
+
+def test_field_temperature_is_refused_without_the_grammar_or_with_an_unknown_field():
+    torch.manual_seed(0)
+    crystal = AutoregressiveTransformer.from_domain(CrystalDomain(), d_model=32, n_layers=1, n_heads=2, max_length=90)
+    with pytest.raises(MolgenError, match="constrained=True"):
+        crystal.sample_ids(2, seed=0, field_temperature={"coordinate": 0.5})
+    with pytest.raises(MolgenError, match="unknown grammar fields"):
+        crystal.sample_ids(2, seed=0, constrained=True, field_temperature={"occupancy": 0.5})
+    with pytest.raises(MolgenError, match=">= 0"):
+        crystal.sample_ids(2, seed=0, constrained=True, field_temperature={"coordinate": -1.0})
+    assert len(crystal.sample_ids(4, seed=0, constrained=True, field_temperature={"coordinate": 0.5})) == 4

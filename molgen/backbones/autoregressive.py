@@ -104,6 +104,7 @@ class AutoregressiveTransformer(Generator):
         seed: int | None = None,
         use_cache: bool = True,
         constrained: bool = False,
+        field_temperature: dict[str, float] | None = None,
     ) -> list[list[int]]:
         """Draw ``n`` token-id sequences (without BOS; EOS dropped).
 
@@ -125,6 +126,10 @@ class AutoregressiveTransformer(Generator):
                 (:meth:`~molgen.domains.base.Domain.token_grammar`), so that
                 every finished sequence is well formed; the model's
                 probabilities are renormalised over the allowed tokens.
+            field_temperature: With ``constrained``, temperatures for named
+                fields of the grammar (crystals: ``length``, ``angle``,
+                ``element``, ``coordinate``, ``end``) in place of
+                ``temperature``.
 
         Returns:
             ``n`` id lists in sampling order; a sequence that hit
@@ -135,14 +140,14 @@ class AutoregressiveTransformer(Generator):
         device = self.device
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
-        grammar = self.grammar_table() if constrained else None
+        grammar = self.grammar_tensors(constrained, field_temperature, temperature)
         results: list[list[int]] = []
         for start in range(0, n, batch_size):
             results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache, grammar))
         self.train(was_training)
         return results
 
-    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache, grammar=None) -> list[list[int]]:
+    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache, grammar=(None, None)) -> list[list[int]]:
         device = self.device
         cache = self.stack.new_cache(batch, limit, device, next(self.parameters()).dtype) if use_cache else None
 
@@ -151,7 +156,8 @@ class AutoregressiveTransformer(Generator):
 
         return decode_batch(
             next_logits, batch, limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id, banned=self.banned,
-            generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p, grammar=grammar,
+            generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p,
+            grammar=grammar[0], state_temperature=grammar[1],
         )
 
 

@@ -128,17 +128,43 @@ class Generator(nn.Module):
         ids = [getattr(vocab, f"{name}_id") for name in banned]
         self.register_buffer("banned", torch.tensor(ids), persistent=False)
 
-    def grammar_table(self) -> torch.Tensor:
-        """The domain's token grammar compiled for this vocabulary, on the
-        model's device (for ``constrained=True`` sampling).
+    def grammar_tensors(
+        self, constrained: bool, field_temperature: dict[str, float] | None, temperature: float
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The domain's token grammar compiled for this vocabulary (for
+        ``constrained=True`` sampling) and, with ``field_temperature``, the
+        temperature of each grammar state, on the model's device.
+
+        Args:
+            constrained: Follow the domain's grammar.
+            field_temperature: Temperatures of named grammar fields (e.g.
+                ``{"coordinate": 0.7}``); other states use ``temperature``.
+            temperature: The sampler's temperature.
+
+        Returns:
+            ``(table or None, state temperatures or None)``.
 
         Raises:
-            MolgenError: the domain has no token grammar.
+            MolgenError: no grammar for this domain, an unknown field, or
+                field temperatures without ``constrained``.
         """
+        if field_temperature and not constrained:
+            raise MolgenError("field temperatures need constrained=True (they follow the grammar's fields)")
+        if not constrained:
+            return None, None
         grammar = self.domain.token_grammar()
         if grammar is None:
             raise MolgenError(f"domain {self.domain.name!r} has no token grammar: sample without constrained=True")
-        return grammar.compile(self.domain.tokenizer.vocab).to(self.device)
+        table = grammar.compile(self.domain.tokenizer.vocab).to(self.device)
+        if not field_temperature:
+            return table, None
+        if any(not t >= 0 for t in field_temperature.values()):
+            raise MolgenError(f"field temperatures must be >= 0, got {field_temperature}")
+        try:
+            temperatures = grammar.field_values(field_temperature, temperature)
+        except ValueError as exc:
+            raise MolgenError(str(exc)) from None
+        return table, temperatures.to(self.device)
 
     def sampling_options(self) -> set[str]:
         """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""

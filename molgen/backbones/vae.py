@@ -184,6 +184,7 @@ class SequenceVAE(Generator):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         constrained: bool = False,
+        field_temperature: dict[str, float] | None = None,
     ) -> list[list[int]]:
         """Decode latent vectors to token ids (without BOS/EOS).
 
@@ -198,6 +199,8 @@ class SequenceVAE(Generator):
             seed: Seed when ``generator`` is None.
             constrained: Follow the domain's token grammar (every finished
                 sequence is well formed).
+            field_temperature: With ``constrained``, temperatures of named
+                grammar fields in place of ``temperature``.
 
         Returns:
             One id list per row of ``z``.
@@ -208,14 +211,14 @@ class SequenceVAE(Generator):
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
         z = z.to(device)
-        grammar = self.grammar_table() if constrained else None
+        grammar = self.grammar_tensors(constrained, field_temperature, temperature)
         out: list[list[int]] = []
         for start in range(0, z.shape[0], batch_size):
             out.extend(self._decode_chunk(z[start : start + batch_size], limit, gen, temperature, top_k, top_p, grammar))
         self.train(was_training)
         return out
 
-    def _decode_chunk(self, z, limit, gen, temperature, top_k, top_p, grammar=None) -> list[list[int]]:
+    def _decode_chunk(self, z, limit, gen, temperature, top_k, top_p, grammar=(None, None)) -> list[list[int]]:
         device = self.device
         prefix = self._prefix(z)
         cache = self.decoder.new_cache(z.shape[0], self.config.prefix_tokens + limit, device, prefix.dtype)
@@ -229,7 +232,7 @@ class SequenceVAE(Generator):
         return decode_batch(
             next_logits, z.shape[0], limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id,
             banned=self.banned, generator=gen, device=device, cache=cache,
-            temperature=temperature, top_k=top_k, top_p=top_p, grammar=grammar,
+            temperature=temperature, top_k=top_k, top_p=top_p, grammar=grammar[0], state_temperature=grammar[1],
         )
 
     def decode(self, z: torch.Tensor, **kwargs) -> list[str]:

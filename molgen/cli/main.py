@@ -89,6 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--constrained", action="store_true",
                         help="decode under the domain's token grammar so every sample is well formed (crystal text; "
                              "autoregressive and VAE backbones)")
+    sample.add_argument("--field-temperature", action="append", metavar="FIELD=T",
+                        help="with --constrained: temperature of one grammar field in place of --temperature "
+                             "(repeatable; crystals: length, angle, element, coordinate, end; e.g. coordinate=0.5)")
     sample.add_argument("--batch-size", type=int, default=512, help="samples decoded together (default 512)")
     sample.add_argument("--steps", type=int, help="denoising steps of a diffusion backbone (default: the model's)")
     sample.add_argument("--corrector-steps", type=int,
@@ -302,6 +305,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
         "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
         "constrained": True if args.constrained else None,
+        "field_temperature": _parse_assignments(args.field_temperature, "--field-temperature"),
     }
     options = {k: v for k, v in options.items() if v is not None}
     accepted = model.sampling_options()
@@ -321,6 +325,12 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 def _parse_conditions(items: list[str] | None) -> dict[str, float] | None:
     """``["heat_ref=-0.5"]`` -> ``{"heat_ref": -0.5}`` (None when empty)."""
+    return _parse_assignments(items, "--condition")
+
+
+def _parse_assignments(items: list[str] | None, flag: str) -> dict[str, float] | None:
+    """``["name=0.5"]`` -> ``{"name": 0.5}`` (None when empty); ``flag`` names
+    the option in the error."""
     if not items:
         return None
     out = {}
@@ -331,7 +341,7 @@ def _parse_conditions(items: list[str] | None) -> dict[str, float] | None:
                 raise ValueError
             out[name.strip()] = float(value)
         except ValueError:
-            raise MolgenError(f"--condition expects NAME=NUMBER, got {item!r}") from None
+            raise MolgenError(f"{flag} expects NAME=NUMBER, got {item!r}") from None
     return out
 
 

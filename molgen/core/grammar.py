@@ -27,6 +27,7 @@ class TokenGrammar:
     def __init__(self) -> None:
         self._edges: list[dict[str, int]] = [{}]
         self._accepting: set[int] = set()
+        self._fields: dict[int, str] = {}
 
     @property
     def start(self) -> int:
@@ -54,6 +55,28 @@ class TokenGrammar:
             if edges.get(token, target) != target:
                 raise ValueError(f"token {token!r} from state {source} leads to two states")
             edges[token] = target
+
+    def label(self, states: Iterable[int], field: str) -> None:
+        """Name the field that ``states`` emit (e.g. ``"coordinate"``), so a
+        sampler can treat fields differently (:meth:`field_values`)."""
+        for state in states:
+            self._fields[state] = field
+
+    @property
+    def fields(self) -> set[str]:
+        """The field names in use."""
+        return set(self._fields.values())
+
+    def field_values(self, values: dict[str, float], default: float) -> torch.Tensor:
+        """A per-state value: ``values[field]`` in labelled states, else ``default``.
+
+        Raises:
+            ValueError: a name in ``values`` that labels no state.
+        """
+        unknown = sorted(set(values) - self.fields)
+        if unknown:
+            raise ValueError(f"unknown grammar fields {unknown}; this grammar has {sorted(self.fields)}")
+        return torch.tensor([values.get(self._fields.get(s, ""), default) for s in range(self.n_states)], dtype=torch.float)
 
     def accept(self, state: int) -> None:
         """Let sequences end in ``state``."""

@@ -37,6 +37,7 @@ def decode_batch(
     top_k: int | None = None,
     top_p: float | None = None,
     grammar: torch.Tensor | None = None,
+    state_temperature: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """Decode ``batch`` sequences until EOS or ``limit`` positions.
 
@@ -55,6 +56,9 @@ def decode_batch(
             (:meth:`molgen.core.grammar.TokenGrammar.compile`): every row
             starts in state 0 and may only emit tokens whose entry is >= 0, so
             sequences that end with EOS are in the grammar's language.
+        state_temperature: Optional ``[states]`` temperatures that replace
+            ``temperature`` per grammar state (needs ``grammar``; e.g. sharper
+            coordinates, free lattice and elements).
 
     Returns:
         One id list per sequence (BOS and EOS dropped); a sequence that hit
@@ -66,13 +70,19 @@ def decode_batch(
     alive = torch.ones(batch, dtype=torch.bool, device=device)
     prefix = torch.full((batch, 1), bos_id, dtype=torch.long, device=device)
     step_input = prefix
+    if state_temperature is not None and grammar is None:
+        raise ValueError("state_temperature needs a grammar")
     state = None if grammar is None else torch.zeros(batch, dtype=torch.long, device=device)
     for t in range(limit - 1):
         logits = next_logits(step_input, rows)
         logits[:, banned] = float("-inf")
         if state is not None:
             logits = logits.masked_fill(grammar[state] < 0, float("-inf"))
-        nxt = sample_next(logits, generator, temperature, top_k, top_p)
+        if state_temperature is not None:  # per-row temperature; sample_next then leaves the scale alone
+            logits = logits.float() / state_temperature[state].clamp(min=1e-6)[:, None]
+            nxt = sample_next(logits, generator, 1.0, top_k, top_p)
+        else:
+            nxt = sample_next(logits, generator, temperature, top_k, top_p)
         nxt = torch.where(alive, nxt, eos_id)
         if state is not None:  # finished rows keep their (accepting) state
             state = torch.where(alive, grammar[state, nxt], state)

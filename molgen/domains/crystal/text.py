@@ -93,18 +93,29 @@ class CrystalTextCodec:
         its three angles cannot close a cell.
 
         Returns:
-            The grammar (a sequence may end after any complete site line).
+            The grammar (a sequence may end after any complete site line),
+            its states labelled ``length``, ``angle``, ``element``,
+            ``coordinate`` and ``end`` (after a site line: another or stop).
         """
         g = TokenGrammar()
+
+        def field(name: str, start: int, number, decimals: int) -> list[int]:
+            first_new = g.n_states
+            ends = number(g, start, decimals)
+            g.label([start, *range(first_new, g.n_states)], name)
+            return ends
+
         ends = [g.start]
-        for number, decimals in ((_length, self.length_decimals), (_angle, self.angle_decimals)):
+        for name, number, decimals in (("length", _length, self.length_decimals), ("angle", _angle, self.angle_decimals)):
             for separator in "  \n":
-                ends = _then(g, number(g, ends[0], decimals), separator)
+                ends = _then(g, field(name, ends[0], number, decimals), separator)
         site_start = ends[0]
+        g.label([site_start], "element")
         ends = _then(g, _then(g, ends, ELEMENT_SYMBOLS), " ")
         for separator in "  ":
-            ends = _then(g, _coordinate(g, ends[0], self.coord_decimals), separator)
-        ends = _coordinate(g, ends[0], self.coord_decimals)
+            ends = _then(g, field("coordinate", ends[0], _coordinate, self.coord_decimals), separator)
+        ends = field("coordinate", ends[0], _coordinate, self.coord_decimals)
+        g.label(ends, "end")  # another site line or the end of the crystal
         for end in ends:
             g.add(end, "\n", site_start)
             g.accept(end)
