@@ -164,3 +164,30 @@ def test_field_temperature_is_refused_without_the_grammar_or_with_an_unknown_fie
     with pytest.raises(MolgenError, match=">= 0"):
         crystal.sample_ids(2, seed=0, constrained=True, field_temperature={"coordinate": -1.0})
     assert len(crystal.sample_ids(4, seed=0, constrained=True, field_temperature={"coordinate": 0.5})) == 4
+
+
+def test_constrained_likelihood_renormalises_and_drives_a_constrained_reinvent_step():
+    from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+
+    torch.manual_seed(0)
+    prior = AutoregressiveTransformer.from_domain(CrystalDomain(), d_model=32, n_layers=1, n_heads=2, max_length=90)
+    prior.eval()
+    inside = SMALL_CRYSTALS[:3]
+    outside = [SMALL_CRYSTALS[0] + "\n"]  # a trailing newline the grammar refuses
+    batch = prior.make_batch(inside + outside)
+    with torch.no_grad():
+        free = prior.log_likelihood(batch)
+        constrained = prior.log_likelihood(batch, constrained=True)
+    assert torch.isfinite(constrained).all()
+    # Renormalising over the allowed tokens can only raise each step's probability.
+    assert (constrained[:3] > free[:3] + 1.0).all()
+    strategy = PriorRegularizedRL(prior, ReinforceConfig(constrained=True, replay_batch=2), seed=0)
+    texts = strategy.propose(8)
+    finished = [t for t in texts if len(prior.domain.tokenizer.tokenize(t)) < 88]
+    assert finished and all(grammar_accepts(prior, t) for t in finished)
+    stats = strategy.update(texts, [None] * len(texts), [0.5] * len(texts))
+    assert np.isfinite(stats["loss"])
+
+
+def grammar_accepts(model, text: str) -> bool:
+    return model.domain.token_grammar().accepts(model.domain.tokenizer.tokenize(text))

@@ -12,7 +12,7 @@ from torch import nn
 from molgen.backbones.base import Generator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
-from molgen.nn.decoding import decode_batch
+from molgen.nn.decoding import decode_batch, grammar_masks
 from molgen.nn.transformer import TransformerStack, init_transformer_weights
 
 
@@ -63,11 +63,14 @@ class AutoregressiveTransformer(Generator):
             x = x + self.pos_embed(torch.arange(start, start + tokens.shape[1], device=tokens.device))
         return self.head(self.stack(x, cache=cache))
 
-    def _token_log_probs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _token_log_probs(self, batch: dict[str, torch.Tensor], constrained: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         tokens = batch["tokens"]
         logits = self(tokens[:, :-1])
         targets = tokens[:, 1:]
         mask = batch["mask"][:, 1:]
+        if constrained:  # renormalise over what the grammar allows, as constrained sampling does
+            table, _ = self.grammar_tensors(True, None, 1.0)
+            logits = logits.masked_fill(~grammar_masks(table, targets), float("-inf"))
         log_probs = -F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
         return log_probs, mask
 
@@ -84,9 +87,16 @@ class AutoregressiveTransformer(Generator):
         count = mask.sum()
         return {"loss": -(log_probs * mask).sum() / count.clamp(min=1), "tokens": count}
 
-    def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Exact ``log p(sequence)`` per example, ``[B]``."""
-        log_probs, mask = self._token_log_probs(batch)
+    def log_likelihood(self, batch: dict[str, torch.Tensor], constrained: bool = False) -> torch.Tensor:
+        """Exact ``log p(sequence)`` per example, ``[B]``.
+
+        Args:
+            batch: ``{"tokens", "mask"}`` starting with BOS.
+            constrained: The likelihood under the domain's token grammar (of
+                ``sample_ids(constrained=True)``): each step renormalised over
+                the allowed tokens.
+        """
+        log_probs, mask = self._token_log_probs(batch, constrained)
         return (log_probs * mask).sum(-1)
 
     # -- sampling --------------------------------------------------------

@@ -49,6 +49,9 @@ class ReinforceConfig(StrictModel):
     replay_weighting: Literal["uniform", "score"] = Field(
         "uniform", description="draw replayed sequences uniformly or in proportion to their scores (REINVENT 1.0, PMO)")
     temperature: float = Field(1.0, gt=0, description="sampling temperature of the agent")
+    constrained: bool = Field(
+        False, description="sample under the domain's token grammar (crystal text: every proposal parses) and score "
+        "agent and prior with the matching renormalised likelihood")
     likelihood_penalty: float = Field(
         0.0, ge=0, description="weight of REINVENT 1.0's regulariser mean(-1 / log p_agent), which pushes against "
         "sequences becoming too likely (mode collapse); PMO's REINVENT uses 5000, 0 turns it off")
@@ -113,7 +116,8 @@ class PriorRegularizedRL:
         # Sample without dropout: the policy being scored is the deterministic network, and a resumed run
         # (whose agent comes back in eval mode) must propose what the uninterrupted run proposed.
         self.agent.eval()
-        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator)
+        grammar = {"constrained": True} if self.config.constrained else {}  # other backbones need not know the option
+        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator, **grammar)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:
@@ -225,10 +229,11 @@ class PriorRegularizedRL:
         Returns:
             ``(loss, agent log-likelihoods, prior log-likelihoods)``.
         """
+        grammar = {"constrained": True} if self.config.constrained else {}
         with torch.no_grad():
-            prior_ll = self.prior.log_likelihood(batch)
+            prior_ll = self.prior.log_likelihood(batch, **grammar)
         self.agent.train()
-        agent_ll = self.agent.log_likelihood(batch)
+        agent_ll = self.agent.log_likelihood(batch, **grammar)
         target = prior_ll + self.config.sigma * reward
         loss = (target - agent_ll).pow(2).mean()
         if self.config.likelihood_penalty:

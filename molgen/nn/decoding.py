@@ -109,3 +109,29 @@ def decode_batch(
             prefix = torch.cat([prefix, nxt[:, None]], dim=1)
             step_input = prefix
     return [seq[:length] for seq, length in zip(out.tolist(), lengths.tolist())]
+
+
+def grammar_masks(grammar: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Which tokens the automaton allows at each position of given sequences
+    (teacher forcing: the likelihood that matches constrained sampling).
+
+    Args:
+        grammar: ``[states, V]`` transition table (-1: not allowed).
+        targets: ``[B, T]`` next-token ids (EOS, then padding).
+
+    Returns:
+        ``[B, T, V]`` booleans. A sequence that leaves the grammar (a token
+        the automaton refuses, e.g. the padding after EOS or a text from
+        elsewhere) is left unmasked from that position on, so its
+        likelihood stays finite.
+    """
+    batch, length = targets.shape
+    state = torch.zeros(batch, dtype=torch.long, device=targets.device)
+    off = torch.zeros(batch, dtype=torch.bool, device=targets.device)
+    masks = []
+    for t in range(length):
+        nxt = grammar[state, targets[:, t]]
+        off = off | (nxt < 0)
+        masks.append((grammar[state] >= 0) | off[:, None])
+        state = torch.where(nxt >= 0, nxt, state)
+    return torch.stack(masks, dim=1)
