@@ -110,14 +110,20 @@ class PriorRegularizedRL:
     def domain(self):
         return self.prior.domain
 
+    @property
+    def _grammar_option(self) -> dict[str, bool]:
+        """``constrained=True`` for sampling and likelihoods when configured;
+        nothing otherwise, so backbones without the option still work."""
+        return {"constrained": True} if self.config.constrained else {}
+
     def propose(self, n: int) -> list[str]:
         """Sample ``n`` texts from the agent (duplicate sequences dropped, as
         REINVENT does, so each distinct sequence is learned from once)."""
         # Sample without dropout: the policy being scored is the deterministic network, and a resumed run
         # (whose agent comes back in eval mode) must propose what the uninterrupted run proposed.
         self.agent.eval()
-        grammar = {"constrained": True} if self.config.constrained else {}  # other backbones need not know the option
-        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator, **grammar)
+        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator,
+                                    **self._grammar_option)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:
@@ -229,11 +235,10 @@ class PriorRegularizedRL:
         Returns:
             ``(loss, agent log-likelihoods, prior log-likelihoods)``.
         """
-        grammar = {"constrained": True} if self.config.constrained else {}
         with torch.no_grad():
-            prior_ll = self.prior.log_likelihood(batch, **grammar)
+            prior_ll = self.prior.log_likelihood(batch, **self._grammar_option)
         self.agent.train()
-        agent_ll = self.agent.log_likelihood(batch, **grammar)
+        agent_ll = self.agent.log_likelihood(batch, **self._grammar_option)
         target = prior_ll + self.config.sigma * reward
         loss = (target - agent_ll).pow(2).mean()
         if self.config.likelihood_penalty:

@@ -25,7 +25,6 @@ rebuilds them), so COV does not depend on which reference is scored.
 from __future__ import annotations
 
 import math
-
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -287,8 +286,6 @@ def _facts_chunk(args) -> list[tuple]:
         comp_ok = composition_is_valid(s.composition, rules)
         out.append((struct_ok, comp_ok, float(s.density), len(s.composition.elements), domain.format(s)))
     return out
-
-
 
 
 def structure_facts(texts: Sequence[str], rules: ValidityRules, n_jobs: int | None = 1, chunk: int = 200) -> list[tuple]:
