@@ -10,6 +10,7 @@ from conftest import SMALL_SMILES
 from helpers import fitted_domain
 
 from molgen.backbones import AutoregressiveTransformer
+from molgen.core.errors import MolgenError
 from molgen.train import TokenBatches, TrainConfig, Trainer
 
 
@@ -186,3 +187,6 @@ def test_keep_best_ends_with_the_lowest_validation_weights_and_resumes(tmp_path)
     resumed = trainer.fit(resume=True)
     assert resumed.best_step == result.best_step
     assert resumed.val_loss == pytest.approx(result.val_loss, rel=1e-4)
+    # Without validation data there is no best to keep: said at once, not ignored.
+    with pytest.raises(MolgenError, match="keep_best needs validation data"):
+        Trainer(model, trainer.train_data, None, TrainConfig(keep_best=True, max_steps=2), tmp_path / "c")

@@ -97,6 +97,9 @@ class Trainer:
         self.val_data = val_data
         self.out_dir = Path(out_dir)
         config = config.with_default_budget()
+        if config.keep_best and val_data is None:
+            raise MolgenError("keep_best needs validation data to pick the best weights: set data.val_fraction > 0 "
+                              "(data sets under 20 entries get no validation split)")
         self.config = config
         self.device = model.device
         decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
