@@ -190,3 +190,25 @@ def test_keep_best_ends_with_the_lowest_validation_weights_and_resumes(tmp_path)
     # Without validation data there is no best to keep: said at once, not ignored.
     with pytest.raises(MolgenError, match="keep_best needs validation data"):
         Trainer(model, trainer.train_data, None, TrainConfig(keep_best=True, max_steps=2), tmp_path / "c")
+
+
+def test_validation_hook_sees_the_saved_weights_and_leaves_the_run_unchanged(tmp_path):
+    plain, trainer = _setup(tmp_path / "plain", max_steps=6, ema_decay=0.9)
+    trainer.fit()
+    seen = []
+
+    def hook(trainer, val_loss):
+        # The averaged weights are in the model during the call.
+        averaged = all(torch.equal(p, trainer.ema.shadow[n]) for n, p in trainer.model.named_parameters() if n in trainer.ema.shadow)
+        trainer.model.sample_texts(4, seed=0)  # sampling switches to eval mode; the run must not notice
+        seen.append((trainer.step, val_loss, averaged))
+
+    hooked, trainer = _setup(tmp_path / "hooked", max_steps=6, ema_decay=0.9)
+    trainer.on_validation = hook
+    trainer.fit()
+    assert [step for step, _, _ in seen] == [3, 6]
+    assert all(averaged for _, _, averaged in seen)
+    logged = [row for row in (tmp_path / "hooked" / "train_log.csv").read_text().splitlines()[1:] if row.split(",")[4]]
+    assert [float(row.split(",")[4]) for row in logged] == pytest.approx([round(v, 5) for _, v, _ in seen])
+    for (name, a), (_, b) in zip(plain.state_dict().items(), hooked.state_dict().items()):
+        assert torch.equal(a, b), name

@@ -9,7 +9,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 from pydantic import Field
@@ -89,10 +89,18 @@ class Trainer:
         val_data: Validation batches or None.
         config: Optimisation settings.
         out_dir: Run directory (checkpoint and log go there).
+        on_validation: Called as ``on_validation(trainer, val_loss)`` after
+            each validation, with the weights that would be saved in
+            ``trainer.model`` (the average when ``ema_decay`` is set), e.g. to
+            sample and score during a run. Its time is not counted in the
+            wall-clock budget, and each training step puts the model back in
+            training mode.
     """
 
-    def __init__(self, model, train_data: SeededBatches, val_data: SeededBatches | None, config: TrainConfig, out_dir: str | Path):
+    def __init__(self, model, train_data: SeededBatches, val_data: SeededBatches | None, config: TrainConfig, out_dir: str | Path,
+                 on_validation: Callable[["Trainer", float | None], None] | None = None):
         self.model = model
+        self.on_validation = on_validation
         self.train_data = train_data
         self.val_data = val_data
         self.out_dir = Path(out_dir)
@@ -204,6 +212,15 @@ class Trainer:
             count += n
         return total / max(count, 1)
 
+    def _call_on_validation(self, val_loss: float | None) -> None:
+        if self.on_validation is None:
+            return
+        if self.ema is not None:
+            with self.ema.applied(self.model):
+                self.on_validation(self, val_loss)
+        else:
+            self.on_validation(self, val_loss)
+
     # -- checkpoints -----------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Write ``out_dir/checkpoint`` (model, optimizer, trainer state)."""
@@ -302,6 +319,7 @@ class Trainer:
                 if self.step % c.log_every == 0 or is_val:
                     if is_val:
                         val_loss = self.validate()
+                        self._call_on_validation(val_loss)
                     row = {
                         "step": self.step,
                         "epoch": round(self.step / self.train_data.batches_per_epoch, 4),

@@ -224,7 +224,7 @@ def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool):
     return model, PreparedData(train_batches, val_batches, path, n_loaded, skipped)
 
 
-def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -> RunSummary:
+def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, on_validation=None) -> RunSummary:
     """Train a generator and save it.
 
     Layout of ``out_dir``: ``model/`` (final model: ``config.json`` +
@@ -237,6 +237,8 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
             rest comes from ``out_dir/run.json``.
         out_dir: Run directory.
         resume: Continue from ``out_dir/checkpoint``.
+        on_validation: Optional ``callback(trainer, val_loss)`` run after each
+            validation (see :class:`~molgen.train.Trainer`).
 
     Returns:
         Summary with paths and measured figures.
@@ -275,7 +277,7 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False) -
     model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
-    trainer = Trainer(model, data.train, data.val, config.train, out_dir)
+    trainer = Trainer(model, data.train, data.val, config.train, out_dir, on_validation=on_validation)
     result = trainer.fit(resume=resume)
     extra = {
         "training": {**dataclasses.asdict(result), "init_from": config.init_from, "ema_decay": config.train.ema_decay},
