@@ -100,6 +100,7 @@ def generate(domain: CrystalDomain, args) -> dict:
     config = RunConfig.model_validate(
         dict(
             domain="crystal",
+            backbone=args.backbone,
             seed=args.seed,
             device=args.device,
             data=dict(source="perov-5-train", val_fraction=0.05),
@@ -118,21 +119,28 @@ def generate(domain: CrystalDomain, args) -> dict:
         summary = run_training(config, run_dir)
         model = Generator.from_pretrained(summary.model_dir)
     start = time.perf_counter()
-    texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, temperature=args.temperature,
-                               top_p=args.top_p, constrained=args.constrained,
-                               field_temperature=field_temperatures(args.field_temperature))
+    texts = model.sample_texts(args.samples, seed=args.seed, batch_size=512, **sampling_options(args))
     sample_seconds = time.perf_counter() - start
     (Path(args.out) / f"samples_{sampling_tag(args)}.txt").write_text("\n\n".join(texts) + "\n")
     result = {"training": saved["training"]} if args.reuse else {"training": _training_summary(summary, model, args)}
     result.update({
+        "backbone": model.name,
         "sampling": {"n": args.samples, "seconds": round(sample_seconds, 1), "per_second": round(args.samples / sample_seconds, 1),
-                     "temperature": args.temperature, "top_p": args.top_p, "constrained": args.constrained,
-                     "field_temperature": field_temperatures(args.field_temperature)},
+                     **sampling_options(args)},
     })
     reference = load_texts("perov-5-test", domain).texts
     training = load_texts("perov-5-train", domain).texts
     result["metrics"] = score(texts, reference, training, args.jobs)
     return result
+
+
+def sampling_options(args) -> dict:
+    """The sampling options that were asked for; left-out ones are not
+    passed, so a backbone without them (masked diffusion has no grammar) is
+    only refused what it was really asked."""
+    options = {"temperature": args.temperature, "top_p": args.top_p, "steps": args.sampling_steps,
+               "constrained": args.constrained or None, "field_temperature": field_temperatures(args.field_temperature)}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def sampling_tag(args) -> str:
@@ -141,6 +149,7 @@ def sampling_tag(args) -> str:
     tag = f"T{args.temperature}"
     if args.top_p is not None:
         tag += f"_p{args.top_p}"
+    tag += f"_steps{args.sampling_steps}" if args.sampling_steps else ""
     tag += "_grammar" if args.constrained else ""
     for name, value in (field_temperatures(args.field_temperature) or {}).items():
         tag += f"_{name}{value}"
@@ -168,6 +177,9 @@ def _training_summary(summary, model, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="roundtrip,realdata,generate")
+    parser.add_argument("--backbone", default="autoregressive",
+                        help="generate: a tokens-view backbone (autoregressive, vae, masked-diffusion)")
+    parser.add_argument("--sampling-steps", type=int, default=None, help="generate: denoising steps (masked diffusion)")
     parser.add_argument("--minutes", type=float, default=15.0)
     parser.add_argument("--max-steps", type=int, default=None,
                         help="generate: train for this many steps instead of --minutes (independent of machine load)")
