@@ -16,7 +16,10 @@ TINY_HPARAMS = {
 }
 
 # Texts each token domain is fitted on in the contract test.
-DOMAIN_FIXTURES = {"smiles": SMALL_SMILES, "crystal": SMALL_CRYSTALS, "protein": SMALL_PEPTIDES, "molgraph": SMALL_SMILES}
+_selfies = DOMAINS.get("selfies")()
+SMALL_SELFIES = [_selfies.format(_selfies.parse(s)) for s in SMALL_SMILES]
+DOMAIN_FIXTURES = {"smiles": SMALL_SMILES, "crystal": SMALL_CRYSTALS, "protein": SMALL_PEPTIDES, "molgraph": SMALL_SMILES,
+                   "selfies": SMALL_SELFIES}
 
 
 def fitted_domain(name: str):

@@ -181,3 +181,20 @@ def test_evaluate_bad_inputs_give_one_line_errors(tmp_path, capsys):
     good.write_text("CCO\n")
     _assert_one_line_error(*_run(capsys, "evaluate", good, "--metrics", "FCD")[::2], "unknown metric")
     _assert_one_line_error(*_run(capsys, "evaluate", good, "--ref", "no-such-set")[::2], "no-such-set")
+
+
+def test_selfies_train_on_smiles_data_and_write_smiles(tmp_path, smi_file, tiny_config, capsys):
+    from rdkit import Chem
+
+    run = tmp_path / "run"
+    code, out, err = _run(capsys, "train", "--domain", "selfies", "--data", smi_file, "--config", tiny_config, "--out", run, *TINY)
+    assert code == 0, err
+    code, out, err = _run(capsys, "sample", run, "-n", 10, "--seed", 0, "-o", tmp_path / "s.smi")
+    assert code == 0, err
+    lines = [line.split("\t") for line in (tmp_path / "s.smi").read_text().splitlines()]
+    assert len(lines) == 10
+    valid = [text for text, name in lines if not name.endswith(":invalid")]
+    assert valid and all(Chem.MolFromSmiles(t) is not None for t in valid)  # SMILES, not SELFIES, in a .smi file
+    code, out, err = _run(capsys, "sample", run, "-n", 10, "--seed", 0, "-o", tmp_path / "s.csv")
+    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    assert rows[0]["selfies"].startswith("[") and {r["canonical"] for r in rows if r["valid"] == "1"} == set(valid)

@@ -138,7 +138,7 @@ def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: b
                 if key is not None or not valid_only:
                     writer.writerow([i, text, int(key is not None), key or "", *([out or ""] if extra else [])])
             return
-        for i, (text, key) in enumerate(zip(texts, keys)):
+        for i, (text, key, out) in enumerate(zip(texts, keys, exported)):
             if key is None and valid_only:
                 continue
             if suffix in (".fasta", ".fa"):
@@ -146,8 +146,9 @@ def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: b
             elif "\n" in text or domain.multiline_text:
                 # Multi-line objects: blank-line separated blocks, invalid ones marked by a comment.
                 handle.write(("" if key is not None else "# invalid sample\n") + text.strip() + "\n\n")
-            elif suffix == ".smi":
-                handle.write(f"{text}\tsample_{i}{'' if key is not None else ':invalid'}\n")
+            elif suffix == ".smi":  # SMILES files hold SMILES, also for domains that only export it (SELFIES)
+                line = out if out and domain.export_format == "smiles" else text
+                handle.write(f"{line}\tsample_{i}{'' if key is not None else ':invalid'}\n")
             else:
                 handle.write(text if key is not None else f"{text}\tINVALID")
                 handle.write("\n")
