@@ -139,7 +139,8 @@ def sampling_options(args) -> dict:
     passed, so a backbone without them (masked diffusion has no grammar) is
     only refused what it was really asked."""
     options = {"temperature": args.temperature, "top_p": args.top_p, "steps": args.sampling_steps,
-               "constrained": args.constrained or None, "field_temperature": field_temperatures(args.field_temperature)}
+               "constrained": args.constrained or None, "semantic": args.semantic or None,
+               "field_temperature": field_temperatures(args.field_temperature)}
     return {name: value for name, value in options.items() if value is not None}
 
 
@@ -151,6 +152,7 @@ def sampling_tag(args) -> str:
         tag += f"_p{args.top_p}"
     tag += f"_steps{args.sampling_steps}" if args.sampling_steps else ""
     tag += "_grammar" if args.constrained else ""
+    tag += "_exclusion" if args.semantic else ""
     for name, value in (field_temperatures(args.field_temperature) or {}).items():
         tag += f"_{name}{value}"
     return tag
@@ -201,6 +203,8 @@ def main() -> None:
                         help="generate: decode under the crystal text grammar (every sample parses)")
     parser.add_argument("--field-temperature", action="append", metavar="FIELD=T",
                         help="generate, with --constrained: temperature of one grammar field, e.g. coordinate=0.5")
+    parser.add_argument("--semantic", action="store_true",
+                        help="generate, with --constrained: also keep every new site 0.5 A from the earlier ones")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--reuse", action="store_true", help="generate: reuse the model trained in --out/run")
     parser.add_argument("--out", default="benchmarks/out/crystals")

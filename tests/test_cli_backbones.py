@@ -50,6 +50,11 @@ def test_cli_trains_and_samples_each_backbone_on_each_domain(backbone, domain, t
         sharper = ["--constrained", "--field-temperature", "coordinate=0.5"]
         assert main(["sample", str(run), "-n", "4", "--seed", "1", *sharper, "-o", str(tmp_path / "f.csv")]) == 0
         assert main(["sample", str(run), "-n", "4", "--field-temperature", "coordinate=x"]) != 0
+        excluded = tmp_path / "e.csv"
+        assert main(["sample", str(run), "-n", "4", "--seed", "1", "--constrained", "--semantic", "-o", str(excluded)]) == 0
+        with excluded.open() as handle:
+            assert len(list(csv.DictReader(handle))) == 4
+        assert main(["sample", str(run), "-n", "4", "--semantic"]) != 0  # needs --constrained
 
 
 @pytest.mark.parametrize("domain", ["molgraph", "crystal"])

@@ -115,6 +115,7 @@ class AutoregressiveTransformer(Generator):
         use_cache: bool = True,
         constrained: bool = False,
         field_temperature: dict[str, float] | None = None,
+        semantic: bool = False,
     ) -> list[list[int]]:
         """Draw ``n`` token-id sequences (without BOS; EOS dropped).
 
@@ -140,6 +141,10 @@ class AutoregressiveTransformer(Generator):
                 fields of the grammar (crystals: ``length``, ``angle``,
                 ``element``, ``coordinate``, ``end``) in place of
                 ``temperature``.
+            semantic: With ``constrained``, also enforce the domain's
+                decoding constraint (:meth:`~molgen.domains.base.Domain.decoding_constraint`;
+                crystals: no atom within the validity distance of an
+                earlier one). ``log_likelihood`` does not renormalise for it.
 
         Returns:
             ``n`` id lists in sampling order; a sequence that hit
@@ -151,13 +156,18 @@ class AutoregressiveTransformer(Generator):
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
         grammar = self.grammar_tensors(constrained, field_temperature, temperature)
+        constraint = self.decoding_constraint(semantic, constrained)
         results: list[list[int]] = []
         for start in range(0, n, batch_size):
-            results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache, grammar))
+            results.extend(
+                self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache, grammar, constraint)
+            )
         self.train(was_training)
         return results
 
-    def _sample_chunk(self, batch, limit, gen, temperature, top_k, top_p, use_cache, grammar=(None, None)) -> list[list[int]]:
+    def _sample_chunk(
+        self, batch, limit, gen, temperature, top_k, top_p, use_cache, grammar=(None, None), constraint=None
+    ) -> list[list[int]]:
         device = self.device
         cache = self.stack.new_cache(batch, limit, device, next(self.parameters()).dtype) if use_cache else None
 
@@ -167,7 +177,7 @@ class AutoregressiveTransformer(Generator):
         return decode_batch(
             next_logits, batch, limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id, banned=self.banned,
             generator=gen, device=device, cache=cache, temperature=temperature, top_k=top_k, top_p=top_p,
-            grammar=grammar[0], state_temperature=grammar[1],
+            grammar=grammar[0], state_temperature=grammar[1], constraint=constraint,
         )
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from molgen import __version__
 from molgen.core.config import StrictModel, validate
+from molgen.core.constraint import DecodingConstraint
 from molgen.core.errors import CheckpointError, MolgenError, UnknownTokenError
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import load_model_dir, save_model_dir
@@ -165,6 +166,30 @@ class Generator(nn.Module):
         except ValueError as exc:
             raise MolgenError(str(exc)) from None
         return table, temperatures.to(self.device)
+
+    def decoding_constraint(self, semantic: bool, constrained: bool) -> DecodingConstraint | None:
+        """The domain's decoding constraint (for ``semantic=True`` sampling).
+
+        Args:
+            semantic: Enforce the domain's rule beyond the grammar.
+            constrained: Whether the grammar is followed too (required: the
+                constraint reads the grammar's layout).
+
+        Returns:
+            The constraint, or None when ``semantic`` is False.
+
+        Raises:
+            MolgenError: ``semantic`` without ``constrained``, or a domain with
+                no such rule.
+        """
+        if not semantic:
+            return None
+        if not constrained:
+            raise MolgenError("semantic constraints need constrained=True (they read the grammar's layout)")
+        constraint = self.domain.decoding_constraint()
+        if constraint is None:
+            raise MolgenError(f"domain {self.domain.name!r} has no semantic decoding constraint")
+        return constraint
 
     def sampling_options(self) -> set[str]:
         """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""

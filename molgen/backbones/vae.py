@@ -185,6 +185,7 @@ class SequenceVAE(Generator):
         seed: int | None = None,
         constrained: bool = False,
         field_temperature: dict[str, float] | None = None,
+        semantic: bool = False,
     ) -> list[list[int]]:
         """Decode latent vectors to token ids (without BOS/EOS).
 
@@ -201,6 +202,9 @@ class SequenceVAE(Generator):
                 sequence is well formed).
             field_temperature: With ``constrained``, temperatures of named
                 grammar fields in place of ``temperature``.
+            semantic: With ``constrained``, also enforce the domain's
+                decoding constraint (crystals: no atom within the validity
+                distance of an earlier one).
 
         Returns:
             One id list per row of ``z``.
@@ -212,13 +216,14 @@ class SequenceVAE(Generator):
         limit = min(max_length or self.config.max_length, self.config.max_length)
         z = z.to(device)
         grammar = self.grammar_tensors(constrained, field_temperature, temperature)
+        constraint = self.decoding_constraint(semantic, constrained)
         out: list[list[int]] = []
         for start in range(0, z.shape[0], batch_size):
-            out.extend(self._decode_chunk(z[start : start + batch_size], limit, gen, temperature, top_k, top_p, grammar))
+            out.extend(self._decode_chunk(z[start : start + batch_size], limit, gen, temperature, top_k, top_p, grammar, constraint))
         self.train(was_training)
         return out
 
-    def _decode_chunk(self, z, limit, gen, temperature, top_k, top_p, grammar=(None, None)) -> list[list[int]]:
+    def _decode_chunk(self, z, limit, gen, temperature, top_k, top_p, grammar=(None, None), constraint=None) -> list[list[int]]:
         device = self.device
         prefix = self._prefix(z)
         cache = self.decoder.new_cache(z.shape[0], self.config.prefix_tokens + limit, device, prefix.dtype)
@@ -233,6 +238,7 @@ class SequenceVAE(Generator):
             next_logits, z.shape[0], limit, bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id,
             banned=self.banned, generator=gen, device=device, cache=cache,
             temperature=temperature, top_k=top_k, top_p=top_p, grammar=grammar[0], state_temperature=grammar[1],
+            constraint=constraint,
         )
 
     def decode(self, z: torch.Tensor, **kwargs) -> list[str]:

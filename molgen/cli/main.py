@@ -89,6 +89,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--constrained", action="store_true",
                         help="decode under the domain's token grammar so every sample is well formed (crystal text; "
                              "autoregressive and VAE backbones)")
+    sample.add_argument("--semantic", action="store_true",
+                        help="with --constrained: also enforce the domain's rule beyond the grammar while decoding "
+                             "(crystals: no atom within the 0.5 A validity distance of an earlier one)")
     sample.add_argument("--field-temperature", action="append", metavar="FIELD=T",
                         help="with --constrained: temperature of one grammar field in place of --temperature "
                              "(repeatable; crystals: length, angle, element, coordinate, end; e.g. coordinate=0.5)")
@@ -304,7 +307,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     options = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
         "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
-        "constrained": True if args.constrained else None,
+        "constrained": True if args.constrained else None, "semantic": True if args.semantic else None,
         "field_temperature": _parse_assignments(args.field_temperature, "--field-temperature"),
     }
     options = {k: v for k, v in options.items() if v is not None}

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Generic, Sequence, TypeVar
 
 import numpy as np
 
+from molgen.core.constraint import DecodingConstraint
 from molgen.core.errors import ParseError, UnknownTokenError
 from molgen.core.grammar import TokenGrammar
 from molgen.core.vocab import Vocabulary
@@ -186,6 +187,12 @@ class Domain(ABC, Generic[Obj]):
         """The token automaton of this domain's texts, for constrained
         decoding; None when the layout is not a regular language (SMILES ring
         and branch matching, for one)."""
+        return None
+
+    def decoding_constraint(self) -> DecodingConstraint | None:
+        """A rule beyond the grammar that a left-to-right decoder can enforce
+        as it goes (crystals: no atom within the validity distance of
+        another); None when the domain has none."""
         return None
 
     def to_config(self) -> dict[str, Any]:

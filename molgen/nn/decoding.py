@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from molgen.core.constraint import DecodingConstraint
 from molgen.nn.attention import KVCache
 from molgen.nn.sampling import sample_next
 
@@ -38,6 +39,7 @@ def decode_batch(
     top_p: float | None = None,
     grammar: torch.Tensor | None = None,
     state_temperature: torch.Tensor | None = None,
+    constraint: DecodingConstraint | None = None,
 ) -> list[list[int]]:
     """Decode ``batch`` sequences until EOS or ``limit`` positions.
 
@@ -59,6 +61,8 @@ def decode_batch(
         state_temperature: Optional ``[states]`` temperatures that replace
             ``temperature`` per grammar state (needs ``grammar``; e.g. sharper
             coordinates, free lattice and elements).
+        constraint: Optional stateful filter consulted at every step (a
+            domain rule the grammar cannot express); it is reset here.
 
     Returns:
         One id list per sequence (BOS and EOS dropped); a sequence that hit
@@ -73,17 +77,27 @@ def decode_batch(
     if state_temperature is not None and grammar is None:
         raise ValueError("state_temperature needs a grammar")
     state = None if grammar is None else torch.zeros(batch, dtype=torch.long, device=device)
+    if constraint is not None:
+        constraint.reset(batch, limit - 1)
     for t in range(limit - 1):
         logits = next_logits(step_input, rows)
         logits[:, banned] = float("-inf")
         if state is not None:
             logits = logits.masked_fill(grammar[state] < 0, float("-inf"))
+        if constraint is not None:
+            live_rows = rows.cpu().numpy()
+            allowed = constraint.allowed(live_rows)
+            if allowed is not None:
+                logits = logits.masked_fill(~torch.from_numpy(allowed).to(device), float("-inf"))
         if state_temperature is not None:  # per-row temperature; sample_next then leaves the scale alone
             logits = logits.float() / state_temperature[state].clamp(min=1e-6)[:, None]
             nxt = sample_next(logits, generator, 1.0, top_k, top_p)
         else:
             nxt = sample_next(logits, generator, temperature, top_k, top_p)
         nxt = torch.where(alive, nxt, eos_id)
+        if constraint is not None:
+            live = alive.cpu().numpy()
+            constraint.advance(live_rows[live], nxt.cpu().numpy()[live])
         if state is not None:  # finished rows keep their (accepting) state
             state = torch.where(alive, grammar[state, nxt], state)
         out[rows, t] = nxt

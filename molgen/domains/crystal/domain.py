@@ -13,6 +13,7 @@ from molgen.core.errors import ParseError
 from molgen.core.grammar import TokenGrammar
 from molgen.core.registry import DOMAINS
 from molgen.domains.base import Domain, GraphSpec
+from molgen.domains.crystal.exclusion import SiteExclusion
 from molgen.domains.crystal.graph import graph_to_structure, structure_to_graph
 from molgen.domains.crystal.io import parse_structure, to_cif
 from molgen.domains.crystal.matching import MatcherSettings, formula_key, same_structure
@@ -110,6 +111,12 @@ class CrystalDomain(Domain[Structure]):
         :meth:`CrystalTextCodec.grammar`): constrained sampling emits only
         texts that parse."""
         return self.codec.grammar()
+
+    def decoding_constraint(self) -> SiteExclusion:
+        """Site exclusion (:class:`SiteExclusion`): every new site at least
+        ``rules.min_distance`` from the earlier ones, so decoding under the
+        grammar and this constraint never puts two atoms on one spot."""
+        return SiteExclusion(self.tokenizer.vocab, self.codec.coord_decimals, self.rules.min_distance)
 
     def fit_graph(self, objs: Sequence[Structure]) -> "CrystalDomain":
         """Use the elements of ``objs`` (in atomic-number order) as node types."""
