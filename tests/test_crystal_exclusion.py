@@ -53,7 +53,7 @@ def test_na_cl_example_forbids_exactly_the_digits_inside_the_sphere():
 
 def _brute_force_free(lattice: Lattice, sites: list[tuple[float, float, float]], grid: int, min_distance: float) -> np.ndarray:
     points = np.array(list(itertools.product(range(grid), repeat=3))) / grid
-    images = np.array(list(itertools.product((-1, 0, 1), repeat=3)))
+    images = np.array(list(itertools.product((-2, -1, 0, 1, 2), repeat=3)))
     free = np.ones(len(points), dtype=bool)
     for site in sites:
         delta = points[:, None, :] - np.asarray(site)[None, None, :] + images[None, :, :]
@@ -62,12 +62,15 @@ def _brute_force_free(lattice: Lattice, sites: list[tuple[float, float, float]],
     return free.reshape(grid, grid, grid)
 
 
-def test_allowed_digits_match_a_brute_force_search_at_every_prefix():
-    """One decimal (a 10^3 grid) on a small triclinic cell, where each sphere
-    covers many grid points: for every prefix of the next site, the allowed
-    digits are exactly those with a free point below them."""
-    header, sites = "2.1 2.4 2.2\n80 95 105\n", [(0.1, 0.2, 0.3), (0.6, 0.5, 0.9)]
-    lattice = Lattice.from_parameters(2.1, 2.4, 2.2, 80, 95, 105)
+@pytest.mark.parametrize("parameters", [(2.1, 2.4, 2.2, 80, 95, 105), (0.6, 2.4, 2.2, 90, 90, 75)])
+def test_allowed_digits_match_a_brute_force_search_at_every_prefix(parameters):
+    """One decimal (a 10^3 grid) on small triclinic cells, where each sphere
+    covers many grid points (in the thin cell, more than a period along a):
+    for every prefix of the next site, the allowed digits are exactly those
+    with a free point below them."""
+    sites = [(0.1, 0.2, 0.3), (0.6, 0.5, 0.9)]
+    header = "{} {} {}\n{} {} {}\n".format(*parameters)
+    lattice = Lattice.from_parameters(*parameters)
     free = _brute_force_free(lattice, sites, 10, 0.5)
     assert 0 < free.sum() < free.size
     text = header + "".join(f"H {x:.1f} {y:.1f} {z:.1f}\n" for x, y, z in sites) + "H 0."

@@ -28,6 +28,7 @@ _MARGIN = 1e-6
 # Largest grid the exclusion handles (points per axis): with 3 decimals the
 # points within 0.5 A of one site of a 4 A cell number ~10^7.
 _MAX_GRID = 100
+_MAX_OFFSETS = 4_000_000
 
 
 class SiteExclusion(DecodingConstraint):
@@ -129,9 +130,13 @@ class SiteExclusion(DecodingConstraint):
         if not np.isfinite(inverse).all() or lattice.volume <= 0:
             return None
         # A ball of radius r spans r * |column i of M^-1| in fractional axis i.
-        reach = np.ceil(self.grid * self.min_distance * np.linalg.norm(inverse, axis=0)).astype(int)
-        if (reach > self.grid // 2).any():  # a cell about as thin as the exclusion diameter: leave it alone
+        reach = np.ceil(self.grid * self.min_distance * np.linalg.norm(inverse, axis=0))
+        # Thin cells need long offset ranges (a ball may span several periods of
+        # one axis; duplicates modulo the grid are harmless); beyond this many
+        # candidate offsets the row is left unconstrained rather than stall.
+        if not np.prod(2 * reach + 1) <= _MAX_OFFSETS:
             return None
+        reach = reach.astype(int)
         axes = [np.arange(-k, k + 1) for k in reach]
         offsets = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         distances = np.linalg.norm((offsets / self.grid) @ matrix, axis=1)
