@@ -173,3 +173,17 @@ def test_a_structure_on_the_grid_is_free_exactly_when_valid():
     structure = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.63]])
     assert structure_is_valid(structure)
     assert not structure_is_valid(Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0.5, 0.5, 0.5], [0.5, 0.5, 0.62]]))
+
+
+def test_reinvent_proposes_under_the_exclusion_and_refuses_it_without_the_grammar():
+    from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+
+    torch.manual_seed(0)
+    prior = AutoregressiveTransformer.from_domain(CrystalDomain(), d_model=32, n_layers=1, n_heads=2, max_length=90)
+    strategy = PriorRegularizedRL(prior, ReinforceConfig(constrained=True, semantic=True, replay_batch=2), seed=0)
+    texts = strategy.propose(8)
+    assert texts
+    stats = strategy.update(texts, [None] * len(texts), [0.5] * len(texts))
+    assert np.isfinite(stats["loss"])
+    with pytest.raises(ValueError, match="needs constrained"):
+        ReinforceConfig(semantic=True)

@@ -21,7 +21,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError, ParseError, UnknownTokenError
@@ -52,6 +52,10 @@ class ReinforceConfig(StrictModel):
     constrained: bool = Field(
         False, description="sample under the domain's token grammar (crystal text: every proposal parses) and score "
         "agent and prior with the matching renormalised likelihood")
+    semantic: bool = Field(
+        False, description="with constrained: also enforce the domain's decoding constraint when proposing (crystals: "
+        "no atom within 0.5 A of another); the likelihoods stay the grammar-renormalised ones, which the DAP "
+        "regression needs only as values for the proposed sequences")
     likelihood_penalty: float = Field(
         0.0, ge=0, description="weight of REINVENT 1.0's regulariser mean(-1 / log p_agent), which pushes against "
         "sequences becoming too likely (mode collapse); PMO's REINVENT uses 5000, 0 turns it off")
@@ -66,6 +70,12 @@ class ReinforceConfig(StrictModel):
         True, description="Augmented Memory's selective memory purge: with augmentation on and a diversity filter, "
         "drop from the replay memory every molecule of a scaffold the filter has just penalised, so augmented "
         "rounds stop re-learning a saturated scaffold; no effect without augmentation or without a filter")
+
+    @model_validator(mode="after")
+    def _semantic_needs_grammar(self) -> "ReinforceConfig":
+        if self.semantic and not self.constrained:
+            raise ValueError("semantic = true needs constrained = true (the constraint reads the grammar's layout)")
+        return self
 
 
 class PriorRegularizedRL:
@@ -122,8 +132,9 @@ class PriorRegularizedRL:
         # Sample without dropout: the policy being scored is the deterministic network, and a resumed run
         # (whose agent comes back in eval mode) must propose what the uninterrupted run proposed.
         self.agent.eval()
+        semantic = {"semantic": True} if self.config.semantic else {}
         ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator,
-                                    **self._grammar_option)
+                                    **self._grammar_option, **semantic)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:
