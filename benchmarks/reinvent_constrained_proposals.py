@@ -1,6 +1,7 @@
 """What constrained decoding changes inside the REINVENT strategy on crystals:
 the shipped ``perov5`` generator as prior and agent, ``--rounds`` proposals of
-``--per-round`` structures with and without ``ReinforceConfig.constrained``;
+``--per-round`` structures free, under ``ReinforceConfig.constrained`` and
+under it with ``semantic`` (site exclusion);
 fraction of proposals that parse and that are valid (CDVAE rules), proposal
 time and the time of one policy update of 64.
 
@@ -28,8 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     prior = Generator.from_pretrained(pretrained_dir(args.prior))
     domain = prior.domain
-    for constrained in (False, True):
-        strategy = PriorRegularizedRL(prior, ReinforceConfig(constrained=constrained, update_batch=64), seed=args.seed)
+    for constrained, semantic in ((False, False), (True, False), (True, True)):
+        config = ReinforceConfig(constrained=constrained, semantic=semantic, update_batch=64)
+        strategy = PriorRegularizedRL(prior, config, seed=args.seed)
         start = time.perf_counter()
         texts = [t for _ in range(args.rounds) for t in strategy.propose(args.per_round)]
         propose_s = time.perf_counter() - start
@@ -39,7 +41,7 @@ def main() -> None:
         start = time.perf_counter()
         strategy.update(batch, [None] * len(batch), [0.5] * len(batch))
         print(json.dumps({
-            "constrained": constrained, "proposals": len(texts), "propose_s": round(propose_s, 1),
+            "constrained": constrained, "semantic": semantic, "proposals": len(texts), "propose_s": round(propose_s, 1),
             "parse": round(sum(s is not None for s in structures) / len(texts), 4), "valid": round(sum(valid) / len(texts), 4),
             "update_64_s": round(time.perf_counter() - start, 2),
         }), flush=True)
