@@ -103,7 +103,7 @@ def generate(domain: CrystalDomain, args) -> dict:
             backbone=args.backbone,
             seed=args.seed,
             device=args.device,
-            data=dict(source="perov-5-train", val_fraction=0.05),
+            data=dict(source="perov-5-train", val_fraction=0.05, augment=args.augment),
             model=dict(d_model=args.d_model, n_layers=args.n_layers, n_heads=args.n_heads, dropout=args.dropout),
             train=dict(
                 batch_size=args.batch_size, lr=args.lr, warmup_steps=100,
@@ -169,7 +169,7 @@ def _training_summary(summary, model, args) -> dict:
     r = summary.result
     return {
         "minutes": None if args.max_steps else args.minutes, "elapsed_minutes": round(r.elapsed_s / 60, 1),
-        "ema_decay": args.ema_decay, "keep_best": args.keep_best, "best_step": r.best_step, "steps": r.steps, "train_loss": round(r.train_loss, 4),
+        "ema_decay": args.ema_decay, "keep_best": args.keep_best, "augment": args.augment, "best_step": r.best_step, "steps": r.steps, "train_loss": round(r.train_loss, 4),
         "val_loss": None if r.val_loss is None else round(r.val_loss, 4), "tokens_per_s": round(r.tokens_per_s, 1),
         "parameters": summary.n_parameters, "n_train": summary.n_train, "device": str(args.device),
         "model": model.config.model_dump(),
@@ -203,6 +203,8 @@ def main() -> None:
                         help="generate: decode under the crystal text grammar (every sample parses)")
     parser.add_argument("--field-temperature", action="append", metavar="FIELD=T",
                         help="generate, with --constrained: temperature of one grammar field, e.g. coordinate=0.5")
+    parser.add_argument("--augment", action="store_true",
+                        help="generate: train on a random translation and site order of each crystal per draw")
     parser.add_argument("--semantic", action="store_true",
                         help="generate, with --constrained: also keep every new site 0.5 A from the earlier ones")
     parser.add_argument("--device", default="cpu")
