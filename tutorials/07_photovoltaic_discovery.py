@@ -19,6 +19,7 @@ Environment knobs (the test suite uses tiny values):
     MOLGEN_TUTORIAL_SAMPLES  structures sampled per round (default 256)
     MOLGEN_TUTORIAL_OUT      output directory (default runs/tutorial-07)
 """
+# needs: data mirror (MOLGEN_DATA_MIRROR); the tutorial test skips it without one
 
 import csv
 import os

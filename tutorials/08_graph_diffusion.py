@@ -28,6 +28,7 @@ Environment knobs (the test suite uses tiny values):
     MOLGEN_TUTORIAL_SAMPLES  samples per call (default 500)
     MOLGEN_TUTORIAL_OUT      output directory (default runs/tutorial-08)
 """
+# needs: data mirror (MOLGEN_DATA_MIRROR); the tutorial test skips it without one
 
 import os
 from pathlib import Path

@@ -113,9 +113,9 @@ class AutoregressiveTransformer(Generator):
         generator: torch.Generator | None = None,
         seed: int | None = None,
         use_cache: bool = True,
-        constrained: bool = False,
+        constrained: bool | None = None,
         field_temperature: dict[str, float] | None = None,
-        semantic: bool = False,
+        semantic: bool | None = None,
     ) -> list[list[int]]:
         """Draw ``n`` token-id sequences (without BOS; EOS dropped).
 
@@ -137,6 +137,7 @@ class AutoregressiveTransformer(Generator):
                 (:meth:`~molgen.domains.base.Domain.token_grammar`), so that
                 every finished sequence is well formed; the model's
                 probabilities are renormalised over the allowed tokens.
+                None (default): when the domain has a grammar (crystals).
             field_temperature: With ``constrained``, temperatures for named
                 fields of the grammar (crystals: ``length``, ``angle``,
                 ``element``, ``coordinate``, ``end``) in place of
@@ -145,6 +146,7 @@ class AutoregressiveTransformer(Generator):
                 decoding constraint (:meth:`~molgen.domains.base.Domain.decoding_constraint`;
                 crystals: no atom within the validity distance of an
                 earlier one). ``log_likelihood`` does not renormalise for it.
+                None (default): when constrained and the domain has one.
 
         Returns:
             ``n`` id lists in sampling order; a sequence that hit
@@ -155,6 +157,7 @@ class AutoregressiveTransformer(Generator):
         device = self.device
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
+        constrained, semantic = self.grammar_flags(constrained, semantic)
         grammar = self.grammar_tensors(constrained, field_temperature, temperature)
         constraint = self.decoding_constraint(semantic, constrained)
         results: list[list[int]] = []

@@ -167,6 +167,26 @@ class Generator(nn.Module):
             raise MolgenError(str(exc)) from None
         return table, temperatures.to(self.device)
 
+    def grammar_flags(self, constrained: bool | None, semantic: bool | None) -> tuple[bool, bool]:
+        """Resolve the ``constrained``/``semantic`` sampling options; None
+        means "what the domain offers", so a crystal model samples under its
+        grammar and site exclusion unless told otherwise (unconstrained
+        crystal text is mostly invalid), and SMILES/peptides sample freely.
+
+        Args:
+            constrained: Follow the token grammar; None: when the domain has one.
+            semantic: Enforce the decoding constraint; None: when constrained
+                and the domain has one.
+
+        Returns:
+            ``(constrained, semantic)`` as booleans.
+        """
+        if constrained is None:
+            constrained = self.domain.token_grammar() is not None
+        if semantic is None:
+            semantic = constrained and self.domain.decoding_constraint() is not None
+        return bool(constrained), bool(semantic)
+
     def decoding_constraint(self, semantic: bool, constrained: bool) -> DecodingConstraint | None:
         """The domain's decoding constraint (for ``semantic=True`` sampling).
 
@@ -255,15 +275,21 @@ class Generator(nn.Module):
         """Load a saved model directory (no unpickling).
 
         Args:
-            path: Directory written by :meth:`save_pretrained`.
+            path: Directory written by :meth:`save_pretrained`, a training
+                run directory, or a shipped model's name (``"zinc250k"``,
+                ``"model:zinc250k"``; ``molgen models`` lists them).
             device: Device for the weights.
 
         Returns:
             The model in eval mode.
 
         Raises:
-            CheckpointError: missing, corrupted or mismatched files.
+            CheckpointError: missing, corrupted or mismatched files, or an
+                unknown name.
         """
+        from molgen.pretrained import resolve_model_path  # data only: no layer above the backbones
+
+        path = resolve_model_path(path)
         config, state = load_model_dir(path, device)
         try:
             backbone_cls = BACKBONES.get(config["backbone"])

@@ -183,9 +183,9 @@ class SequenceVAE(Generator):
         max_length: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        constrained: bool = False,
+        constrained: bool | None = None,
         field_temperature: dict[str, float] | None = None,
-        semantic: bool = False,
+        semantic: bool | None = None,
     ) -> list[list[int]]:
         """Decode latent vectors to token ids (without BOS/EOS).
 
@@ -200,11 +200,13 @@ class SequenceVAE(Generator):
             seed: Seed when ``generator`` is None.
             constrained: Follow the domain's token grammar (every finished
                 sequence is well formed).
+                None (default): when the domain has a grammar (crystals).
             field_temperature: With ``constrained``, temperatures of named
                 grammar fields in place of ``temperature``.
             semantic: With ``constrained``, also enforce the domain's
                 decoding constraint (crystals: no atom within the validity
-                distance of an earlier one).
+                distance of an earlier one). None (default): when
+                constrained and the domain has one.
 
         Returns:
             One id list per row of ``z``.
@@ -215,6 +217,7 @@ class SequenceVAE(Generator):
         gen = resolve_generator(generator, seed, device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
         z = z.to(device)
+        constrained, semantic = self.grammar_flags(constrained, semantic)
         grammar = self.grammar_tensors(constrained, field_temperature, temperature)
         constraint = self.decoding_constraint(semantic, constrained)
         out: list[list[int]] = []

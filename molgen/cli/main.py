@@ -21,6 +21,11 @@ DESCRIPTION = """\
 molgen: generative design of molecules and materials.
 
 Examples:
+  molgen demo                                   # sample, evaluate, optimise and report on the shipped prior
+  molgen models                                 # shipped models, usable by name
+  molgen sample zinc250k -n 1000 -o samples.smi
+  molgen sample perov5 -n 100 -o crystals.csv
+  molgen report runs/demo -o report.html
   molgen train --data nci-5k --max-minutes 3 --out runs/nci
   molgen train --data moses-train --limit 50000 --max-minutes 20 --out runs/moses
   molgen train --resume --max-minutes 30 --out runs/moses
@@ -78,7 +83,8 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Sample a saved model (a model directory or a training run directory). Invalid "
         "samples are kept and marked unless --valid-only is given.",
     )
-    sample.add_argument("model", help="model or run directory")
+    sample.add_argument("model", help="shipped model name (see `molgen models`; model:NAME is always the shipped one), "
+                        "or a model or run directory")
     sample.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     sample.add_argument("-o", "--output", help="output file: .smi, .csv or .txt (omit to only report)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -86,12 +92,13 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
     sample.add_argument("--top-p", type=float, help="nucleus sampling threshold in (0, 1]")
     sample.add_argument("--max-length", type=int, help="longest sequence in tokens")
-    sample.add_argument("--constrained", action="store_true",
+    sample.add_argument("--constrained", action=argparse.BooleanOptionalAction, default=None,
                         help="decode under the domain's token grammar so every sample is well formed (crystal text; "
-                             "autoregressive and VAE backbones)")
-    sample.add_argument("--semantic", action="store_true",
+                             "autoregressive and VAE backbones; on by default where the domain has a grammar)")
+    sample.add_argument("--semantic", action=argparse.BooleanOptionalAction, default=None,
                         help="with --constrained: also enforce the domain's rule beyond the grammar while decoding "
-                             "(crystals: no atom within the 0.5 A validity distance of an earlier one)")
+                             "(crystals: no atom within the 0.5 A validity distance of an earlier one; on by default "
+                             "with --constrained)")
     sample.add_argument("--field-temperature", action="append", metavar="FIELD=T",
                         help="with --constrained: temperature of one grammar field in place of --temperature "
                              "(repeatable; crystals: length, angle, element, coordinate, end; e.g. coordinate=0.5)")
@@ -246,7 +253,40 @@ def _build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", help=".smi/.csv of SMILES, or a CSV with a 'cif' column for crystals")
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
 
+    report = sub.add_parser(
+        "report", help="one self-contained HTML report of a run or an output file",
+        description="Write one HTML file (no external links; plots and pictures inline) for a train run (loss curves), "
+        "a sample or evaluate output (metric table, property histograms, molecule or structure pictures), an optimize "
+        "run (top-k and AUC against oracle calls, best molecules), a discover run (funnel per round, selected "
+        "structures) or a `molgen demo` directory.",
+    )
+    report.add_argument("source", help="run directory, sample file (.smi/.csv/.txt/.fasta) or evaluate JSON")
+    report.add_argument("-o", "--output", required=True, help="HTML file to write")
+    report.add_argument("--reference", help="data set or file to draw property histograms against")
+    report.add_argument("--title", help="report title")
+
+    demo = sub.add_parser(
+        "demo", help="the main job on the shipped model: sample, evaluate, optimise, report",
+        description="Sample the shipped ZINC250k prior, evaluate the samples, steer the prior toward a PMO task "
+        "(osimertinib MPO) for a few hundred oracle calls and write one HTML report of it all. Needs nothing but "
+        "the installed package; a few minutes on 2 CPU cores.",
+    )
+    demo.add_argument("--out", default="runs/demo", help="demo directory (default runs/demo)")
+    demo.add_argument("-n", type=int, default=1000, help="molecules sampled (default 1000)")
+    demo.add_argument("--budget", type=int, default=300, help="oracle calls of the optimisation (default 300)")
+    demo.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
+
+    for name in ("train", "sample", "evaluate", "score", "optimize", "discover", "export", "fit-predictor", "predict", "demo"):
+        sub.choices[name].add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
+    models = sub.add_parser(
+        "models", help="list the shipped models",
+        description="List the models shipped with molgen: name, domain, backbone, training data, size and the quality "
+        "measured by benchmarks/measure_shipped_models.py. Use a name wherever a model is taken (molgen sample NAME, "
+        "--prior, --generator, Generator.from_pretrained); model:NAME always means the shipped model.",
+    )
+    models.add_argument("--json", action="store_true", help="print the cards as JSON")
     return parser
 
 
@@ -269,7 +309,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "train.lr": args.lr,
         "train.max_steps": args.max_steps,
         "train.max_minutes": args.max_minutes,
-        "train.progress": False if args.no_progress else None,
+        "train.progress": False if _quiet(args) else None,
     }
     if args.config:
         config = RunConfig.from_toml(args.config, **overrides)
@@ -304,25 +344,84 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.top_k is not None and args.top_k < 1:
         raise MolgenError("--top-k must be >= 1")
     model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
+    defaults = _card_sampling(args.model)
     options = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
         "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
-        "constrained": True if args.constrained else None, "semantic": True if args.semantic else None,
+        "constrained": args.constrained, "semantic": args.semantic,
         "field_temperature": _parse_assignments(args.field_temperature, "--field-temperature"),
     }
     options = {k: v for k, v in options.items() if v is not None}
     accepted = model.sampling_options()
+    options = {**{k: v for k, v in defaults.items() if k in accepted}, **options}
     unsupported = sorted(k for k in options if k not in accepted)
     if unsupported:
         flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
         raise MolgenError(f"{flags} not supported by the {model.name} backbone")
-    stats = sample_to_file(model, args.n, args.output, seed=args.seed, valid_only=args.valid_only, batch_size=args.batch_size, **options)
+    stats = sample_to_file(model, args.n, args.output, seed=args.seed, valid_only=args.valid_only, batch_size=args.batch_size,
+                           progress=not _quiet(args), **options)
     print(
         f"{stats.n} samples in {stats.seconds:.1f} s ({stats.per_second:,.0f}/s): "
         f"validity {stats.validity:.3f}, uniqueness {stats.uniqueness:.3f}"
     )
     if stats.path is not None:
         print(f"samples: {stats.path}")
+    return 0
+
+
+def _quiet(args: argparse.Namespace) -> bool:
+    """--quiet (or the older --no-progress) was given."""
+    return bool(getattr(args, "quiet", False) or getattr(args, "no_progress", False))
+
+
+def _card_sampling(spec: str) -> dict:
+    """The sampling options a shipped model's card recommends ({} for a
+    user's model)."""
+    from molgen.pretrained import model_card, resolve_model_path, shipped_name
+
+    name = shipped_name(resolve_model_path(spec))
+    return model_card(name).sampling if name else {}
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from molgen.pretrained import installed_models, model_card
+
+    cards = [model_card(name) for name in installed_models()]
+    if args.json:
+        rows = [{**dataclasses.asdict(c), "path": str(c.path)} for c in cards]
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':10s} {'domain':8s} {'backbone':16s} {'data':20s} {'params':>8s} {'size':>7s}  quality")
+    for c in cards:
+        params = f"{c.parameters / 1e6:.2f}M" if c.parameters else "?"
+        quality = ", ".join(f"{k} {v:.3g}" for k, v in list(c.quality.items())[:5]) or "not measured"
+        print(f"{c.name:10s} {c.domain:8s} {c.backbone:16s} {c.data:20s} {params:>8s} {c.size_bytes / 1e6:6.1f}M  {quality}")
+    print("use a name wherever a model is taken: molgen sample NAME -n 100 -o out.smi (model:NAME is always the shipped one)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from molgen.report import write_report
+
+    summary = write_report(args.source, args.output, title=args.title, reference=args.reference)
+    print(f"{summary.kind} report with {len(summary.sections)} sections and {summary.n_images} pictures: {summary.path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from molgen.workflows.demo import run_demo
+
+    result = run_demo(args.out, n_samples=args.n, budget=args.budget, seed=args.seed, progress=not _quiet(args),
+                      overwrite=args.overwrite)
+    f, t = result.figures, result.seconds
+    print(f"prior samples: validity {f['validity']:.3f}, uniqueness {f['uniqueness']:.3f}"
+          + (f", internal diversity {f['IntDiv']:.3f}" if "IntDiv" in f else "") + f" ({t['sample']:.0f} s)")
+    print(f"optimisation: top-1 {f['top1']:.3f}, top-10 {f['top10']:.3f} after {int(f['calls'])} oracle calls ({t['optimize']:.0f} s)")
+    print(f"files: {result.samples}, {result.evaluation}, {result.optimize_dir}/")
+    print(f"report: {result.report}  (open it in a browser)")
     return 0
 
 
@@ -495,7 +594,7 @@ def _cmd_optimize(args: argparse.Namespace) -> int:
         if "budget" not in settings.get("campaign", {}):
             raise MolgenError("--budget is required (oracle calls, e.g. 10000)")
     seed_everything(settings.get("seed", 0))
-    result = optimize(settings, args.out, resume=args.resume, progress=not args.no_progress)
+    result = optimize(settings, args.out, resume=args.resume, progress=not _quiet(args))
     s = result.summary
     print(f"{result.calls} of {result.budget} oracle calls in {result.steps} steps, {result.seconds:.0f} s ({result.stop_reason})")
     print(f"top-1 {s['top1']:.4f}, top-10 {s['top10']:.4f}, top-100 {s['top100']:.4f}; top-10 AUC {s['auc_top10']:.4f}")
@@ -583,7 +682,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USER_ERROR
     handler = {
-        "train": _cmd_train, "sample": _cmd_sample, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
+        "train": _cmd_train, "sample": _cmd_sample, "models": _cmd_models, "report": _cmd_report, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
         "optimize": _cmd_optimize, "discover": _cmd_discover, "export": _cmd_export, "fit-predictor": _cmd_fit_predictor, "predict": _cmd_predict,
     }[args.command]
     try:

@@ -132,9 +132,12 @@ class PriorRegularizedRL:
         # Sample without dropout: the policy being scored is the deterministic network, and a resumed run
         # (whose agent comes back in eval mode) must propose what the uninterrupted run proposed.
         self.agent.eval()
-        semantic = {"semantic": True} if self.config.semantic else {}
-        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator,
-                                    **self._grammar_option, **semantic)
+        # Explicit flags where the backbone has them: its sampling default follows the domain (constrained
+        # for crystals), while this policy's proposals must match its likelihoods, which follow the config.
+        flags = {}
+        if "constrained" in self.agent.sampling_options():
+            flags = {"constrained": bool(self.config.constrained), "semantic": bool(self.config.semantic)}
+        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator, **flags)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:

@@ -45,20 +45,18 @@ class OptimizeConfig(StrictModel):
 
 
 def resolve_prior(prior: str) -> Path:
-    """Directory of a prior: a shipped name (``zinc250k``) or a path.
+    """Directory of a prior: a shipped name (``zinc250k``, ``model:zinc250k``)
+    or a model/run directory (see :func:`molgen.pretrained.resolve_model_path`).
 
     Raises:
         CheckpointError: neither a shipped model nor a model/run directory.
     """
-    from molgen.pretrained import PRETRAINED, pretrained_dir
-    from molgen.workflows.sampling import resolve_model_dir
+    from molgen.pretrained import resolve_model_path
 
-    if prior in PRETRAINED:
-        return pretrained_dir(prior)
     try:
-        return resolve_model_dir(prior)
+        return resolve_model_path(prior)
     except MolgenError as exc:
-        raise type(exc)(f"--prior {prior!r}: {exc} (shipped priors: {', '.join(sorted(PRETRAINED))})") from None
+        raise type(exc)(f"{prior!r}: {exc}") from None
 
 
 def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, resume: bool = False, progress: bool = False) -> CampaignResult:

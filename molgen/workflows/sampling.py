@@ -41,19 +41,16 @@ class SampleStats:
 
 
 def resolve_model_dir(path: str | Path) -> Path:
-    """A model directory, or a training run directory holding ``model/``.
+    """A model directory from a shipped model name (``zinc250k``,
+    ``model:zinc250k``), a model directory, or a training run directory
+    holding ``model/``.
 
     Raises:
-        CheckpointError: neither exists.
+        CheckpointError: none of these.
     """
-    path = Path(path)
-    if (path / CONFIG_NAME).is_file():
-        return path
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
-    if not path.exists():
-        raise CheckpointError(f"model directory not found: {path}")
-    raise CheckpointError(f"{path} holds no {CONFIG_NAME} (is it a molgen model or run directory?)")
+    from molgen.pretrained import resolve_model_path
+
+    return resolve_model_path(path)
 
 
 def sample_to_file(
@@ -63,6 +60,7 @@ def sample_to_file(
     *,
     seed: int | None = 0,
     valid_only: bool = False,
+    progress: bool = False,
     **sample_kwargs,
 ) -> SampleStats:
     """Draw ``n`` samples and write them one per line.
@@ -82,6 +80,7 @@ def sample_to_file(
         out_path: Output file, or None to only measure.
         seed: Sampling seed.
         valid_only: Write only valid samples (all are still counted).
+        progress: Show a progress bar (on a terminal).
         **sample_kwargs: temperature, top_k, top_p, batch_size, max_length.
 
     Returns:
@@ -100,7 +99,7 @@ def sample_to_file(
     if suffix == ".smi" and domain.multiline_text:
         raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
     start = time.perf_counter()
-    texts = model.sample_texts(n, seed=seed, **sample_kwargs)
+    texts = _sample_in_chunks(model, n, seed, progress, sample_kwargs)
     keys: list[str | None] = []
     objects = []
     for text in texts:
@@ -115,6 +114,24 @@ def sample_to_file(
         exported = [domain.export(o) if o is not None and domain.export_format else None for o in objects]
         _write(Path(out_path), suffix, domain, texts, keys, exported, valid_only)
     return SampleStats(n, len(valid_keys), len(set(valid_keys)), seconds, Path(out_path) if out_path else None)
+
+
+def _sample_in_chunks(model: Generator, n: int, seed: int | None, progress: bool, options: dict) -> list[str]:
+    """Texts of ``n`` samples drawn ``batch_size`` at a time from one seeded
+    generator, so a bar can follow them (same samples for a given seed and
+    batch size, with or without the bar)."""
+    from molgen.core.progress import progress_bar
+    from molgen.core.seeding import make_generator
+
+    gen = make_generator(seed, model.device)
+    chunk = int(options.get("batch_size") or 512)
+    texts: list[str] = []
+    with progress_bar(n, desc="sampling", unit="sample", enabled=progress) as bar:
+        for start in range(0, n, chunk):
+            m = min(chunk, n - start)
+            texts.extend(model.sample_texts(m, generator=gen, **options))
+            bar.update(m)
+    return texts
 
 
 def _write_folder(folder: Path, domain, texts, objects, valid_only: bool) -> None:
