@@ -104,7 +104,7 @@ def test_bad_inputs_give_one_line_errors(tmp_path, smi_file, tiny_config, capsys
         (["train", "--data", smi_file, "--config", unknown_key, "--out", tmp_path / "r5", *TINY], r"unknown key 'train.learning_rate'"),
         (["train", "--data", smi_file, "--backbone", "lstm", "--out", tmp_path / "r6", *TINY], r"unknown backbone 'lstm'; valid names: autoregressive"),
         (["train", "--resume", "--out", tmp_path / "never-trained", *TINY], r"missing run.json"),
-        (["sample", tmp_path / "nowhere", "-n", 5], r"model directory not found"),
+        (["sample", tmp_path / "nowhere", "-n", 5], r"no model directory and no shipped model named"),
         (["sample", tmp_path / "nowhere", "-n", 5, "--temperature", -1], r"--temperature must be >= 0"),
     ]
     for argv, pattern in cases:
@@ -133,8 +133,8 @@ def test_corrupted_checkpoint_and_unknown_tokens(tmp_path, smi_file, tiny_config
     (run / "model" / "config.json").write_text('{"backbone": "autoregressive"}')
     code, _, err = _run(capsys, "sample", run, "-n", 5)
     _assert_one_line_error(code, err, r"does not describe a molgen model|corrupted")
-    code, _, err = _run(capsys, "sample", run / "checkpoint", "-n", 5, "-o", tmp_path / "x.sdf")
-    _assert_one_line_error(code, err, r"unsupported output format '.sdf'")
+    code, _, err = _run(capsys, "sample", run / "checkpoint", "-n", 5, "-o", tmp_path / "x.parquet")
+    _assert_one_line_error(code, err, r"unsupported output format '.parquet'; use one of .*\.sdf")
 
 
 def test_resume_keeps_saved_budget_and_rejects_corrupted_checkpoint(tmp_path, smi_file, tiny_config, capsys):

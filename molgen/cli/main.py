@@ -4,6 +4,7 @@ workflow API, and turns user errors into one clear line."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from typing import Sequence
 
@@ -57,7 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--domain", help="object domain (default smiles)")
     train.add_argument("--backbone", help="generative backbone (default autoregressive)")
-    train.add_argument("--data", help="registered data set name (see `molgen datasets`) or a .smi/.csv path")
+    train.add_argument("--data", help="registered data set name (see `molgen datasets`) or a .smi/.csv/.sdf path")
     train.add_argument("--limit", type=int, help="train on a seeded random subset of N entries")
     train.add_argument("--config", help="TOML file of settings; unknown keys are errors")
     budget = train.add_mutually_exclusive_group()
@@ -86,7 +87,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sample.add_argument("model", help="shipped model name (see `molgen models`; model:NAME is always the shipped one), "
                         "or a model or run directory")
     sample.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
-    sample.add_argument("-o", "--output", help="output file: .smi, .csv or .txt (omit to only report)")
+    sample.add_argument("-o", "--output", help="output file: .smi, .csv, .txt, or .sdf for molecules (valid samples only; omit to only report)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     sample.add_argument("--temperature", type=float, help="softmax temperature (default 1.0; token backbones, and the atom/bond types of graph diffusion)")
     sample.add_argument("--top-k", type=int, help="keep only the k most likely tokens")
@@ -127,7 +128,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "validity, uniqueness, novelty, diversity, predicted-AMP fraction and property distances "
         "(defaults: amp-positive-test as reference, amp-positive-train for novelty).",
     )
-    evaluate.add_argument("generated", help="generated SMILES: .smi, .txt or .csv (molgen sample output works)")
+    evaluate.add_argument("generated", help="generated SMILES: .smi, .txt, .csv or .sdf (molgen sample output works)")
     evaluate.add_argument("--ref", help=f"reference set, name or path (default {DEFAULT_REFERENCE} when available)")
     evaluate.add_argument("--train", help=f"training set for novelty (default {DEFAULT_TRAINING} when available)")
     evaluate.add_argument("--no-ref", action="store_true", help="skip the metrics against a reference")
@@ -151,8 +152,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "guacamol/<task>, ...) or an objective TOML file, and write a CSV with the total, each "
         "component's raw and transformed value, the filter that rejected a molecule and why a score is missing.",
     )
-    score.add_argument("molecules", help=".smi, .txt or .csv of SMILES")
+    score.add_argument("molecules", help=".smi, .txt or .csv of SMILES, or an .sdf (optionally .gz)")
     score.add_argument("--objective", required=True, help="objective name or TOML file")
+    score.add_argument("--id-column", help="identifier column (or SD property) put first in the output "
+                       "(default: an id/name/compound_id column, a .smi name field or the SD title)")
     score.add_argument("-o", "--output", required=True, help="CSV to write")
 
     optimize = sub.add_parser(
@@ -232,7 +235,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "(config.json + model.safetensors + predictor.json) and print the held-out metrics. Unparsable entries are "
         "skipped and counted; rows without a target value are dropped and counted.",
     )
-    fit.add_argument("--data", required=True, help="registered data set (esol, lipo, bbbp, perov-5, ...) or CSV path")
+    fit.add_argument("--data", required=True, help="registered data set (esol, lipo, bbbp, perov-5, ...) or a CSV/SDF path (SD properties as targets)")
     fit.add_argument("--target", required=True, action="append", help="target column (repeat for multi-task)")
     fit.add_argument("--domain", default="smiles", help="smiles (default) or crystal")
     fit.add_argument("--model", help="mpnn (default for molecules), fingerprint-mlp, cgcnn (crystals)")
@@ -250,7 +253,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "for rows without a prediction (invalid inputs stay in the table).",
     )
     predict.add_argument("predictor", help="directory written by molgen fit-predictor")
-    predict.add_argument("inputs", help=".smi/.csv of SMILES, or a CSV with a 'cif' column for crystals")
+    predict.add_argument("inputs", help=".smi/.csv/.sdf of molecules, or a CSV with a 'cif' column for crystals")
+    predict.add_argument("--id-column", help="identifier column (or SD property) put first in the output "
+                         "(default: an id/name/compound_id column, a .smi name field or the SD title)")
     predict.add_argument("-o", "--output", required=True, help="CSV to write")
 
     report = sub.add_parser(
@@ -319,7 +324,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config.train.max_steps = None
     if args.max_steps is not None:
         config.train.max_minutes = None
-    summary = run_training(config, args.out, resume=args.resume)
+    summary = run_training(config, args.out, resume=args.resume, log=print)
     r = summary.result
     print(
         f"trained {summary.n_parameters:,} parameters for {r.steps} steps in {r.elapsed_s:.0f} s "
@@ -385,14 +390,14 @@ def _card_sampling(spec: str) -> dict:
 
 def _cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
-    import json
 
+    from molgen.core.serialization import dumps_json
     from molgen.pretrained import installed_models, model_card
 
     cards = [model_card(name) for name in installed_models()]
     if args.json:
         rows = [{**dataclasses.asdict(c), "path": str(c.path)} for c in cards]
-        print(json.dumps(rows, indent=2))
+        print(dumps_json(rows, indent=2))
         return 0
     print(f"{'name':10s} {'domain':8s} {'backbone':16s} {'data':20s} {'params':>8s} {'size':>7s}  quality")
     for c in cards:
@@ -449,10 +454,13 @@ def _parse_assignments(items: list[str] | None, flag: str) -> dict[str, float] |
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from molgen.core.device import select_device
+    from molgen.datasets.readers import require_output_suffix
     from molgen.metrics import metric_names
     from molgen.workflows.crystal_evaluation import looks_like_crystal_file
     from molgen.workflows.peptide_evaluation import looks_like_fasta
 
+    if args.output:  # crystal and peptide reports are JSON too
+        require_output_suffix(args.output, (".json",), "report")
     if looks_like_crystal_file(args.generated):
         return _evaluate_crystals(args)
     if looks_like_fasta(args.generated):
@@ -486,6 +494,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=str(select_device(args.device)),
         output=args.output,
+        progress=not _quiet(args),
     )
     meta = report.metadata
     summary = f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid"
@@ -555,7 +564,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from molgen.workflows.scoring import score_file
 
-    summary = score_file(args.molecules, args.objective, args.output)
+    summary = score_file(args.molecules, args.objective, args.output, id_column=args.id_column)
     print(f"scored {summary.n_scored} of {summary.n} molecules; best {summary.best:.4f}; table: {summary.path}")
     return 0
 
@@ -662,7 +671,7 @@ def _cmd_fit_predictor(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from molgen.workflows.predictors import predict_file
 
-    counts = predict_file(args.predictor, args.inputs, args.output)
+    counts = predict_file(args.predictor, args.inputs, args.output, id_column=args.id_column)
     print(f"predicted {counts['n_predicted']} of {counts['n']} entries: {counts['path']}")
     return 0
 
@@ -685,14 +694,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _cmd_train, "sample": _cmd_sample, "models": _cmd_models, "report": _cmd_report, "demo": _cmd_demo, "evaluate": _cmd_evaluate, "score": _cmd_score, "datasets": _cmd_datasets,
         "optimize": _cmd_optimize, "discover": _cmd_discover, "export": _cmd_export, "fit-predictor": _cmd_fit_predictor, "predict": _cmd_predict,
     }[args.command]
+    previous = _terminate_as_interrupt()
     try:
         return handler(args)
     except MolgenError as exc:
         print(f"molgen: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("molgen: interrupted (a checkpoint was saved; continue with --resume)", file=sys.stderr)
+        resumable = args.command in ("train", "optimize", "discover")
+        print("molgen: interrupted" + (" (a checkpoint was saved; continue with --resume)" if resumable else ""), file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: schedulers and `timeout` send it."""
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM raise like Ctrl-C, so every command saves what it has
+    (checkpoints, the candidate store) the same way; returns the previous
+    handler (None when signals cannot be set here, e.g. off the main thread)."""
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the checkpoint short
+        raise _Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

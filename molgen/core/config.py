@@ -21,9 +21,10 @@ M = TypeVar("M", bound=BaseModel)
 
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, values are
-    validated on assignment too."""
+    validated on assignment too, and no number may be NaN or infinite (one
+    ``inf`` weight or sigma would otherwise turn a whole run into NaN)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def format_validation_error(exc: ValidationError, where: str = "") -> str:

@@ -4,12 +4,14 @@ pickled or unpickled."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -20,14 +22,59 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, +-Infinity) replaced by
+    None and NumPy scalars and arrays turned into Python values.
+
+    Args:
+        data: Nested dicts, lists and tuples of plain values.
+
+    Returns:
+        A copy that strict JSON can hold (tuples become lists).
+    """
+    if isinstance(data, np.ndarray):
+        data = data.tolist()
+    elif isinstance(data, np.generic):
+        data = data.item()
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: json_safe(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(value) for value in data]
+    return data
+
+
+def dumps_json(data: Any, **kwargs: Any) -> str:
+    """JSON text of ``data`` with NaN and Infinity written as ``null``.
+
+    Python's ``json`` writes bare ``NaN``/``Infinity`` by default, which
+    strict readers (JavaScript, jq, pandas with ``orient``...) reject; every
+    JSON file or printout molgen makes goes through here.
+
+    Args:
+        data: The value (see :func:`json_safe`).
+        **kwargs: Passed to :func:`json.dumps` (``indent``, ``sort_keys``).
+
+    Returns:
+        The text.
+
+    Raises:
+        TypeError: a value JSON cannot hold. (``allow_nan=False`` is a guard:
+            :func:`json_safe` has already replaced every non-finite float.)
+    """
+    return json.dumps(json_safe(data), allow_nan=False, **kwargs)
+
+
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename) so a crash never leaves a
-    half-written file behind."""
+    half-written file behind. NaN and Infinity are written as ``null``
+    (:func:`dumps_json`)."""
     path = Path(path)
+    text = dumps_json(data, indent=2, sort_keys=True)  # before the temp file: a bad value leaves nothing behind
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
+        handle.write(text + "\n")
     os.replace(tmp, path)
 
 

@@ -9,12 +9,12 @@ import numpy as np
 
 from molgen.core.errors import DataError, ParseError, RegistryError
 from molgen.core.registry import DATASETS
-from molgen.datasets.readers import iter_records, read_records
+from molgen.datasets.readers import INPUT_SUFFIXES, iter_records, read_records
 from molgen.datasets.registry import DatasetSpec, resolve_dataset_file
 from molgen.datasets.splits import split_indices, stratified_split_indices
 from molgen.domains.base import Domain
 
-_FILE_SUFFIXES = (".smi", ".csv", ".tsv", ".txt", ".gz", ".fasta", ".fa", ".faa", ".cif", ".xyz")
+_FILE_SUFFIXES = (*INPUT_SUFFIXES, ".gz", ".cif", ".xyz")
 
 
 @dataclass
@@ -23,9 +23,10 @@ class LoadedTexts:
 
     Attributes:
         texts: Object texts (canonical when requested).
-        lines: Source line of each text, for error messages.
+        lines: Source line (SD files: record number) of each text, for error messages.
         path: The file read.
-        skipped: ``(line, reason)`` of entries skipped as invalid.
+        skipped: ``(line, reason)`` of entries skipped as invalid (SD
+            files: record number, e.g. of a record RDKit cannot read).
         targets: Property columns of the data set, aligned with ``texts``
             (NaN where a value is missing).
         objects: The parsed objects, aligned with ``texts`` (only when asked
@@ -78,7 +79,8 @@ def load_texts(
     """Read, subsample and validate the objects of a data set or file.
 
     Args:
-        source: Registered data set name or a path (``.smi``, ``.csv``, ...).
+        source: Registered data set name or a path (``.smi``, ``.csv``,
+            ``.sdf``, ...; SD properties serve as ``targets``).
         domain: Domain used to validate (and canonicalize) each entry.
         limit: Keep a seeded random subset of at most this many entries.
         seed: Seed of the subset.
@@ -118,10 +120,12 @@ def load_texts(
     values: dict[str, list[float]] = {name: [] for name in wanted}
     for record in records:
         try:
+            if record.error:
+                raise ParseError(record.error)
             obj = domain.parse(record.text)
         except ParseError as exc:
             if on_invalid == "error":
-                raise DataError(f"{path}:{record.line}: {exc} (use --skip-invalid to skip such lines)") from None
+                raise DataError(f"{record.where(path)}: {exc} (use --skip-invalid to skip such entries)") from None
             skipped.append((record.line, str(exc)))
             continue
         texts.append(domain.model_text(obj, record.text, canonical=canonicalize))

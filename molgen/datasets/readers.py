@@ -1,5 +1,6 @@
-"""Streaming readers for one-object-per-line files (``.smi``, ``.txt``,
-``.csv``, optionally gzipped), with seeded subsampling."""
+"""Streaming readers for files of objects (``.smi``, ``.txt``, ``.csv``,
+``.tsv``, FASTA and SD files, optionally gzipped), with seeded subsampling
+and the identifiers (names, id columns) that labs key their compounds by."""
 
 from __future__ import annotations
 
@@ -16,11 +17,29 @@ from molgen.core.errors import DataError
 
 @dataclass(frozen=True)
 class Record:
-    """One object's text and where it came from (for error messages)."""
+    """One object's text and where it came from (for error messages).
+
+    Attributes:
+        text: The object's text (an SD record's SMILES; empty when the
+            record could not be read).
+        line: Source line, or the 1-based record number of an SD file.
+        fields: Extra CSV columns, or an SD record's properties.
+        name: The record's own name: the second field of a ``.smi`` line,
+            an SD record's title, a FASTA header (None when absent).
+        error: Why the record could not be read (an SD record RDKit
+            rejects); such a record is an invalid entry, never skipped
+            silently.
+    """
 
     text: str
     line: int
     fields: dict[str, str] | None = None
+    name: str | None = None
+    error: str | None = None
+
+    def where(self, path: Path) -> str:
+        """``path:line``, or ``path record N`` for SD files (for messages)."""
+        return f"{path} record {self.line}" if _is_sdf(path) else f"{path}:{self.line}"
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -30,15 +49,58 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
+SMILES_SUFFIXES = (".smi", ".smiles", ".txt")
+CSV_SUFFIXES = (".csv", ".tsv")
+SDF_SUFFIXES = (".sdf", ".sd")
+#: Every suffix :func:`detect_format` knows (each also with ``.gz``).
+INPUT_SUFFIXES = SMILES_SUFFIXES + CSV_SUFFIXES + SDF_SUFFIXES + FASTA_SUFFIXES
+#: Column names (case-insensitive) taken as the identifier when none is named.
+ID_COLUMNS = ("id", "name", "compound_id")
+
+
+def file_suffix(path: str | Path) -> str:
+    """The lower-case suffix that names a file's format, ``.gz`` looked
+    through (``x.sdf.gz`` -> ``.sdf``); ``""`` when there is none."""
+    suffixes = [s.lower() for s in Path(path).suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes else ""
+
+
+def require_output_suffix(path: str | Path, known: Sequence[str], what: str = "output") -> None:
+    """Refuse an output file whose suffix is not one of ``known`` (checked
+    before any work is done, so a typo costs nothing).
+
+    Raises:
+        DataError: naming the suffix and listing the known ones.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in known:
+        raise DataError(f"{path}: unsupported {what} format {suffix or '(none)'!r}; known: {', '.join(known)}")
+
+
+def _is_sdf(path: Path) -> bool:
+    return file_suffix(path) in SDF_SUFFIXES
 
 
 def detect_format(path: Path) -> str:
-    """``"csv"`` for ``.csv``/``.tsv``, ``"fasta"`` for ``.fasta``/``.fa``/``.faa``
-    (optionally ``.gz``), else ``"smi"``."""
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    if suffixes and suffixes[-1] in FASTA_SUFFIXES:
+    """``"csv"`` for ``.csv``/``.tsv``, ``"fasta"`` for ``.fasta``/``.fa``/
+    ``.faa``/``.fas``, ``"sdf"`` for ``.sdf``/``.sd``, ``"smi"`` for ``.smi``/
+    ``.smiles``/``.txt`` and files without a suffix (each optionally ``.gz``).
+
+    Raises:
+        DataError: any other suffix (``.xlsx``, ``.parquet``...), listing
+            the known ones: reading it as SMILES lines would silently
+            produce garbage.
+    """
+    suffix = file_suffix(path)
+    if suffix in FASTA_SUFFIXES:
         return "fasta"
-    return "csv" if suffixes and suffixes[-1] in (".csv", ".tsv") else "smi"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in SDF_SUFFIXES:
+        return "sdf"
+    if suffix in SMILES_SUFFIXES or suffix == "":
+        return "smi"
+    raise DataError(f"{path}: unsupported input format {suffix!r}; known: {', '.join(INPUT_SUFFIXES)} (each optionally .gz)")
 
 
 def iter_records(
@@ -51,15 +113,21 @@ def iter_records(
     """Yield the objects of a file one at a time.
 
     ``smi``/``txt``: the first whitespace-separated field of each non-blank,
-    non-``#`` line; a first line whose field is ``smiles`` is a header.
+    non-``#`` line (the rest of the line is the record's ``name``); a first
+    line whose field is ``smiles`` is a header.
     ``csv``: the column named ``column`` (case-insensitive; default: a column
     named ``smiles``, ``sequence``, ``cif`` or ``text``, else the first).
+    ``sdf``: one record per molecule, read by RDKit's supplier; the text is
+    its SMILES, ``fields`` its properties, ``name`` its title, and a record
+    RDKit cannot read is yielded with ``error`` set (see
+    :func:`molgen.datasets.sdf.iter_sdf`).
 
     Args:
         path: The file.
-        fmt: ``"csv"`` or ``"smi"``; detected from the suffix when None.
+        fmt: ``"csv"``, ``"smi"``, ``"fasta"`` or ``"sdf"``; detected from
+            the suffix when None.
         column: CSV column name.
-        extra_columns: CSV columns copied into ``Record.fields``.
+        extra_columns: CSV columns (SD properties) copied into ``Record.fields``.
         column_names: Names replacing the CSV's own header row (for files
             whose first row is not a usable header).
 
@@ -67,9 +135,14 @@ def iter_records(
     header goes to ``fields["header"]`` and ``line`` is the header's line.
 
     Raises:
-        DataError: unreadable file or missing column.
+        DataError: unreadable file, unknown suffix or missing column.
     """
     fmt = fmt or detect_format(path)
+    if fmt == "sdf":
+        from molgen.datasets.sdf import iter_sdf
+
+        yield from iter_sdf(path, extra_columns)
+        return
     try:
         with _open_text(path) as handle:
             if fmt == "csv":
@@ -83,7 +156,8 @@ def iter_records(
                         continue
                     if number == 1 and fields[0].lower() in ("smiles", "sequence"):
                         continue
-                    yield Record(fields[0], number)
+                    rest = line.strip().split(None, 1)
+                    yield Record(fields[0], number, name=rest[1].strip() if len(rest) > 1 else None)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
 
@@ -96,14 +170,34 @@ def _iter_fasta(handle: io.TextIOBase, path: Path) -> Iterator[Record]:
             continue
         if line.startswith(">"):
             if header is not None:
-                yield Record("".join(parts), start, {"header": header})
+                yield Record("".join(parts), start, {"header": header}, name=header or None)
             header, start, parts = line[1:].strip(), number, []
         elif header is None:
             raise DataError(f"{path}:{number}: sequence line before the first '>' header (is this a FASTA file?)")
         else:
             parts.append(line.replace(" ", ""))
     if header is not None:
-        yield Record("".join(parts), start, {"header": header})
+        yield Record("".join(parts), start, {"header": header}, name=header or None)
+
+
+def _csv_reader(handle: io.TextIOBase):
+    sample = handle.read(4096)
+    handle.seek(0)
+    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
+    return csv.reader(handle, delimiter=delimiter)
+
+
+def csv_columns(path: Path) -> list[str]:
+    """The header row of a CSV/TSV file (empty for an empty file).
+
+    Raises:
+        DataError: unreadable file.
+    """
+    try:
+        with _open_text(Path(path)) as handle:
+            return [h.strip() for h in next(_csv_reader(handle), [])]
+    except (OSError, UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
 
 
 def _iter_csv(
@@ -113,10 +207,7 @@ def _iter_csv(
     extra_columns: Sequence[str] = (),
     column_names: Sequence[str] | None = None,
 ) -> Iterator[Record]:
-    sample = handle.read(4096)
-    handle.seek(0)
-    delimiter = "\t" if sample.count("\t") > sample.count(",") else ","
-    reader = csv.reader(handle, delimiter=delimiter)
+    reader = _csv_reader(handle)
     header = next(reader, None)
     if header is None:
         return
@@ -205,3 +296,91 @@ def _reservoir(records: Iterator[Record], k: int, rng: random.Random) -> list[Re
                 reservoir[j] = record
     reservoir.sort(key=lambda r: r.line)
     return reservoir
+
+
+@dataclass
+class LabeledRecords:
+    """The records of a user's file with one identifier each.
+
+    Attributes:
+        records: The records, in file order (SD records RDKit rejects
+            included, with ``error`` set).
+        ids: One identifier per record (``""`` where a record has none);
+            None when the file carries no identifiers.
+        id_name: Header for the identifiers in an output table: the source
+            column or SD property, else ``"id"`` (None with ``ids``).
+    """
+
+    records: list[Record]
+    ids: list[str] | None
+    id_name: str | None
+
+
+def read_labeled(path: str | Path, id_column: str | None = None) -> LabeledRecords:
+    """Read a file of objects with each one's identifier.
+
+    The identifier is the column (or SD property) ``id_column``; by default
+    a column named ``id``, ``name`` or ``compound_id`` (case-insensitive) of
+    a CSV, the name field of a ``.smi`` line (``SMILES<whitespace>name``),
+    the title of an SD record (else an id-like SD property such as ``ID`` or
+    ``Catalog_ID``), or a FASTA header. Duplicate and empty identifiers are
+    kept as they are.
+
+    Args:
+        path: The file.
+        id_column: Identifier column; for ``.smi`` files ``name`` (the
+            second field), for SD files a property or ``_Name`` (the title).
+
+    Returns:
+        Records, identifiers and the identifiers' header.
+
+    Raises:
+        DataError: unreadable, empty or unknown file, or an ``id_column``
+            the file lacks (the message lists what it has).
+    """
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "csv":
+        wanted = _csv_id_column(path, id_column)
+        records = read_records(path, extra_columns=(wanted,) if wanted else ())
+        ids = [r.fields[wanted] for r in records] if wanted else None
+        return LabeledRecords(records, ids, wanted)
+    records = read_records(path)
+    if fmt == "sdf":
+        return _sdf_ids(path, records, id_column)
+    own = {"smi": ("smiles", "name"), "fasta": ("sequence", "header")}[fmt]
+    if id_column is not None and id_column.lower() != own[1]:
+        raise DataError(f"--id-column {id_column!r}: {path} has no such column; its columns are {', '.join(own)}")
+    if id_column is None and not any(r.name for r in records):
+        return LabeledRecords(records, None, None)
+    return LabeledRecords(records, [r.name or "" for r in records], own[1] if id_column else "id")
+
+
+def _csv_id_column(path: Path, id_column: str | None) -> str | None:
+    """The header spelling of the CSV's identifier column (None: none)."""
+    columns = csv_columns(path)
+    lowered = [c.lower() for c in columns]
+    if id_column is not None:
+        if id_column.strip().lower() not in lowered:
+            raise DataError(f"--id-column {id_column!r}: {path} has no such column; its columns are {', '.join(columns)}")
+        return columns[lowered.index(id_column.strip().lower())]
+    return next((columns[lowered.index(c)] for c in ID_COLUMNS if c in lowered), None)
+
+
+def _sdf_ids(path: Path, records: list[Record], id_column: str | None) -> LabeledRecords:
+    from molgen.datasets.sdf import TITLE, id_like_property
+
+    properties = list(dict.fromkeys(name for r in records for name in (r.fields or {})))
+    if id_column is not None:
+        if id_column.lower() in (TITLE.lower(), "title"):
+            return LabeledRecords(records, [r.name or "" for r in records], "id")
+        match = next((p for p in properties if p.lower() == id_column.strip().lower()), None)
+        if match is None:
+            raise DataError(f"--id-column {id_column!r}: {path} has no such SD property; its fields are {', '.join([TITLE, *properties])}")
+        return LabeledRecords(records, [(r.fields or {}).get(match, "") for r in records], match)
+    if any(r.name for r in records):
+        return LabeledRecords(records, [r.name or "" for r in records], "id")
+    match = id_like_property(properties)
+    if match is None:
+        return LabeledRecords(records, None, None)
+    return LabeledRecords(records, [(r.fields or {}).get(match, "") for r in records], match)

@@ -151,6 +151,8 @@ class Campaign:
         self.diversity = ScaffoldDiversityFilter(config.diversity)
         self.step = 0
         self._texts: dict[str, str] = {}
+        self.clipped = 0
+        self.clip_examples: list[float] = []
 
     # -- the loop -----------------------------------------------------------
     def run(self, resume: bool = False) -> CampaignResult:
@@ -195,7 +197,7 @@ class Campaign:
                 keys = [None if o is None else self.domain.key(o) for o in objs]
                 self._texts = {k: t for k, t in zip(keys, texts) if k is not None}
                 scores = oracle.score(objs)
-                rewards = self.diversity.apply(objs, keys, scores)
+                rewards = self._bounded(self.diversity.apply(objs, keys, scores))
                 if self.diversity.last_full and hasattr(self.strategy, "forget"):
                     # Augmented Memory's selective purge, before the update replays the memory.
                     self.strategy.forget(self.diversity.keys_of(self.diversity.last_full))
@@ -235,6 +237,22 @@ class Campaign:
         self._write_progress(oracle)
         summary = self._finish(store, oracle, stop_reason, time.perf_counter() - started)
         return CampaignResult(self.out_dir, self.step, oracle.calls, c.budget, summary["seconds"], stop_reason, summary)
+
+    def _bounded(self, rewards: np.ndarray) -> np.ndarray:
+        """Rewards inside the strategy's documented range (``reward_range``;
+        REINVENT's is [0, 1]): a hostile or mis-scaled objective (``1e300``)
+        is clipped and counted in the summary instead of blowing the policy
+        up. Failures (NaN) stay NaN: strategies treat them as no reward."""
+        bounds = getattr(self.strategy, "reward_range", None)
+        rewards = np.asarray(rewards, dtype=float)
+        if bounds is None:
+            return np.where(np.isfinite(rewards), rewards, np.nan)
+        finite = np.isfinite(rewards)
+        outside = finite & ((rewards < bounds[0]) | (rewards > bounds[1]))
+        if outside.any():
+            self.clipped += int(outside.sum())
+            self.clip_examples = (self.clip_examples + [float(v) for v in rewards[outside][:3]])[:5]
+        return np.where(finite, np.clip(rewards, *bounds), np.nan)
 
     @staticmethod
     def _top_scores(oracle: Oracle) -> list[float]:
@@ -304,7 +322,14 @@ class Campaign:
             **oracle.summary(),
             "diversity_filter": {**self.config.diversity.model_dump(), **self.diversity.summary()},
             "best": [{"key": k, "score": s} for k, s in oracle.best(10)],
+            "skipped_updates": getattr(self.strategy, "skipped_updates", 0),
         }
+        if self.clipped:
+            summary["rewards_clipped"] = {
+                "count": self.clipped, "range": list(self.strategy.reward_range), "examples": self.clip_examples,
+                "reason": "scores outside the strategy's reward range were clipped to it before the update "
+                          "(the store keeps the raw scores)",
+            }
         exports = {}
         if self.config.export_top:
             n = self.config.export_top

@@ -100,6 +100,25 @@ class DiscoveryConfig(StrictModel):
     strategy: ReinforceConfig = Field(default_factory=lambda: ReinforceConfig(update_batch=64))
 
 
+def require_relaxation_support(config: DiscoveryConfig) -> None:
+    """Fail before a run starts when it asks for relaxations (``relax.per_round``
+    and ``relax.budget`` above 0) but the interatomic potential is not
+    installed: otherwise every relaxation would fail in its worker and the
+    run would still end as a "success".
+
+    Raises:
+        MolgenError: chgnet cannot be imported (with the install hint).
+    """
+    if not (config.relax.per_round and config.relax.budget):
+        return
+    try:
+        import chgnet  # noqa: F401  (the package only: its model import takes seconds)
+    except ImportError as exc:
+        raise MolgenError(
+            f"relaxations need CHGNet, which is not installed ({exc}): pip install 'molgen[potential]', "
+            "or pass --relax-per-round 0 to run without relaxations") from None
+
+
 @dataclass
 class DiscoveryResult:
     """What a discovery run did."""
@@ -185,6 +204,9 @@ class MaterialsDiscovery:
                 self._restore(store, oracle)
             if executor is None and self.config.relax.per_round and self.config.relax.budget:
                 from molgen.loops.executors import make_executor
+
+                if self.relax_fn is None:
+                    require_relaxation_support(self.config)
 
                 executor = make_executor(self.config.relax.executor, self.config.relax.workers)
             rows = self._read_rounds()

@@ -42,7 +42,8 @@ class ReinforceConfig(StrictModel):
     ``replay_weighting="score"``."""
 
     kind: Literal["reinvent"] = "reinvent"
-    sigma: float = Field(60.0, gt=0, description="reward scale in the augmented likelihood")
+    sigma: float = Field(60.0, gt=0, le=1e4, description="reward scale in the augmented likelihood (PMO's tuned "
+                         "REINVENT: 500; past 1e4 the squared loss leaves float32's range)")
     learning_rate: float = Field(5e-4, gt=0)
     replay_capacity: int = Field(100, ge=0, description="best sequences kept for replay (0: off)")
     replay_batch: int = Field(24, ge=0, description="replayed sequences per update")
@@ -92,6 +93,8 @@ class PriorRegularizedRL:
     """
 
     name = "reinvent"
+    #: Rewards the update is built for (REINVENT's scores); the campaign clips to it.
+    reward_range = (0.0, 1.0)
 
     def __init__(self, prior, config: ReinforceConfig | None = None, seed: int = 0):
         if not getattr(prior, "exact_likelihood", False):
@@ -113,6 +116,8 @@ class PriorRegularizedRL:
         # Dropout in the policy step draws from torch's global RNG; seeding it per step from this
         # generator makes updates (and so a resumed run) reproducible from the strategy's own state.
         self.update_generator = make_generator(seed + 2)
+        self.skipped_updates = 0
+        self.last_skip_reason: str | None = None
         self.replay = ReplayBuffer(self.config.replay_capacity, self.config.replay_weighting)
         self._last: list[list[int]] = []
 
@@ -259,11 +264,25 @@ class PriorRegularizedRL:
             # log p < 0, so -1 / log p grows as a sequence approaches probability 1.
             loss = loss + self.config.likelihood_penalty * (-1.0 / agent_ll.clamp(max=-1e-3)).mean()
         self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            self._skip_update(f"non-finite loss {loss.item()}")
+            return loss, agent_ll, prior_ll
         loss.backward()
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.agent.parameters(), self.config.grad_clip)
+        grads = [p.grad for p in self.agent.parameters() if p.grad is not None]
+        if not all(torch.isfinite(g).all() for g in grads):
+            self.optimizer.zero_grad(set_to_none=True)
+            self._skip_update("non-finite gradient")
+            return loss, agent_ll, prior_ll
         self.optimizer.step()
         return loss, agent_ll, prior_ll
+
+    def _skip_update(self, reason: str) -> None:
+        """Leave the agent as it is (a NaN step would ruin it and every
+        checkpoint after it) and count why."""
+        self.skipped_updates += 1
+        self.last_skip_reason = reason
 
     # -- checkpoints --------------------------------------------------------
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from molgen.core.errors import MolgenError
+from molgen.core.serialization import dumps_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candidates (
@@ -141,7 +142,7 @@ class CandidateStore:
             }
             reason = table.reasons[i] if table.reasons else None
             rejected = table.rejected_by[i] if table.rejected_by else None
-            rows.append((first + i, key, text, step, _number(table.total[i]), reason, rejected, json.dumps(components), now))
+            rows.append((first + i, key, text, step, _number(table.total[i]), reason, rejected, dumps_json(components), now))
         with self._transaction():
             self.connection.executemany("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return [r[0] for r in rows]
@@ -170,7 +171,7 @@ class CandidateStore:
         with self._transaction():
             self.connection.execute(
                 "INSERT OR REPLACE INTO followups VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, oracle, step, status, error, json.dumps(result), seconds, time.time()),
+                (key, oracle, step, status, error, dumps_json(result), seconds, time.time()),
             )
 
     def followups(self, oracle: str) -> dict[str, dict[str, Any]]:
@@ -183,7 +184,7 @@ class CandidateStore:
     def set_meta(self, name: str, value: Any) -> None:
         """Store a JSON value under ``name``."""
         with self._transaction():
-            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, dumps_json(value)))
 
     def _transaction(self):
         store = self

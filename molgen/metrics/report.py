@@ -85,6 +85,7 @@ def evaluate_molecules(
     options: FeatureOptions = FeatureOptions(),
     protocol: m.GuacamolProtocol = m.GuacamolProtocol(),
     device: str | torch.device = "cpu",
+    progress: bool = False,
 ) -> MetricReport:
     """Compute MOSES and GuacaMol distribution-learning metrics.
 
@@ -101,6 +102,7 @@ def evaluate_molecules(
         options: Fingerprint and scaffold settings.
         protocol: GuacaMol's subset sizes and seed for KL_score and FCD_score.
         device: Where ChemNet runs.
+        progress: Show a bar over the metrics (on a terminal).
 
     Returns:
         The report.
@@ -156,7 +158,9 @@ def evaluate_molecules(
     values: dict[str, float | None] = {}
     reasons: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    for name in wanted:
+    from molgen.core.progress import progress_iter
+
+    for name in progress_iter(wanted, desc="metrics", unit="metric", enabled=progress):
         tic = time.perf_counter()
         if name not in computations:
             values[name] = None

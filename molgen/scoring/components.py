@@ -5,10 +5,10 @@ factory that builds components from objective specs (TOML tables)."""
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, Sequence
+from typing import Annotated, Any, Callable, Literal, Sequence
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from molgen.core.config import StrictModel, validate
 from molgen.core.errors import ConfigError, MolgenError
@@ -94,9 +94,20 @@ class DockingParams(StrictModel):
 
 
 class ExternalParams(StrictModel):
-    command: list[str] | str
-    timeout: float = Field(60.0, gt=0)
+    command: list[Annotated[str, Field(min_length=1)]] | Annotated[str, Field(min_length=1)] = Field(
+        description="program and arguments (a non-empty list, or a string split like a shell)")
+    timeout: float = Field(60.0, gt=0, allow_inf_nan=False)
     batch_size: int = Field(256, gt=0)
+    max_output_bytes: int = Field(16 * 2**20, gt=0, description="most bytes of the program's output read per batch")
+
+    @field_validator("command")
+    @classmethod
+    def _not_empty(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("command must name a program (got an empty list)")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("command must name a program (got a blank string)")
+        return value
 
 
 class PredictorParams(StrictModel):
@@ -223,7 +234,8 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
         from molgen.scoring.external import ExternalCommand
 
         p = validate(ExternalParams, params, where=where)
-        return ExternalCommand(p.command, name=name or "external", timeout=p.timeout, batch_size=p.batch_size)
+        return ExternalCommand(p.command, name=name or "external", timeout=p.timeout, batch_size=p.batch_size,
+                               max_output_bytes=p.max_output_bytes)
     if kind in CRYSTAL_BATCH:
         params_cls, component_cls = CRYSTAL_BATCH[kind]
         settings = validate(params_cls, params, where=where)

@@ -96,8 +96,8 @@ class Objective:
         if len(set(names)) != len(names):
             raise ConfigError(f"component names must be unique (give each a name): {names}")
         for t in self.terms:
-            if not t.weight > 0:
-                raise ConfigError(f"component {t.component.name!r}: weight must be positive, got {t.weight}")
+            if not 0 < t.weight < float("inf"):
+                raise ConfigError(f"component {t.component.name!r}: weight must be positive and finite, got {t.weight}")
         self.aggregate = aggregate
         self.filters = list(filters)
         self.name = name
@@ -146,8 +146,8 @@ class Objective:
         terms = []
         for i, c in enumerate(spec.components):
             at = f"{where}: components[{i}] ({c.type})"
-            if not c.weight > 0:
-                raise ConfigError(f"{at}: weight must be positive, got {c.weight}")
+            if not 0 < c.weight < float("inf"):
+                raise ConfigError(f"{at}: weight must be positive and finite, got {c.weight}")
             component = build_component(c.type, dict(c.model_extra or {}), c.name, where=at)
             terms.append(Term(component, c.weight, c.transform or Identity()))
         filters = []

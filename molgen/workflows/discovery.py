@@ -12,7 +12,7 @@ from molgen.core.config import StrictModel, read_toml, validate
 from molgen.core.device import select_device
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.serialization import read_json, write_json
-from molgen.loops.discovery import DiscoveryConfig, DiscoveryResult, MaterialsDiscovery
+from molgen.loops.discovery import DiscoveryConfig, DiscoveryResult, MaterialsDiscovery, require_relaxation_support
 
 RUN_SETTINGS = "discover.json"
 PRESET_DIR = Path(__file__).resolve().parent / "data"
@@ -75,8 +75,9 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
         The result (figures also in ``out_dir/summary.json``).
 
     Raises:
-        ConfigError: bad settings; MolgenError: an unusable generator or a
-            run directory in the wrong state.
+        ConfigError: bad settings; MolgenError: an unusable generator, a
+            run directory in the wrong state, or relaxations asked for
+            without CHGNet installed (checked before anything starts).
     """
     from molgen.backbones.base import load_generator
     from molgen.loops.reinforce import PriorRegularizedRL
@@ -96,6 +97,8 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
         raise ConfigError("discover() needs settings unless resuming")
     elif (out_dir / RUN_SETTINGS).is_file():
         raise MolgenError(f"{out_dir} already holds a discovery run; pass --resume or choose another --out")
+    if relax_fn is None:
+        require_relaxation_support(settings.preset.discovery)
     objective = Objective.from_spec(settings.preset.objective, where=f"preset {settings.preset.name} [objective]")
     generator = load_generator(resolve_prior(settings.generator), select_device(settings.device))
     if generator.domain.name != "crystal":

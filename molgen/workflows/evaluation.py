@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Sequence
 from molgen.core.errors import DataError, MolgenError
 from molgen.core.serialization import write_json
 from molgen.datasets.loading import resolve_source
-from molgen.datasets.readers import read_records
+from molgen.datasets.readers import read_records, require_output_suffix
 
 if TYPE_CHECKING:
     from molgen.metrics import MetricReport
@@ -32,14 +32,15 @@ def read_generated(path: str | Path, n: int | None = None) -> list[str]:
 
     Blank lines, ``#`` comments and a ``smiles`` header are skipped; ``.csv``
     files are read from their ``smiles`` column (so ``molgen sample`` output
-    in any of its formats works).
+    in any of its formats works); SD files give one SMILES per record, and a
+    record RDKit cannot read is an empty (invalid) entry.
 
     Args:
-        path: ``.smi``, ``.txt`` or ``.csv`` (optionally gzipped).
+        path: ``.smi``, ``.txt``, ``.csv`` or ``.sdf`` (optionally gzipped).
         n: Keep only the first ``n`` entries.
 
     Raises:
-        DataError: missing, unreadable or empty file.
+        DataError: missing, unreadable, empty or unknown file.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,11 +88,12 @@ def evaluate_file(
     seed: int = 42,
     device: str = "cpu",
     output: str | Path | None = None,
+    progress: bool = False,
 ) -> "MetricReport":
     """Evaluate a generated file; optionally write the JSON report.
 
     Args:
-        generated: File of generated SMILES.
+        generated: File of generated SMILES (or an SD file).
         reference: Reference set (name or path); None: skip reference metrics.
         training: Training set for novelty; None: skip novelty.
         reference_required: Fail (instead of reporting null metrics) when the
@@ -104,13 +106,19 @@ def evaluate_file(
         use_cache: Cache reference/training statistics under ``MOLGEN_HOME``.
         seed: Seed of GuacaMol's reference subsets.
         device: Where ChemNet runs.
-        output: JSON file to write.
+        output: JSON file to write (``.json``; NaN written as null).
+        progress: Show a bar over the metrics (on a terminal).
 
     Returns:
         The report; its metadata names the files and sources used.
+
+    Raises:
+        DataError: unreadable input or an output that is not ``.json``.
     """
     from molgen.metrics import FeatureOptions, GuacamolProtocol, evaluate_molecules
 
+    if output is not None:
+        require_output_suffix(output, (".json",), "report")
     texts = read_generated(generated, n)
     ref = load_optional_set(reference, required=reference_required)
     train = load_optional_set(training, required=training_required)
@@ -125,6 +133,7 @@ def evaluate_file(
         options=FeatureOptions(),
         protocol=GuacamolProtocol(seed=seed),
         device=device,
+        progress=progress,
     )
     for loaded, role in ((ref, "reference"), (train, "training")):
         if loaded is not None and loaded.problem:

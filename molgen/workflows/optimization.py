@@ -42,6 +42,48 @@ class OptimizeConfig(StrictModel):
     device: str = "auto"
     campaign: CampaignConfig
     strategy: StrategyConfig = Field(default_factory=ReinforceConfig, description="kind reinvent (default) or latent")
+    objective_sha256: str | None = Field(
+        None, description="pinned at the start: sha256 of the objective (the TOML file's bytes, or the registered name); "
+        "a resume refuses an objective that differs from it")
+
+
+def objective_digest(source: str) -> str:
+    """sha256 of an objective: the bytes of a TOML file, or the registered
+    name (whose definition is the installed code)."""
+    import hashlib
+
+    path = Path(source)
+    data = path.read_bytes() if path.is_file() else f"registered:{source}".encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def _resume_objective(config: OptimizeConfig, out_dir: Path, given: str | None) -> str:
+    """The objective a resumed run may use: the run's own, unchanged.
+
+    A run directory can be edited or shared, and an objective can run
+    programs (``external`` components), so the objective is pinned by hash at
+    the start and checked here.
+
+    Raises:
+        MolgenError: the run's copy was changed, ``given`` differs from the
+            run's objective, or the run predates pinning and ``given`` is absent.
+    """
+    pinned = config.objective_sha256
+    copy = out_dir / OBJECTIVE_COPY
+    if given is not None:
+        digest = objective_digest(given)
+        if pinned is not None and digest != pinned:
+            raise MolgenError(f"--objective {given} differs from the objective this run was started with "
+                              f"(sha256 {digest[:12]} vs {pinned[:12]}); a run continues with its own objective")
+        return given
+    if pinned is None:
+        raise MolgenError(f"{out_dir} was made by an older molgen and its objective is not pinned: pass --objective "
+                          "again (the file or name the run was started with) to resume it")
+    source = str(copy) if copy.is_file() else config.objective
+    if objective_digest(source) != pinned:
+        raise MolgenError(f"the objective of {out_dir} ({source}) changed since the run started (sha256 no longer "
+                          f"{pinned[:12]}...): it is not run; pass --objective with the run's original objective to resume")
+    return source
 
 
 def resolve_prior(prior: str) -> Path:
@@ -82,6 +124,7 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
     from molgen.scoring import get_objective
 
     out_dir = Path(out_dir)
+    given_objective = settings.objective if isinstance(settings, OptimizeConfig) else settings.get("objective")
     if resume:
         if not (out_dir / RUN_SETTINGS).is_file():
             raise MolgenError(f"{out_dir} holds no campaign to resume (no {RUN_SETTINGS})")
@@ -93,9 +136,13 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
             config.campaign.budget = int(budget)
     else:
         config = settings if isinstance(settings, OptimizeConfig) else validate(OptimizeConfig, settings, where="optimize settings")
-    objective_source = config.objective
-    if resume and (out_dir / OBJECTIVE_COPY).is_file():
-        objective_source = str(out_dir / OBJECTIVE_COPY)
+    if resume:
+        objective_source = _resume_objective(config, out_dir, given_objective)
+        if config.objective_sha256 is None:
+            config.objective_sha256 = objective_digest(objective_source)
+    else:
+        objective_source = config.objective
+        config.objective_sha256 = objective_digest(objective_source)
     objective = get_objective(objective_source)
     prior = load_generator(resolve_prior(config.prior), select_device(config.device))
     strategy = _build_strategy(prior, config)

@@ -81,7 +81,7 @@ def fit_predictor(
     NaN are dropped and counted; the test split's metrics go into the report.
 
     Args:
-        data: Registered data set or CSV path.
+        data: Registered data set, CSV or SD file (SD properties as targets).
         targets: Target columns (several: multi-task).
         out_dir: Where the predictor (``config.json``, ``model.safetensors``)
             and ``predictor.json`` (domain, targets, split, counts, test
@@ -159,25 +159,40 @@ def load_fitted(directory: str | Path):
     return load_predictor(directory), report
 
 
-def predict_file(directory: str | Path, path: str | Path, output: str | Path) -> dict[str, Any]:
-    """Predict every entry of a file and write a CSV: the input text, then
-    ``<target>_mean`` and ``<target>_std`` per target, then ``reason`` (why
-    a row has no prediction). Invalid inputs stay in the table as NaN.
+def predict_file(directory: str | Path, path: str | Path, output: str | Path, id_column: str | None = None) -> dict[str, Any]:
+    """Predict every entry of a file and write a CSV: the identifier when the
+    input has one (named after its source column, else ``id``), the input
+    text, then ``<target>_mean`` and ``<target>_std`` per target, then
+    ``reason`` (why a row has no prediction). Invalid inputs (and SD records
+    RDKit cannot read) stay in the table as NaN.
+
+    Args:
+        directory: Directory written by :func:`fit_predictor`.
+        path: ``.smi``, ``.csv`` or ``.sdf`` of molecules, or a CSV with a
+            ``cif`` column for crystals.
+        output: CSV to write.
+        id_column: Identifier column (default: see
+            :func:`molgen.datasets.readers.read_labeled`).
 
     Returns:
         Counts: ``{"n", "n_predicted", "path"}``.
 
     Raises:
-        MolgenError: unreadable input or predictor.
+        MolgenError: unreadable input or predictor, an output that is not
+            ``.csv``, or a missing ``id_column``.
     """
-    from molgen.datasets.readers import read_records
+    from molgen.datasets.readers import read_labeled, require_output_suffix
 
+    require_output_suffix(output, (".csv",))
     predictor, report = load_fitted(directory)
     domain = DOMAINS.get(report["domain"])()
-    records = read_records(Path(path))
+    labeled = read_labeled(Path(path), id_column)
+    records = labeled.records
     objs, reasons = [], []
     for record in records:
         try:
+            if record.error:
+                raise MolgenError(record.error)
             objs.append(domain.parse(record.text))
             reasons.append("")
         except MolgenError as exc:
@@ -196,9 +211,12 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path) ->
         header = ["input"]
         for name in report["targets"]:
             header += [f"{name}_mean", f"{name}_std"]
-        writer.writerow(header + ["reason"])
+        header.append("reason")
+        if labeled.ids is not None:
+            header.insert(0, labeled.id_name if labeled.id_name not in header else "id")
+        writer.writerow(header)
         for i, record in enumerate(records):
-            row = [record.text]
+            row = ([labeled.ids[i]] if labeled.ids is not None else []) + [record.text]
             for t in range(mean.shape[1]):
                 row += [cell(mean[i, t]), cell(std[i, t])]
             writer.writerow(row + [reasons[i]])

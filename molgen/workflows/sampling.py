@@ -11,7 +11,9 @@ from molgen.backbones.base import Generator
 from molgen.core.errors import CheckpointError, MolgenError
 from molgen.core.serialization import CONFIG_NAME
 
-FORMATS = (".smi", ".csv", ".txt", ".fasta", ".fa")
+FORMATS = (".smi", ".csv", ".txt", ".fasta", ".fa", ".sdf")
+#: Domains whose objects are RDKit molecules, the ones ``.sdf`` output is for.
+SDF_DOMAINS = ("smiles", "selfies", "molgraph")
 
 
 @dataclass
@@ -69,7 +71,10 @@ def sample_to_file(
     name ending in ``:invalid``), ``.csv`` (``index,<domain>,valid,canonical``
     plus a column in the domain's export format, e.g. ``cif``) or ``.txt``
     (text; invalid lines followed by ``<TAB>INVALID``) or, for proteins,
-    ``.fasta``/``.fa`` (headers ``sample_i``, invalid ones ``sample_i invalid``). For domains with an
+    ``.fasta``/``.fa`` (headers ``sample_i``, invalid ones ``sample_i invalid``), or, for molecule
+    domains (smiles, selfies, molgraph), ``.sdf`` (2D coordinates, title ``sample_i``, properties
+    ``valid`` and ``smiles``; invalid samples cannot be drawn and are left out, with or without
+    ``valid_only``). For domains with an
     export format (crystals), a path without a suffix is a folder that gets
     one file per valid sample (``sample_00000.cif``) and the raw text of each
     invalid one (``sample_00001.invalid.txt``).
@@ -98,6 +103,8 @@ def sample_to_file(
         raise MolgenError(f"FASTA output is for protein models; {domain.name} samples go to .smi, .csv or .txt")
     if suffix == ".smi" and domain.multiline_text:
         raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
+    if suffix == ".sdf" and domain.name not in SDF_DOMAINS:
+        raise MolgenError(f"SDF output is for molecule models ({', '.join(SDF_DOMAINS)}); {domain.name} samples go to .csv or .txt")
     start = time.perf_counter()
     texts = _sample_in_chunks(model, n, seed, progress, sample_kwargs)
     keys: list[str | None] = []
@@ -110,6 +117,8 @@ def sample_to_file(
     valid_keys = [k for k in keys if k is not None]
     if folder:
         _write_folder(Path(out_path), domain, texts, objects, valid_only)
+    elif suffix == ".sdf":
+        _write_sdf(Path(out_path), domain, texts, objects)
     elif out_path is not None:
         exported = [domain.export(o) if o is not None and domain.export_format else None for o in objects]
         _write(Path(out_path), suffix, domain, texts, keys, exported, valid_only)
@@ -142,6 +151,23 @@ def _write_folder(folder: Path, domain, texts, objects, valid_only: bool) -> Non
             (folder / f"sample_{i:0{width}d}.{domain.export_format}").write_text(domain.export(obj))
         elif not valid_only:
             (folder / f"sample_{i:0{width}d}.invalid.txt").write_text(text)
+
+
+def _write_sdf(path: Path, domain, texts, objects) -> None:
+    """Valid samples as SD records (invalid ones have no structure to write)."""
+    from rdkit import Chem
+
+    from molgen.datasets.sdf import write_sdf
+
+    def entries():
+        for i, (text, obj) in enumerate(zip(texts, objects)):
+            if obj is not None:
+                props = {"valid": 1, "smiles": Chem.MolToSmiles(obj)}
+                if domain.name != "smiles":
+                    props[domain.name] = text  # the model's own text (SELFIES, graph-decoded SMILES)
+                yield f"sample_{i}", obj, props
+
+    write_sdf(path, entries())
 
 
 def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: bool) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from molgen.core.errors import MolgenError
-from molgen.workflows.evaluation import read_generated
+from molgen.datasets.readers import read_labeled, require_output_suffix
 
 
 @dataclass
@@ -21,37 +21,47 @@ class ScoreSummary:
     path: Path
 
 
-def score_file(path: str | Path, objective: str, output: str | Path) -> ScoreSummary:
-    """Score every SMILES of ``path`` and write a CSV.
+def score_file(path: str | Path, objective: str, output: str | Path, id_column: str | None = None) -> ScoreSummary:
+    """Score every molecule of ``path`` and write a CSV.
 
-    Columns: ``smiles, valid, score``, then each component's raw value and its
-    transformed value (``<name>_raw``, ``<name>``), then ``rejected_by`` and
-    ``reason``. Invalid lines and failed components are rows with an empty
-    score and the reason, never dropped.
+    Columns: the identifier when the input has one (named after its source
+    column, else ``id``), then ``smiles, valid, score``, each component's
+    raw value and its transformed value (``<name>_raw``, ``<name>``), then
+    ``rejected_by`` and ``reason``. Invalid lines, SD records RDKit cannot
+    read and failed components are rows with an empty score and the reason,
+    never dropped.
 
     Args:
-        path: ``.smi``, ``.txt`` or ``.csv`` of SMILES.
+        path: ``.smi``, ``.txt``, ``.csv`` or ``.sdf`` (optionally gzipped).
         objective: Registered objective name or TOML path.
         output: CSV to write.
+        id_column: Identifier column (default: see
+            :func:`molgen.datasets.readers.read_labeled`).
 
     Returns:
         Counts and the best score.
 
     Raises:
-        MolgenError: unreadable input, unknown objective or bad objective file.
+        MolgenError: unreadable or unknown input, an output that is not
+            ``.csv``, a missing ``id_column``, unknown objective or bad
+            objective file.
     """
     from molgen.domains import SmilesDomain
     from molgen.scoring import get_objective
 
-    texts = read_generated(path)
-    if not texts:
+    require_output_suffix(output, (".csv",))
+    labeled = read_labeled(path, id_column)
+    records = labeled.records
+    if not records:
         raise MolgenError(f"{path}: no molecules to score")
     obj = get_objective(objective)
     domain = SmilesDomain()
-    mols = [domain.try_parse(t) for t in texts]
+    mols = [None if r.error else domain.try_parse(r.text) for r in records]
     table = obj(mols)
     names = list(table.transformed)
     extra = [n for n in table.raw if n not in table.transformed]  # filter-only components
+    columns = ["smiles", "valid", "score", *(f"{n}_raw" for n in names), *names, *(f"{n}_raw" for n in extra), "rejected_by", "reason"]
+    id_name = labeled.id_name if labeled.id_name not in columns else "id"
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
 
@@ -60,13 +70,14 @@ def score_file(path: str | Path, objective: str, output: str | Path) -> ScoreSum
 
     with output.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["smiles", "valid", "score", *(f"{n}_raw" for n in names), *names, *(f"{n}_raw" for n in extra), "rejected_by", "reason"])
-        for i, text in enumerate(texts):
+        writer.writerow(([id_name] if labeled.ids is not None else []) + columns)
+        for i, record in enumerate(records):
             writer.writerow([
-                text, int(mols[i] is not None), cell(table.total[i]),
+                *([labeled.ids[i]] if labeled.ids is not None else []),
+                record.text, int(mols[i] is not None), cell(table.total[i]),
                 *(cell(table.raw[n][i]) for n in names), *(cell(table.transformed[n][i]) for n in names),
                 *(cell(table.raw[n][i]) for n in extra),
-                table.rejected_by[i] or "", table.reasons[i] or "",
+                table.rejected_by[i] or "", record.error or table.reasons[i] or "",
             ])
     finite = [t for t in table.total if not math.isnan(t)]
-    return ScoreSummary(len(texts), len(finite), max(finite) if finite else float("nan"), output)
+    return ScoreSummary(len(records), len(finite), max(finite) if finite else float("nan"), output)

@@ -4,6 +4,7 @@ vocabulary and model, split, train, save."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,20 +12,23 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 
-from molgen.backbones.base import Generator
+from molgen.backbones.base import Generator, TransformerHParams
 from molgen.core.config import StrictModel, read_toml, validate
 from molgen.core.device import select_device
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import read_json, write_json
-from molgen.core.errors import DataError, MolgenError, ParseError
+from molgen.core.errors import ConfigError, DataError, MolgenError, ParseError
 from molgen.datasets import load_texts
 from molgen.train import GraphBatches, SeededBatches, TokenBatches, TrainConfig, Trainer, TrainResult
 from molgen.train.trainer import CHECKPOINT_DIR
+from molgen.workflows import auto_size
 
 RUN_CONFIG = "run.json"
 MODEL_DIR = "model"
+AUTO_SIZE_KEY = "auto_size"  # run.json: the size rule's choice and reason (a record, not a setting)
 
 
 class DataConfig(StrictModel):
@@ -44,12 +48,22 @@ class RunConfig(StrictModel):
 
     domain: str = "smiles"
     backbone: str = "autoregressive"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of subset, split, initialisation, batches and noise")
     device: str = "auto"
     init_from: str | None = Field(None, description="saved model directory to fine-tune")
     data: DataConfig = DataConfig()
     model: dict[str, Any] = Field(default_factory=dict, description="backbone hyper-parameters")
     train: TrainConfig = TrainConfig()
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _finite_minutes(cls, value: Any) -> Any:
+        # NaN fails "> 0" with a confusing message, and infinity would never stop.
+        minutes = value.get("max_minutes") if isinstance(value, dict) else getattr(value, "max_minutes", None)
+        if isinstance(minutes, float) and not math.isfinite(minutes):
+            raise PydanticCustomError("finite_minutes", "max_minutes must be a finite number of minutes > 0, got {value}",
+                                      {"value": minutes})
+        return value
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> "RunConfig":
@@ -99,6 +113,7 @@ class RunSummary:
     n_val: int
     result: TrainResult
     data_seconds: float
+    auto_size: dict[str, Any] | None = None  # the size rule's record when the size was chosen for the user
 
 
 def split_train_val(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -224,12 +239,99 @@ def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool):
     return model, PreparedData(train_batches, val_batches, path, n_loaded, skipped)
 
 
-def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, on_validation=None) -> RunSummary:
+def check_model_shape(backbone: str, hparams: dict[str, Any], where: str) -> None:
+    """Fail early, with the key names, on transformer hyper-parameters the
+    attention layers cannot use (``d_model`` not a multiple of ``n_heads``,
+    or an odd head width, which rotary embeddings cannot rotate).
+
+    Args:
+        backbone: Backbone name.
+        hparams: Hyper-parameters given (defaults fill the rest).
+        where: Where they come from, for the message.
+
+    Raises:
+        ConfigError: the shape is unusable.
+    """
+    config_cls = BACKBONES.get(backbone).config_cls
+    if not issubclass(config_cls, TransformerHParams):
+        return
+    fields = config_cls.model_fields
+    d_model = hparams.get("d_model", fields["d_model"].default)
+    n_heads = hparams.get("n_heads", fields["n_heads"].default)
+    if not (isinstance(d_model, int) and isinstance(n_heads, int)) or d_model <= 0 or n_heads <= 0:
+        return  # the typed config reports these
+    if d_model % n_heads:
+        raise ConfigError(f"{where}: d_model={d_model} is not divisible by n_heads={n_heads}")
+    if (d_model // n_heads) % 2:
+        raise ConfigError(f"{where}: d_model / n_heads = {d_model // n_heads} must be even (rotary embeddings rotate pairs)")
+
+
+def _check_init_from(path: str) -> None:
+    """Check the shape in a fine-tuning source's ``config.json`` (a missing or
+    unreadable file is left to the loader's own error)."""
+    config_path = Path(path) / "config.json"
+    try:
+        saved = read_json(config_path)
+        backbone, hparams = saved["backbone"], saved["hparams"]
+    except (MolgenError, OSError, KeyError, TypeError, ValueError):
+        return
+    if isinstance(backbone, str) and isinstance(hparams, dict) and backbone in BACKBONES:
+        check_model_shape(backbone, hparams, str(config_path))
+
+
+def _choose_size(config: RunConfig, domain, backbone_cls, hparams: dict[str, Any], data: PreparedData, device):
+    """Apply the size rule (:mod:`molgen.workflows.auto_size`) to a run whose
+    size the user left open.
+
+    Returns:
+        ``(config, hparams, data, choice)``: the config with the chosen size
+        and learning-rate settings filled in (``run.json`` records them), the
+        model hyper-parameters, the data (re-encoded when a masked-diffusion
+        canvas leaves the longest sequences out), and the choice.
+    """
+    budget = config.train.with_default_budget()
+    if config.backbone == "masked-diffusion" and "max_length" not in config.model:
+        canvas = auto_size.canvas_length(data.train.lengths)
+        if canvas < hparams["max_length"]:  # sequences longer than the canvas are left out
+            config = config.model_copy(update={"model": {**config.model, "max_length": canvas}})
+            hparams = {**hparams, "max_length": canvas}
+            data = prepare_data(config, domain, fit_vocab=False, max_length=canvas)
+    tokens_per_example = float(np.mean(data.train.lengths - 1))
+    n_timing = min(3, data.train.batches_per_epoch)
+    batches = [data.train.batch(i) for i in range(max(2, n_timing))]
+
+    def build(size):
+        return backbone_cls.from_domain(domain, **{**hparams, **size.hparams()}).to(device)
+
+    choice = auto_size.probe_ladder(
+        build, batches, n_train=len(data.train), tokens_per_example=tokens_per_example,
+        batch_size=config.train.batch_size, max_steps=budget.max_steps, max_minutes=budget.max_minutes,
+        rule=auto_size.RULES[config.backbone],
+    )
+    extra = auto_size.auto_hparams(config.backbone, choice, config.model)
+    train_updates = auto_size.auto_train_settings(choice, config.train.model_fields_set)
+    config = config.model_copy(update={
+        "model": {**config.model, **extra},
+        "train": config.train.model_copy(update=train_updates),
+    })
+    return config, {**hparams, **extra}, data, choice
+
+
+def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, on_validation=None, log=None) -> RunSummary:
     """Train a generator and save it.
 
     Layout of ``out_dir``: ``model/`` (final model: ``config.json`` +
     ``model.safetensors``), ``checkpoint/`` (resumable state),
     ``train_log.csv`` and ``run.json`` (the settings used).
+
+    When ``config.model`` sets none of ``d_model``, ``n_layers``,
+    ``n_heads``, ``d_ff``, ``encoder_layers`` (and the run neither resumes nor
+    fine-tunes), a token backbone's size is chosen from the training-set size
+    and the budget (:mod:`molgen.workflows.auto_size`); the choice and why are
+    written to ``run.json`` under ``auto_size``. ``config.seed`` seeds torch
+    before the model is built, so the same seed gives the same initial
+    weights (and, with a step budget on CPU, the same trained weights); the
+    caller's global torch random state is restored afterwards.
 
     Args:
         config: Run settings. With ``resume``, only the budget
@@ -239,20 +341,43 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
         resume: Continue from ``out_dir/checkpoint``.
         on_validation: Optional ``callback(trainer, val_loss)`` run after each
             validation (see :class:`~molgen.train.Trainer`).
+        log: Optional ``callback(line)`` for one-line notes (the chosen size).
 
     Returns:
         Summary with paths and measured figures.
+
+    Raises:
+        ConfigError: e.g. ``d_model`` not divisible by ``n_heads`` (in the
+            config or the ``init_from`` model's ``config.json``).
     """
     out_dir = Path(out_dir)
     if resume:
-        saved = validate(RunConfig, read_json(out_dir / RUN_CONFIG), where=str(out_dir / RUN_CONFIG))
+        saved_raw = read_json(out_dir / RUN_CONFIG)
+        if isinstance(saved_raw, dict):
+            saved_raw.pop(AUTO_SIZE_KEY, None)
+        saved = validate(RunConfig, saved_raw, where=str(out_dir / RUN_CONFIG))
         if config.train.max_steps is not None or config.train.max_minutes is not None:
             saved.train.max_steps = config.train.max_steps
             saved.train.max_minutes = config.train.max_minutes
         config = saved
     backbone_view = BACKBONES.get(config.backbone).view  # fail early, listing valid names
+    if not resume and not config.init_from:
+        check_model_shape(config.backbone, config.model, "[model]")
+    if config.init_from and not resume:
+        _check_init_from(config.init_from)
     device = select_device(config.device)
+    # Seed initialisation, batches' noise and dropout from config.seed, without
+    # leaving the caller's global generator changed.
+    fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=fork_devices):
+        torch.manual_seed(config.seed)
+        return _run(config, out_dir, resume, on_validation, log, backbone_view, device)
+
+
+def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, backbone_view: str, device) -> RunSummary:
+    """:func:`run_training` after the checks, under the seeded generator."""
     t0 = time.perf_counter()
+    choice = None
     if backbone_view == "graph":
         model, data = _graph_model_and_data(config, out_dir, resume)
         domain = model.domain
@@ -270,13 +395,22 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
             longest = max(int(d.lengths.max()) for d in (data.train, data.val) if d is not None)
             longest = max(longest, data.longest_augmented)
             hparams["max_length"] = longest + 8
+        if config.backbone in auto_size.RULES and not auto_size.has_explicit_size(config.model):
+            config, hparams, data, choice = _choose_size(config, domain, backbone_cls, hparams, data, device)
+            if log is not None:
+                log(f"model size (auto): {choice.reason}; set [model] d_model/n_layers/n_heads to choose it yourself")
+        torch.manual_seed(config.seed)  # initial weights depend on the seed only, not on what ran before
         model = backbone_cls.from_domain(domain, **hparams)
     if backbone_view != "graph" and not resume and hasattr(model, "fit_statistics"):
         model.fit_statistics(data.train)  # e.g. the length histogram of a masked-diffusion model
     data_seconds = time.perf_counter() - t0
     model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / RUN_CONFIG, config.model_dump(mode="json"))
+    record = choice.record() if choice is not None else None
+    run_json = config.model_dump(mode="json")
+    if record is not None:
+        run_json[AUTO_SIZE_KEY] = record
+    write_json(out_dir / RUN_CONFIG, run_json)
     trainer = Trainer(model, data.train, data.val, config.train, out_dir, on_validation=on_validation)
     result = trainer.fit(resume=resume)
     extra = {
@@ -292,6 +426,8 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
             "seed": config.seed,
         },
     }
+    if record is not None:
+        extra["auto_size"] = {k: record[k] for k in ("size", "n_params", "reason")}
     model_dir = model.save_pretrained(out_dir / MODEL_DIR, extra=extra)
     return RunSummary(
         out_dir=out_dir,
@@ -301,4 +437,5 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
         n_val=len(data.val) if data.val else 0,
         result=result,
         data_seconds=data_seconds,
+        auto_size=record,
     )
