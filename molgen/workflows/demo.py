@@ -109,7 +109,7 @@ def run_demo(
     log(f"3/4 optimising {DEMO_OBJECTIVE} for {budget} oracle calls (REINVENT on the prior)")
     opt_dir = out / "optimize"
     settings = {"prior": DEMO_PRIOR, "objective": DEMO_OBJECTIVE, "seed": seed, "device": "cpu",
-                "campaign": {"budget": budget, "batch_size": 64}}
+                "campaign": {"budget": budget, "batch_size": 64, "log_every": 25}}
     result = optimize(settings, opt_dir, progress=progress)
     seconds["optimize"] = time.perf_counter() - start
 
