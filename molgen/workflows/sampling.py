@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from molgen.backbones.base import Generator
-from molgen.core.errors import CheckpointError, MolgenError
-from molgen.core.serialization import CONFIG_NAME
+from molgen.core.errors import MolgenError
 
 FORMATS = (".smi", ".csv", ".txt", ".fasta", ".fa", ".sdf")
 #: Domains whose objects are RDKit molecules, the ones ``.sdf`` output is for.
@@ -105,62 +105,128 @@ def sample_to_file(
         raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
     if suffix == ".sdf" and domain.name not in SDF_DOMAINS:
         raise MolgenError(f"SDF output is for molecule models ({', '.join(SDF_DOMAINS)}); {domain.name} samples go to .csv or .txt")
+    if out_path is not None:
+        from molgen.core.outputs import check_output_file
+
+        if folder:
+            Path(out_path).mkdir(parents=True, exist_ok=True)
+        else:
+            check_output_file(out_path)  # before the work: a long run must not die at its end
+    options = validate_sampling_options(sample_kwargs)
     start = time.perf_counter()
-    texts = _sample_in_chunks(model, n, seed, progress, sample_kwargs)
-    keys: list[str | None] = []
-    objects = []
-    for text in texts:
-        obj = domain.try_parse(text)
-        objects.append(obj)
-        keys.append(domain.key(obj) if obj is not None else None)
-    seconds = time.perf_counter() - start
-    valid_keys = [k for k in keys if k is not None]
+    tally = _Tally()
+    # Samples stream to the file chunk by chunk: memory stays bounded by one chunk (plus the distinct
+    # keys), and a run that is stopped keeps what it wrote.
+    records = tally.count(_draw(model, n, seed, progress, options))
     if folder:
-        _write_folder(Path(out_path), domain, texts, objects, valid_only)
+        _write_folder(Path(out_path), domain, records, valid_only)
     elif suffix == ".sdf":
-        _write_sdf(Path(out_path), domain, texts, objects)
+        _write_sdf(Path(out_path), domain, records)
     elif out_path is not None:
-        exported = [domain.export(o) if o is not None and domain.export_format else None for o in objects]
-        _write(Path(out_path), suffix, domain, texts, keys, exported, valid_only)
-    return SampleStats(n, len(valid_keys), len(set(valid_keys)), seconds, Path(out_path) if out_path else None)
+        _write(Path(out_path), suffix, domain, records, valid_only)
+    else:
+        for _ in records:
+            pass
+    seconds = time.perf_counter() - start
+    return SampleStats(tally.n, tally.n_valid, len(tally.keys), seconds, Path(out_path) if out_path else None)
 
 
-def _sample_in_chunks(model: Generator, n: int, seed: int | None, progress: bool, options: dict) -> list[str]:
-    """Texts of ``n`` samples drawn ``batch_size`` at a time from one seeded
-    generator, so a bar can follow them (same samples for a given seed and
-    batch size, with or without the bar)."""
+class _Tally:
+    """Counts samples, valid ones and distinct keys as they stream past."""
+
+    def __init__(self):
+        self.n = self.n_valid = 0
+        self.keys: set[str] = set()
+
+    def count(self, records):
+        for record in records:
+            self.n += 1
+            if record[3] is not None:
+                self.n_valid += 1
+                self.keys.add(record[3])
+            yield record
+
+
+#: Bounds of the sampling options (checked once, before any work).
+_OPTION_RULES = {
+    "temperature": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0: greedy)"),
+    "top_k": (lambda v: v >= 1, "an integer >= 1"),
+    "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
+    "max_length": (lambda v: v >= 3, "an integer >= 3 (BOS, one token, EOS)"),
+    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
+    "steps": (lambda v: v >= 1, "an integer >= 1"),
+    "corrector_steps": (lambda v: v >= 0, "an integer >= 0"),
+    "guidance": (lambda v: math.isfinite(v), "a finite number"),
+}
+
+
+def validate_sampling_options(options: dict) -> dict:
+    """Check sampling options before any work.
+
+    Args:
+        options: ``temperature``, ``top_k``, ``top_p``, ``max_length``,
+            ``batch_size``, ``steps``, ``corrector_steps``, ``guidance``,
+            ``field_temperature``, ``condition`` (None values are dropped).
+
+    Returns:
+        The options without None values.
+
+    Raises:
+        MolgenError: naming the option and its valid range.
+    """
+    out = {k: v for k, v in options.items() if v is not None}
+    for name, value in out.items():
+        rule = _OPTION_RULES.get(name)
+        if rule is None:
+            continue
+        integer = name not in ("temperature", "top_p", "guidance")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not integer or float(value).is_integer())
+        if not ok or not rule[0](value):
+            raise MolgenError(f"--{name.replace('_', '-')} must be {rule[1]}, got {value!r}")
+    for name in ("field_temperature", "condition"):
+        for key, value in (out.get(name) or {}).items():
+            if not math.isfinite(value) or (name == "field_temperature" and value < 0):
+                raise MolgenError(f"--{name.replace('_', '-')} {key}={value}: must be a finite number"
+                                  + (" >= 0" if name == "field_temperature" else ""))
+    return out
+
+
+def _draw(model: Generator, n: int, seed: int | None, progress: bool, options: dict):
+    """``(index, text, object or None, key or None)`` of ``n`` samples, drawn
+    ``batch_size`` at a time from one seeded generator (the same samples for
+    a given seed and batch size, with or without the bar)."""
     from molgen.core.progress import progress_bar
     from molgen.core.seeding import make_generator
 
+    domain = model.domain
     gen = make_generator(seed, model.device)
     chunk = int(options.get("batch_size") or 512)
-    texts: list[str] = []
     with progress_bar(n, desc="sampling", unit="sample", enabled=progress) as bar:
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
-            texts.extend(model.sample_texts(m, generator=gen, **options))
+            for j, text in enumerate(model.sample_texts(m, generator=gen, **options)):
+                obj = domain.try_parse(text)
+                yield start + j, text, obj, (domain.key(obj) if obj is not None else None)
             bar.update(m)
-    return texts
 
 
-def _write_folder(folder: Path, domain, texts, objects, valid_only: bool) -> None:
+def _write_folder(folder: Path, domain, records, valid_only: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    width = max(5, len(str(len(texts) - 1)))
-    for i, (text, obj) in enumerate(zip(texts, objects)):
+    for i, text, obj, _ in records:
         if obj is not None:
-            (folder / f"sample_{i:0{width}d}.{domain.export_format}").write_text(domain.export(obj))
+            (folder / f"sample_{i:05d}.{domain.export_format}").write_text(domain.export(obj))
         elif not valid_only:
-            (folder / f"sample_{i:0{width}d}.invalid.txt").write_text(text)
+            (folder / f"sample_{i:05d}.invalid.txt").write_text(text)
 
 
-def _write_sdf(path: Path, domain, texts, objects) -> None:
+def _write_sdf(path: Path, domain, records) -> None:
     """Valid samples as SD records (invalid ones have no structure to write)."""
     from rdkit import Chem
 
     from molgen.datasets.sdf import write_sdf
 
     def entries():
-        for i, (text, obj) in enumerate(zip(texts, objects)):
+        for i, text, obj, _ in records:
             if obj is not None:
                 props = {"valid": 1, "smiles": Chem.MolToSmiles(obj)}
                 if domain.name != "smiles":
@@ -170,18 +236,19 @@ def _write_sdf(path: Path, domain, texts, objects) -> None:
     write_sdf(path, entries())
 
 
-def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: bool) -> None:
+def _write(path: Path, suffix: str, domain, records, valid_only: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as handle:
         if suffix == ".csv":
             writer = csv.writer(handle)
             extra = [domain.export_format] if domain.multiline_text and domain.export_format else []
             writer.writerow(["index", domain.name, "valid", "canonical", *extra])
-            for i, (text, key, out) in enumerate(zip(texts, keys, exported)):
+            for i, text, obj, key in records:
                 if key is not None or not valid_only:
-                    writer.writerow([i, text, int(key is not None), key or "", *([out or ""] if extra else [])])
+                    out = domain.export(obj) if extra and obj is not None else ""
+                    writer.writerow([i, text, int(key is not None), key or "", *([out] if extra else [])])
             return
-        for i, (text, key, out) in enumerate(zip(texts, keys, exported)):
+        for i, text, obj, key in records:
             if key is None and valid_only:
                 continue
             if suffix in (".fasta", ".fa"):
@@ -190,7 +257,7 @@ def _write(path: Path, suffix: str, domain, texts, keys, exported, valid_only: b
                 # Multi-line objects: blank-line separated blocks, invalid ones marked by a comment.
                 handle.write(("" if key is not None else "# invalid sample\n") + text.strip() + "\n\n")
             elif suffix == ".smi":  # SMILES files hold SMILES, also for domains that only export it (SELFIES)
-                line = out if out and domain.export_format == "smiles" else text
+                line = domain.export(obj) if obj is not None and domain.export_format == "smiles" else text
                 handle.write(f"{line}\tsample_{i}{'' if key is not None else ':invalid'}\n")
             else:
                 handle.write(text if key is not None else f"{text}\tINVALID")
