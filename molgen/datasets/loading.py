@@ -41,14 +41,26 @@ class LoadedTexts:
     objects: list = field(default_factory=list)
 
 
+#: Prefix that always means a registered data set, never a file.
+DATA_PREFIX = "data:"
+
+
 def resolve_source(source: str) -> tuple[Path, DatasetSpec | None]:
     """A data set name or a file path -> (local file, spec or None).
 
+    A bare registered name that is also a file here is refused: which one
+    was meant is unknown (``./NAME`` is the file, ``data:NAME`` the data set).
+
     Raises:
-        DataError: a path-like source that does not exist.
+        DataError: a path-like source that does not exist, or an ambiguous name.
         RegistryError: neither a registered name nor an existing file.
     """
+    if source.startswith(DATA_PREFIX):
+        return resolve_dataset_file(DATASETS.get(source[len(DATA_PREFIX):])), DATASETS.get(source[len(DATA_PREFIX):])
     path = Path(source).expanduser()
+    if source in DATASETS and path.exists() and "/" not in source:
+        raise DataError(f"{source!r} is both a registered data set and a file here: write data:{source} for the "
+                        f"data set or ./{source} for the file")
     if path.is_file():
         return path, None
     if source in DATASETS:

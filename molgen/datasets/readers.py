@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,9 +44,31 @@ class Record:
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would otherwise stick to the first header.
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return open(path, encoding="utf-8-sig", newline="")
+
+
+#: Longest record read, in characters (one SMILES, sequence or CIF). A longer
+#: one is an invalid entry with the reason, never parsed: a 1 MB SMILES line
+#: would cost gigabytes in RDKit and the featurisers. MOLGEN_MAX_RECORD_CHARS
+#: raises the limit for the rare user who needs it.
+MAX_RECORD_CHARS = int(os.environ.get("MOLGEN_MAX_RECORD_CHARS", "100000"))
+#: Longest single-line record (SMILES, SELFIES, a sequence): 20,000
+#: characters is ~2,000 heavy atoms or a large protein.
+MAX_LINE_RECORD_CHARS = min(20_000, MAX_RECORD_CHARS)
+#: CSV columns read as the objects when none is named, in this order.
+TEXT_COLUMNS = ("smiles", "canonical_smiles", "smi", "mol", "sequence", "seq", "cif", "text", "selfies")
+
+
+def _bounded(record: "Record", limit: int) -> "Record":
+    """``record``, or an invalid entry saying it is too long."""
+    if len(record.text) <= limit:
+        return record
+    return Record("", record.line, record.fields, record.name,
+                  error=f"entry of {len(record.text):,} characters is longer than the limit of {limit:,} "
+                        "(MOLGEN_MAX_RECORD_CHARS)")
 
 
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas")
@@ -146,11 +169,16 @@ def iter_records(
     try:
         with _open_text(path) as handle:
             if fmt == "csv":
-                yield from _iter_csv(handle, path, column, extra_columns, column_names)
+                for record in _iter_csv(handle, path, column, extra_columns, column_names):
+                    yield _bounded(record, MAX_RECORD_CHARS if "\n" in record.text else MAX_LINE_RECORD_CHARS)
             elif fmt == "fasta":
-                yield from _iter_fasta(handle, path)
+                for record in _iter_fasta(handle, path):
+                    yield _bounded(record, MAX_LINE_RECORD_CHARS)
             else:
                 for number, line in enumerate(handle, start=1):
+                    if len(line) > MAX_LINE_RECORD_CHARS:  # never split a huge line into fields
+                        yield _bounded(Record(line.strip(), number), MAX_LINE_RECORD_CHARS)
+                        continue
                     fields = line.split()
                     if not fields or fields[0].startswith("#"):
                         continue
@@ -219,7 +247,12 @@ def _iter_csv(
             raise DataError(f"{path}: no column {column!r}; columns are {', '.join(header)}")
         index = lowered.index(column.lower())
     else:
-        index = next((lowered.index(c) for c in ("smiles", "sequence", "cif", "text") if c in lowered), 0)
+        index = next((lowered.index(c) for c in TEXT_COLUMNS if c in lowered), None)
+        if index is None:
+            if len(header) > 1:  # guessing the first of several columns scores the wrong thing silently
+                raise DataError(f"{path}: no column of objects found (looked for {', '.join(TEXT_COLUMNS)}); "
+                                f"columns are {', '.join(header)}")
+            index = 0
     extra = {}
     for name in extra_columns:
         if name.lower() not in lowered:
