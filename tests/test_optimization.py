@@ -298,7 +298,7 @@ def test_cli_optimize_export_and_errors(tiny_prior_dir, tmp_path, capsys):
     assert main(["export", str(run), "--top", "5", "-o", str(tmp_path / "best.sdf")]) == 0
     # Running again into the same directory without --resume is refused.
     assert main(["optimize", "--prior", str(tiny_prior_dir), "--objective", "qed", "--budget", "60", "--out", str(run), "--no-progress"]) == 2
-    assert "already holds a campaign" in capsys.readouterr().err
+    assert "already holds a run" in capsys.readouterr().err
     # A larger budget on --resume extends the run.
     assert main(["optimize", "--resume", "--budget", "90", "--out", str(run), "--no-progress"]) == 0
     assert len(_store_rows(run)) == 90

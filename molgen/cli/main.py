@@ -282,6 +282,9 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo in --out")
 
+    for name in RUN_DIR_COMMANDS:
+        sub.choices[name].add_argument("--overwrite", action="store_true",
+                                       help="replace the run in --out (without it, an existing run is an error)")
     for name in ("train", "sample", "evaluate", "score", "optimize", "discover", "export", "fit-predictor", "predict", "demo"):
         sub.choices[name].add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub.add_parser("datasets", help="list the registered data sets", description="List registered data sets.")
@@ -696,6 +699,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     }[args.command]
     previous = _terminate_as_interrupt()
     try:
+        _check_outputs(args)
+        if args.command in RUN_DIR_COMMANDS:
+            from molgen.core.outputs import RunLock, prepare_run_dir
+
+            if not getattr(args, "resume", False):
+                prepare_run_dir(args.out, overwrite=args.overwrite)
+            elif args.overwrite:
+                raise MolgenError("--resume and --overwrite contradict each other: choose one")
+            with RunLock(args.out, f"molgen {args.command}"):
+                return handler(args)
         return handler(args)
     except MolgenError as exc:
         print(f"molgen: error: {exc}", file=sys.stderr)
@@ -707,6 +720,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: Commands that own a run directory (--out): it needs --resume or --overwrite when it holds a run, and
+#: one command at a time works in it.
+RUN_DIR_COMMANDS = ("train", "optimize", "discover", "fit-predictor")
+#: command -> (option naming its output file, options naming what it reads).
+OUTPUT_FILES = {
+    "evaluate": ("output", ("generated", "ref", "train")),
+    "score": ("output", ("molecules", "objective")),
+    "export": ("output", ("run",)),
+    "predict": ("output", ("predictor", "inputs")),
+    "report": ("output", ("source", "reference")),
+}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, an output file that would replace an input,
+    land in a model directory or a run's files, or cannot be written."""
+    from molgen.core.outputs import check_output_file
+
+    spec = OUTPUT_FILES.get(args.command)
+    if spec is None or getattr(args, spec[0], None) is None:
+        return
+    check_output_file(getattr(args, spec[0]), inputs=[getattr(args, name, None) for name in spec[1]])
 
 
 class _Terminated(KeyboardInterrupt):
