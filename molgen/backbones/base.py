@@ -299,11 +299,17 @@ class Generator(nn.Module):
             raise CheckpointError(f"{path}: config.json does not describe a molgen model ({exc})") from None
         if cls is not Generator and not issubclass(backbone_cls, cls):
             raise CheckpointError(f"{path} holds a {backbone_cls.name!r} model, not {cls.name!r}")
+        if not isinstance(hparams, dict):
+            raise CheckpointError(f"{path}: config.json 'hparams' must be an object, got {type(hparams).__name__}")
+        bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:  # a NaN model samples garbage or crashes deep in the sampler
+            raise CheckpointError(f"{path}: weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                                  f"{', ...' if len(bad) > 3 else ''}); the file is damaged or came from a diverged run")
         try:
             model = backbone_cls.from_domain(domain, **hparams)
             model.load_state_dict(state, strict=True)
-        except (RuntimeError, MolgenError) as exc:
-            first = str(exc).strip().splitlines()[0]
+        except (RuntimeError, TypeError, ValueError, MolgenError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise CheckpointError(f"{path}: weights do not match config.json ({first})") from None
         return model.to(device).eval()
 

@@ -704,7 +704,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from molgen.core.outputs import RunLock, prepare_run_dir
 
             if not getattr(args, "resume", False):
-                prepare_run_dir(args.out, overwrite=args.overwrite)
+                prepare_run_dir(args.out, overwrite=args.overwrite, kind=args.command)
             elif args.overwrite:
                 raise MolgenError("--resume and --overwrite contradict each other: choose one")
             with RunLock(args.out, f"molgen {args.command}"):

@@ -37,6 +37,21 @@ RUN_MARKERS = (
     "optimize.json", "predictor.json", "summary.json", "rounds.csv", "demo.json",
 )
 LOCK_NAME = ".molgen.lock"
+#: Command -> files that only its runs hold; --overwrite replaces a run of the same command only, never a
+#: model directory or another command's run.
+RUN_KINDS = {
+    "train": ("run.json", "train_log.csv"),
+    "optimize": ("optimize.json",),
+    "discover": ("discover.json", "rounds.csv"),
+    "fit-predictor": ("predictor.json",),
+    "demo": ("demo.json",),
+}
+
+
+def run_kind(path: str | Path) -> str | None:
+    """Which command's run ``path`` holds (None: none, or not a run)."""
+    path = Path(path)
+    return next((kind for kind, markers in RUN_KINDS.items() if any((path / m).exists() for m in markers)), None)
 
 
 def is_run_dir(path: str | Path) -> bool:
@@ -117,7 +132,8 @@ def _check_writable_dir(folder: Path, what: str) -> None:
         raise MolgenError(f"{what}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
-def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False, flag: str = "--out") -> Path:
+def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool = False, flag: str = "--out",
+                    kind: str | None = None) -> Path:
     """Make ready a command's run directory.
 
     Args:
@@ -125,6 +141,8 @@ def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool =
         resume: The command continues the run there (it must exist).
         overwrite: Replace a run there (only a molgen run is ever deleted).
         flag: The option that named the path, for messages.
+        kind: The command (a key of :data:`RUN_KINDS`); ``overwrite`` then
+            replaces only a run of that command.
 
     Returns:
         The directory (created).
@@ -150,6 +168,10 @@ def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool =
             raise MolgenError(f"{flag} {out}: is a folder of other files, not a molgen run; choose another --out")
         if not overwrite:
             raise MolgenError(f"{flag} {out}: already holds a run; pass --resume to continue it or --overwrite to replace it")
+        found = run_kind(out)
+        if kind is not None and found != kind:
+            what = f"a `molgen {found}` run" if found else "a model or another molgen artefact"
+            raise MolgenError(f"{flag} {out}: holds {what}; --overwrite only replaces a `molgen {kind}` run")
         with RunLock(out):  # never delete a run another command is writing
             pass
         shutil.rmtree(out)

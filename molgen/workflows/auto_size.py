@@ -290,10 +290,27 @@ def canvas_length(lengths: Sequence[int], coverage: float = 0.95) -> int:
     return max(3, ordered[index])
 
 
+def auto_batch_settings(explicit: set[str]) -> dict[str, Any]:
+    """Batch size of an auto-sized run when the user did not set one: 64
+    (small models on a CPU learn more per second from more, smaller steps
+    than from the 128 default).
+
+    Args:
+        explicit: ``[train]`` keys the user set.
+
+    Returns:
+        ``{key: value}`` to apply to the train settings.
+    """
+    return {} if "batch_size" in explicit else {"batch_size": 64}
+
+
 def auto_train_settings(choice: SizeChoice, explicit: set[str]) -> dict[str, Any]:
-    """Learning-rate settings for an auto-sized model, for keys the user did
-    not set: a peak lr of 2e-3 (small models take a larger step than the
-    1e-3 default) and a warm-up of 5 % of the expected steps, 20 to 100.
+    """Optimisation settings for an auto-sized model, for keys the user did
+    not set: peak lr ``5e-3 * min(1, sqrt(128 / d_model))`` (small models
+    take larger steps than the 1e-3 default), warm-up of 5 % of the expected
+    steps (20 to 100), and a moving average of the weights over about the
+    last tenth of the run (``ema_decay = 1 - 10 / steps``, within 0.99 to
+    0.999), which is what is saved.
 
     Args:
         choice: The chosen size.
@@ -302,7 +319,12 @@ def auto_train_settings(choice: SizeChoice, explicit: set[str]) -> dict[str, Any
     Returns:
         ``{key: value}`` to apply to the train settings.
     """
-    settings = {"lr": 2e-3, "warmup_steps": int(min(100, max(20, 0.05 * choice.steps)))}
+    steps = max(choice.steps, 1)
+    settings = {
+        "lr": round(5e-3 * min(1.0, (128 / choice.size.d_model) ** 0.5), 5),
+        "warmup_steps": int(min(100, max(20, 0.05 * steps))),
+        "ema_decay": round(min(0.999, max(0.99, 1 - 10 / steps)), 4),
+    }
     return {k: v for k, v in settings.items() if k not in explicit}
 
 

@@ -47,12 +47,35 @@ def read_generated_crystals(path: str | Path, n: int | None = None) -> list[str]
     """Texts of the generated crystals in ``path`` (unparsable ones kept)."""
     from molgen.domains.crystal import iter_structure_texts
 
-    texts = [text for _, text, _ in iter_structure_texts(Path(path))]
+    path = Path(path)
+    texts = [text for _, text, _ in iter_structure_texts(path)]
+    if path.is_file() and path.suffix.lower() in (".cif", ".poscar", ".vasp"):
+        _check_structure_file(path, texts)
     if n is not None:
         if n < 1:
             raise DataError("--n must be >= 1")
         texts = texts[:n]
     return texts
+
+
+def _check_structure_file(path: Path, texts: list[str]) -> None:
+    """A single structure file that holds no readable structure is the
+    user's mistake (wrong file, partial occupancies, truncated), not "one
+    invalid sample": say so, naming the file and the first reason."""
+    from molgen.core.errors import ParseError
+    from molgen.domains.crystal import CrystalDomain
+
+    if not texts:
+        raise DataError(f"{path}: holds no structure")
+    domain = CrystalDomain()
+    first = None
+    for text in texts:
+        try:
+            domain.parse(text)
+            return
+        except ParseError as exc:
+            first = first or str(exc)
+    raise DataError(f"{path}: no readable structure ({first})")
 
 
 def evaluate_crystal_file(

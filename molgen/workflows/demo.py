@@ -66,8 +66,6 @@ def run_demo(
         MolgenError: bad sizes, or ``out_dir`` holds an earlier demo and
             ``overwrite`` is False.
     """
-    import shutil
-
     from molgen.backbones.base import Generator
     from molgen.report import write_report
     from molgen.workflows.evaluation import evaluate_file
@@ -78,13 +76,9 @@ def run_demo(
         raise MolgenError("the demo needs at least one sample and one oracle call")
     out = Path(out_dir)
     marker = out / "demo.json"
-    if out.exists() and any(out.iterdir()):
-        if not marker.is_file():
-            raise MolgenError(f"{out} exists and is not a demo directory: choose another --out")
-        if not overwrite:
-            raise MolgenError(f"{out} holds an earlier demo: pass --overwrite to replace it, or choose another --out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    from molgen.core.outputs import prepare_run_dir
+
+    prepare_run_dir(out, overwrite=overwrite, kind="demo")
     marker.write_text('{"kind": "molgen-demo"}\n')
     seconds: dict[str, float] = {}
 

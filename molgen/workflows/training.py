@@ -281,24 +281,29 @@ def _check_init_from(path: str) -> None:
 
 def _choose_size(config: RunConfig, domain, backbone_cls, hparams: dict[str, Any], data: PreparedData, device):
     """Apply the size rule (:mod:`molgen.workflows.auto_size`) to a run whose
-    size the user left open.
+    size the user left open; settings the user gave are kept.
 
     Returns:
         ``(config, hparams, data, choice)``: the config with the chosen size
-        and learning-rate settings filled in (``run.json`` records them), the
-        model hyper-parameters, the data (re-encoded when a masked-diffusion
-        canvas leaves the longest sequences out), and the choice.
+        and training settings filled in (``run.json`` records them), the
+        model hyper-parameters, the data (re-encoded when the batch size or a
+        masked-diffusion canvas changed), and the choice.
     """
-    budget = config.train.with_default_budget()
+    explicit_train = config.train.model_fields_set
+    model_updates: dict[str, Any] = {}
+    train_updates = auto_size.auto_batch_settings(explicit_train)
     if config.backbone == "masked-diffusion" and "max_length" not in config.model:
         canvas = auto_size.canvas_length(data.train.lengths)
         if canvas < hparams["max_length"]:  # sequences longer than the canvas are left out
-            config = config.model_copy(update={"model": {**config.model, "max_length": canvas}})
-            hparams = {**hparams, "max_length": canvas}
-            data = prepare_data(config, domain, fit_vocab=False, max_length=canvas)
+            model_updates["max_length"] = canvas
+    if model_updates or any(getattr(config.train, k) != v for k, v in train_updates.items()):
+        config = config.model_copy(update={
+            "model": {**config.model, **model_updates}, "train": config.train.model_copy(update=train_updates)})
+        hparams = {**hparams, **model_updates}
+        data = prepare_data(config, domain, fit_vocab=False, max_length=hparams.get("max_length"))
+    budget = config.train.with_default_budget()
     tokens_per_example = float(np.mean(data.train.lengths - 1))
-    n_timing = min(3, data.train.batches_per_epoch)
-    batches = [data.train.batch(i) for i in range(max(2, n_timing))]
+    batches = [data.train.batch(i) for i in range(max(2, min(3, data.train.batches_per_epoch)))]
 
     def build(size):
         return backbone_cls.from_domain(domain, **{**hparams, **size.hparams()}).to(device)
@@ -309,10 +314,9 @@ def _choose_size(config: RunConfig, domain, backbone_cls, hparams: dict[str, Any
         rule=auto_size.RULES[config.backbone],
     )
     extra = auto_size.auto_hparams(config.backbone, choice, config.model)
-    train_updates = auto_size.auto_train_settings(choice, config.train.model_fields_set)
     config = config.model_copy(update={
         "model": {**config.model, **extra},
-        "train": config.train.model_copy(update=train_updates),
+        "train": config.train.model_copy(update=auto_size.auto_train_settings(choice, explicit_train)),
     })
     return config, {**hparams, **extra}, data, choice
 
