@@ -242,3 +242,14 @@ def _tiny_config(tmp_path):
     path = tmp_path / "tiny.toml"
     path.write_text("[model]\nd_model = 32\nn_layers = 1\nn_heads = 2\n[train]\nval_every = 1000000\ncheckpoint_every = 1000000\n")
     return path
+
+
+def test_a_second_command_on_a_busy_run_is_refused_before_any_work(tiny_prior_dir, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["optimize", "--prior", str(tiny_prior_dir), "--objective", "qed", "--budget", "16", "--batch-size", "16",
+                 "--out", str(run), "-q"]) == 0
+    rows = (run / "candidates.sqlite").read_bytes()
+    with RunLock(run, "molgen optimize"):  # as if another optimize --resume were running
+        assert main(["optimize", "--resume", "--budget", "32", "--out", str(run), "-q"]) == 2
+    assert "in use by molgen optimize (pid" in capsys.readouterr().err
+    assert (run / "candidates.sqlite").read_bytes() == rows
