@@ -567,7 +567,7 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from molgen.workflows.scoring import score_file
 
-    summary = score_file(args.molecules, args.objective, args.output, id_column=args.id_column)
+    summary = score_file(args.molecules, args.objective, args.output, id_column=args.id_column, progress=not _quiet(args))
     print(f"scored {summary.n_scored} of {summary.n} molecules; best {summary.best:.4f}; table: {summary.path}")
     return 0
 
@@ -636,7 +636,8 @@ def _cmd_discover(args: argparse.Namespace) -> int:
             raw["generator"] = args.generator
         settings = validate(DiscoverSettings, raw, where="discover settings")
     seed_everything(args.seed)
-    result = discover(settings, args.out, resume=args.resume, rounds=args.rounds if args.resume else None, log=print)
+    result = discover(settings, args.out, resume=args.resume, rounds=args.rounds if args.resume else None, log=print,
+                      progress=not _quiet(args))
     s = result.summary
     print(f"{result.rounds} rounds, {s['candidates']} distinct structures scored, {s['relaxations']} relaxed "
           f"({s['stable']} stable); in-window fraction by round: {', '.join(f'{100 * x:.1f} %' for x in s['in_window_fraction_by_round'])}")
@@ -661,7 +662,7 @@ def _cmd_fit_predictor(args: argparse.Namespace) -> int:
         raise MolgenError("--n-models and --epochs must be >= 1")
     summary = fit_predictor(
         args.data, args.target, args.out, domain=args.domain, model=args.model, task=args.task, split=args.split,
-        seed=args.seed, limit=args.limit, hparams={"n_models": args.n_models, "epochs": args.epochs},
+        seed=args.seed, limit=args.limit, hparams={"n_models": args.n_models, "epochs": args.epochs}, progress=not _quiet(args),
     )
     r = summary.report
     print(f"{r['predictor']} ({r['task']}) on {r['n_train']}/{r['n_val']}/{r['n_test']} train/val/test ({r['split']} split); "
@@ -674,7 +675,7 @@ def _cmd_fit_predictor(args: argparse.Namespace) -> int:
 def _cmd_predict(args: argparse.Namespace) -> int:
     from molgen.workflows.predictors import predict_file
 
-    counts = predict_file(args.predictor, args.inputs, args.output, id_column=args.id_column)
+    counts = predict_file(args.predictor, args.inputs, args.output, id_column=args.id_column, progress=not _quiet(args))
     print(f"predicted {counts['n_predicted']} of {counts['n']} entries: {counts['path']}")
     return 0
 
@@ -703,12 +704,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in RUN_DIR_COMMANDS:
             from molgen.core.outputs import RunLock, prepare_run_dir
 
+            from pathlib import Path
+
+            existed = Path(args.out).exists()
             if not getattr(args, "resume", False):
                 prepare_run_dir(args.out, overwrite=args.overwrite, kind=args.command)
             elif args.overwrite:
                 raise MolgenError("--resume and --overwrite contradict each other: choose one")
-            with RunLock(args.out, f"molgen {args.command}"):
-                return handler(args)
+            try:
+                with RunLock(args.out, f"molgen {args.command}"):
+                    return handler(args)
+            except MolgenError:
+                if not existed:  # a command refused at its start leaves no empty run directory behind
+                    _remove_if_empty(Path(args.out))
+                raise
         return handler(args)
     except MolgenError as exc:
         print(f"molgen: error: {exc}", file=sys.stderr)
@@ -733,6 +742,18 @@ OUTPUT_FILES = {
     "predict": ("output", ("predictor", "inputs")),
     "report": ("output", ("source", "reference")),
 }
+
+
+def _remove_if_empty(folder) -> None:
+    """Delete ``folder`` if it holds nothing but a lock file."""
+    from molgen.core.outputs import LOCK_NAME
+
+    try:
+        if folder.is_dir() and all(p.name == LOCK_NAME for p in folder.iterdir()):
+            (folder / LOCK_NAME).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

@@ -157,10 +157,12 @@ class MaterialsDiscovery:
         executor: An executor from :mod:`molgen.loops.executors` (default:
             built from ``config.relax``).
         log: Called with one line per round (e.g. ``print``).
+        progress: Show a bar over the rounds (on a terminal).
     """
 
     def __init__(self, strategy, objective, out_dir: str | Path, config: DiscoveryConfig,
-                 relax_fn: Callable[[dict], dict] | None = None, executor=None, log: Callable[[str], None] | None = None):
+                 relax_fn: Callable[[dict], dict] | None = None, executor=None, log: Callable[[str], None] | None = None,
+                 progress: bool = False):
         from molgen.domains.crystal.matching import StructureIndex
 
         self.strategy = strategy
@@ -171,6 +173,7 @@ class MaterialsDiscovery:
         self.relax_fn = relax_fn
         self.executor = executor
         self.log = log or (lambda line: None)
+        self.progress = progress
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
@@ -210,13 +213,17 @@ class MaterialsDiscovery:
 
                 executor = make_executor(self.config.relax.executor, self.config.relax.workers)
             rows = self._read_rounds()
-            for r in range(self.round + 1, self.config.rounds + 1):
-                self.round = r
-                row = self._one_round(store, oracle, executor)
-                rows = [x for x in rows if int(x["round"]) < r] + [row]
-                self._write_rounds(rows)
-                save_checkpoint(self.out_dir, self.strategy, r)
-                self.log(self._round_line(row))
+            from molgen.core.progress import progress_bar
+
+            with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
+                for r in range(self.round + 1, self.config.rounds + 1):
+                    self.round = r
+                    row = self._one_round(store, oracle, executor)
+                    rows = [x for x in rows if int(x["round"]) < r] + [row]
+                    self._write_rounds(rows)
+                    save_checkpoint(self.out_dir, self.strategy, r)
+                    bar.update(1)
+                    self.log(self._round_line(row))
             summary = self._finish(store, rows)
         finally:
             if executor is not None and self.executor is None:

@@ -412,11 +412,16 @@ class Predictor:
         val_x = self._featurize(val_mols) if val_mols else None
         val_y = torch.tensor((val_targets - self.target_mean_) / self.target_std_, dtype=torch.float32, device=device)
 
+        from molgen.core.progress import progress_bar
+
         self.members_, report["members"] = [], []
-        for k in range(self.n_models):
-            network, summary = self._fit_member(self.seed + k, train_x, train_y, val_x, val_y)
-            self.members_.append(network)
-            report["members"].append(summary)
+        # ``show_progress`` is a run-time switch (the CLI's), not a hyper-parameter: it is not saved.
+        with progress_bar(self.n_models, desc="ensemble members", unit="model", enabled=getattr(self, "show_progress", False)) as bar:
+            for k in range(self.n_models):
+                network, summary = self._fit_member(self.seed + k, train_x, train_y, val_x, val_y)
+                self.members_.append(network)
+                report["members"].append(summary)
+                bar.update(1)
         self.std_scale_ = np.ones(self.n_tasks_)
         if self.task == "regression" and val_mols and self.calibrate_std:
             self.std_scale_ = self._fit_std_scale(val_mols, val_targets)

@@ -58,7 +58,7 @@ def load_preset(name_or_path: str) -> PresetSpec:
 
 
 def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: bool = False, rounds: int | None = None,
-             log=None, relax_fn=None, executor=None) -> DiscoveryResult:
+             log=None, relax_fn=None, executor=None, progress: bool = False) -> DiscoveryResult:
     """Run (or resume) a discovery loop.
 
     Args:
@@ -104,7 +104,8 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
     if generator.domain.name != "crystal":
         raise MolgenError(f"--generator {settings.generator}: a {generator.domain.name!r} model; discovery presets need a crystal generator")
     strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
-    loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log)
+    loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
+                              progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))
     return loop.run(resume=resume)

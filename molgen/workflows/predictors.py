@@ -74,6 +74,7 @@ def fit_predictor(
     seed: int = 0,
     limit: int | None = None,
     hparams: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> FitSummary:
     """Train a predictor with a seeded train/validation/test split and save it.
 
@@ -94,6 +95,7 @@ def fit_predictor(
         seed: Seed of the split and of the ensemble.
         limit: Seeded random subset of the data.
         hparams: Predictor settings (``n_models``, ``epochs``, ``hidden``...).
+        progress: Show a bar over the ensemble members (on a terminal).
 
     Returns:
         The summary with the report.
@@ -126,6 +128,7 @@ def fit_predictor(
     target = y if len(targets) > 1 else y[:, 0]
     pick = lambda idx: ([objs[i] for i in idx], target[idx])  # noqa: E731
     predictor = PREDICTORS[model](task=task, seed=seed, **(hparams or {}))
+    predictor.show_progress = progress
     t1 = time.perf_counter()
     predictor.fit(*pick(parts["train"]), val=pick(parts["val"]) if len(parts["val"]) else None)
     fit_seconds = time.perf_counter() - t1
@@ -159,7 +162,12 @@ def load_fitted(directory: str | Path):
     return load_predictor(directory), report
 
 
-def predict_file(directory: str | Path, path: str | Path, output: str | Path, id_column: str | None = None) -> dict[str, Any]:
+#: Entries predicted together (bounded memory; a bar can follow a long file).
+PREDICT_CHUNK = 1024
+
+
+def predict_file(directory: str | Path, path: str | Path, output: str | Path, id_column: str | None = None,
+                 progress: bool = False) -> dict[str, Any]:
     """Predict every entry of a file and write a CSV: the identifier when the
     input has one (named after its source column, else ``id``), the input
     text, then ``<target>_mean`` and ``<target>_std`` per target, then
@@ -173,6 +181,7 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         output: CSV to write.
         id_column: Identifier column (default: see
             :func:`molgen.datasets.readers.read_labeled`).
+        progress: Show a progress bar (on a terminal).
 
     Returns:
         Counts: ``{"n", "n_predicted", "path"}``.
@@ -198,8 +207,17 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         except MolgenError as exc:
             objs.append(None)
             reasons.append(f"invalid input: {exc}")
-    mean, std = predictor.predict(objs)
-    mean, std = mean.reshape(len(objs), -1), std.reshape(len(objs), -1)
+    from molgen.core.progress import progress_bar
+
+    means, stds = [], []
+    with progress_bar(len(objs), desc="predicting", unit="entry", enabled=progress) as bar:
+        for start in range(0, max(len(objs), 1), PREDICT_CHUNK):
+            part = objs[start : start + PREDICT_CHUNK]
+            m, s = predictor.predict(part)
+            means.append(np.asarray(m).reshape(len(part), -1))
+            stds.append(np.asarray(s).reshape(len(part), -1))
+            bar.update(len(part))
+    mean, std = np.concatenate(means), np.concatenate(stds)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
 
