@@ -125,6 +125,7 @@ CASES = [
     ("train-steps-0", "train --data {w}/good.smi --max-steps 0 --out {w}/t3", r"steps"),
     ("train-minutes-nan", "train --data {w}/good.smi --max-minutes nan --out {w}/t4", r"minutes"),
     ("train-heads", "train --data {w}/good.smi --max-steps 2 --config {w}/bad_heads.toml --out {w}/t5", r"n_heads|d_model"),
+    ("train-resume-below-step", "train --resume --max-steps 1 --out {w}/trained", r"already at step"),
     ("train-into-file", "train --data {w}/good.smi --max-steps 2 --out {w}/good.smi", r"is a file"),
     ("fit-predictor-over-run", "fit-predictor --data {w}/props.csv --target y --out {w}/pred", r"--overwrite"),
     ("optimize-over-run", "optimize --prior {w}/model --objective qed --budget 16 --out {w}/opt", r"--resume|--overwrite"),
