@@ -20,6 +20,11 @@ SMILES_TOKEN_PATTERN = re.compile(
 )
 
 
+#: Documented size limits of a molecule: longer SMILES or more (heavy) atoms are parse errors, so one
+#: hostile entry cannot cost gigabytes in RDKit, fingerprints or the D-MPNN.
+MAX_SMILES_CHARS = 20_000
+MAX_ATOMS = 2_000
+
 class SmilesTokenizer(Tokenizer):
     """Regex atom-level tokenizer for SMILES."""
 
@@ -63,6 +68,8 @@ class SmilesDomain(Domain[Chem.Mol]):
         text = text.strip()
         if not text:
             raise ParseError("empty SMILES")
+        if len(text) > MAX_SMILES_CHARS:  # RDKit and every featuriser after it scale badly with size
+            raise ParseError(f"SMILES of {len(text):,} characters is longer than the limit of {MAX_SMILES_CHARS:,}")
         with rdBase.BlockLogs():  # RDKit would print its own errors to stderr
             mol = Chem.MolFromSmiles(text, sanitize=False)
             if mol is None:
@@ -73,6 +80,8 @@ class SmilesDomain(Domain[Chem.Mol]):
                 raise ParseError(f"invalid SMILES {text!r}: {exc}") from None
         if mol.GetNumAtoms() == 0:
             raise ParseError(f"SMILES {text!r} has no atoms")
+        if mol.GetNumAtoms() > MAX_ATOMS:
+            raise ParseError(f"molecule of {mol.GetNumAtoms():,} atoms is larger than the limit of {MAX_ATOMS:,}")
         return mol
 
     def format(self, obj: Chem.Mol) -> str:

@@ -25,6 +25,9 @@ from molgen.domains.crystal.validity import (
 )
 
 
+#: Most sites in one cell (documented limit; a larger cell is a parse error).
+MAX_SITES = 1_000
+
 class CrystalDomain(Domain[Structure]):
     """Periodic crystals.
 
@@ -67,9 +70,13 @@ class CrystalDomain(Domain[Structure]):
         """CIF, POSCAR or compact text -> structure.
 
         Raises:
-            ParseError: malformed, empty or disordered input.
+            ParseError: malformed, empty or disordered input, or more than
+                :data:`MAX_SITES` sites.
         """
-        return parse_structure(text)
+        structure = parse_structure(text)
+        if len(structure) > MAX_SITES:  # neighbour lists and matchers grow fast with the cell
+            raise ParseError(f"structure of {len(structure):,} sites is larger than the limit of {MAX_SITES:,}")
+        return structure
 
     def format(self, obj: Structure) -> str:
         """Structure -> compact text (sites sorted by element, then coordinates)."""
