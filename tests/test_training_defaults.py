@@ -14,8 +14,10 @@ from molgen.workflows.auto_size import (
     LADDER,
     Candidate,
     SizeRule,
+    auto_batch_settings,
     auto_hparams,
     auto_train_settings,
+    canvas_length,
     choose_size,
     has_explicit_size,
 )
@@ -100,7 +102,14 @@ def test_explicit_settings_win_over_the_rule():
     assert auto_hparams("autoregressive", choice, {"n_heads": 2}).get("n_heads") is None
     assert "kl_warmup_steps" not in auto_hparams("vae", choice, {"kl_warmup_steps": 10})
     assert auto_hparams("vae", choice, {})["kl_warmup_steps"] == choice.steps // 3
-    assert auto_train_settings(choice, {"lr"}).keys() == {"warmup_steps"}
+    assert auto_train_settings(choice, {"lr", "ema_decay", "min_lr_ratio"}).keys() == {"warmup_steps"}
+    assert auto_batch_settings({"batch_size"}) == {} and auto_batch_settings(set()) == {"batch_size": 64}
+
+
+def test_masked_diffusion_canvas_leaves_out_the_longest_five_percent():
+    assert canvas_length([10] * 95 + [200] * 5) == 10
+    assert canvas_length([10] * 94 + [200] * 6) == 200
+    assert canvas_length([12, 30], coverage=1.0) == 30
 
 
 # -- through run_training / the CLI --------------------------------------------
@@ -112,7 +121,8 @@ def test_auto_size_is_recorded_and_printed(tmp_path, smi_file, capsys):
     assert "model size (auto): d64x2" in out
     saved = json.loads((run / "run.json").read_text())
     assert saved["auto_size"]["size"] == "d64x2" and saved["model"]["d_model"] == 64
-    assert saved["train"]["lr"] == 2e-3
+    assert saved["train"]["lr"] == 5e-3 and saved["train"]["ema_decay"] == 0.99
+    assert saved["train"]["batch_size"] == 4  # given, so kept
     model_cfg = json.loads((run / "model" / "config.json").read_text())
     assert model_cfg["hparams"]["d_model"] == 64 and model_cfg["extra"]["auto_size"]["size"] == "d64x2"
     # run.json's record does not break resuming

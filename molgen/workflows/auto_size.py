@@ -9,9 +9,10 @@ smallest up and keep the largest one that
    turned into steps with the tokens/s of a few timed steps of that size on
    this machine), and
 2. is no larger than ``params_per_data_token`` parameters per token of the
-   training set (so a tiny data set never gets a large model).
+   training set (so a tiny data set never gets a large model), and
+3. gets at least ``min_steps`` optimisation steps.
 
-When no size passes, the smallest is used. Both thresholds are per backbone
+When no size passes, the smallest is used. The thresholds are per backbone
 (:data:`RULES`), tuned on 4-minute one-thread runs on ``nci-5k``
 (``benchmarks/bench_train_defaults.py``). Only hyper-parameters the user did
 not set are filled in (:func:`auto_hparams`, :func:`auto_train_settings`).
@@ -69,15 +70,20 @@ class SizeRule:
         min_steps: Fewest optimisation steps a size must get.
     """
 
-    tokens_per_param: float = 12.0
+    tokens_per_param: float = 25.0
     params_per_data_token: float = 20.0
-    min_steps: int = 300
+    min_steps: int = 500
 
 
+#: Tuned on 4-minute one-thread runs on nci-5k (benchmarks/RESULTS.md,
+#: "Training defaults"): there, validity rose with passes over the data more
+#: than with width (d64x2 with ~4,000 steps beat d96x3 and d128x3 with
+#: fewer), hence 25 tokens per parameter. Masked diffusion learns less per
+#: token (each step predicts a random part of the canvas): 40.
 RULES: dict[str, SizeRule] = {
-    "autoregressive": SizeRule(),
-    "vae": SizeRule(),
-    "masked-diffusion": SizeRule(),
+    "autoregressive": SizeRule(tokens_per_param=25.0),
+    "vae": SizeRule(tokens_per_param=25.0),
+    "masked-diffusion": SizeRule(tokens_per_param=40.0),
 }
 
 
@@ -308,9 +314,10 @@ def auto_train_settings(choice: SizeChoice, explicit: set[str]) -> dict[str, Any
     """Optimisation settings for an auto-sized model, for keys the user did
     not set: peak lr ``5e-3 * min(1, sqrt(128 / d_model))`` (small models
     take larger steps than the 1e-3 default), warm-up of 5 % of the expected
-    steps (20 to 100), and a moving average of the weights over about the
-    last tenth of the run (``ema_decay = 1 - 10 / steps``, within 0.99 to
-    0.999), which is what is saved.
+    steps (20 to 100), cosine decay to 2 % of the peak (``min_lr_ratio``),
+    and a moving average of the weights over about the last tenth of the run
+    (``ema_decay = 1 - 10 / steps``, within 0.99 to 0.999), which is what is
+    saved.
 
     Args:
         choice: The chosen size.
@@ -323,6 +330,7 @@ def auto_train_settings(choice: SizeChoice, explicit: set[str]) -> dict[str, Any
     settings = {
         "lr": round(5e-3 * min(1.0, (128 / choice.size.d_model) ** 0.5), 5),
         "warmup_steps": int(min(100, max(20, 0.05 * steps))),
+        "min_lr_ratio": 0.02,
         "ema_decay": round(min(0.999, max(0.99, 1 - 10 / steps)), 4),
     }
     return {k: v for k, v in settings.items() if k not in explicit}
@@ -330,8 +338,11 @@ def auto_train_settings(choice: SizeChoice, explicit: set[str]) -> dict[str, Any
 
 def auto_hparams(backbone: str, choice: SizeChoice, given: dict[str, Any]) -> dict[str, Any]:
     """Backbone hyper-parameters that follow from the chosen size and the
-    expected steps, for keys the user did not set (VAE: KL annealing over
-    the first third of the expected steps instead of a fixed 2,000).
+    expected steps, for keys the user did not set. VAE: KL annealing over
+    the first third of the expected steps (instead of a fixed 2,000, which a
+    short run never finishes, leaving the prior unmatched). Masked diffusion:
+    lengths drawn from the training histogram (``length_model = "sampled"``),
+    so the short run spends its steps on content rather than on padding.
 
     Args:
         backbone: Backbone name.
@@ -344,4 +355,6 @@ def auto_hparams(backbone: str, choice: SizeChoice, given: dict[str, Any]) -> di
     out: dict[str, Any] = dict(choice.size.hparams())
     if backbone == "vae":
         out["kl_warmup_steps"] = max(1, choice.steps // 3)
+    if backbone == "masked-diffusion":
+        out["length_model"] = "sampled"
     return {k: v for k, v in out.items() if k not in given}
