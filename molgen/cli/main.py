@@ -391,6 +391,10 @@ def _card_sampling(spec: str) -> dict:
     return model_card(name).sampling if name else {}
 
 
+#: Quality figures `molgen models` shows first (the card holds more; --json prints them all).
+HEADLINE_QUALITY = ("valid", "unique", "novelty", "amp_fraction", "FCD", "COV-R", "COV-P")
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -405,7 +409,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print(f"{'name':10s} {'domain':8s} {'backbone':16s} {'data':20s} {'params':>8s} {'size':>7s}  quality")
     for c in cards:
         params = f"{c.parameters / 1e6:.2f}M" if c.parameters else "?"
-        quality = ", ".join(f"{k} {v:.3g}" for k, v in list(c.quality.items())[:5]) or "not measured"
+        headline = [k for k in HEADLINE_QUALITY if k in c.quality] or list(c.quality)[:5]
+        quality = ", ".join(f"{k} {c.quality[k]:.3g}" for k in headline) or "not measured"
         print(f"{c.name:10s} {c.domain:8s} {c.backbone:16s} {c.data:20s} {params:>8s} {c.size_bytes / 1e6:6.1f}M  {quality}")
     print("use a name wherever a model is taken: molgen sample NAME -n 100 -o out.smi (model:NAME is always the shipped one)")
     return 0
