@@ -130,7 +130,9 @@ def test_cli_trains_samples_and_evaluates_crystals(tmp_path, capsys):
             writer.writerow([i, to_cif(domain.parse(text))])
     run = tmp_path / "run"
     assert main(["train", "--domain", "crystal", "--data", str(data), "--max-steps", "3", "--no-progress", "--out", str(run)]) == 0
-    assert main(["sample", str(run), "-n", "6", "--max-length", "40", "-o", str(tmp_path / "samples")]) == 0
+    # Unconstrained: an untrained model under the grammar writes parsable cells 0.5 A by 900 A wide, whose
+    # neighbour analysis in the coverage metrics takes minutes (noted in the issue notes).
+    assert main(["sample", str(run), "-n", "6", "--max-length", "40", "--no-constrained", "-o", str(tmp_path / "samples")]) == 0
     files = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert len(files) == 6 and all(f.endswith(".cif") or f.endswith(".invalid.txt") for f in files)
     assert main(["sample", str(run), "-n", "4", "--max-length", "40", "-o", str(tmp_path / "s.csv")]) == 0
