@@ -152,7 +152,7 @@ def test_backbone_option_and_its_refusals():
     assert ids == crystal.sample_ids(8, seed=2, constrained=True, semantic=True)  # reproducible
     assert "semantic" in crystal.sampling_options()
     with pytest.raises(MolgenError, match="constrained=True"):
-        crystal.sample_ids(2, seed=0, semantic=True)
+        crystal.sample_ids(2, seed=0, constrained=False, semantic=True)
     smiles_domain = SmilesDomain()
     smiles_domain.tokenizer.fit(["CCO", "c1ccccc1"])
     smiles = AutoregressiveTransformer.from_domain(smiles_domain, d_model=32, n_layers=1, n_heads=2, max_length=40)

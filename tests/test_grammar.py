@@ -158,7 +158,7 @@ def test_field_temperature_is_refused_without_the_grammar_or_with_an_unknown_fie
     torch.manual_seed(0)
     crystal = AutoregressiveTransformer.from_domain(CrystalDomain(), d_model=32, n_layers=1, n_heads=2, max_length=90)
     with pytest.raises(MolgenError, match="constrained=True"):
-        crystal.sample_ids(2, seed=0, field_temperature={"coordinate": 0.5})
+        crystal.sample_ids(2, seed=0, constrained=False, field_temperature={"coordinate": 0.5})
     with pytest.raises(MolgenError, match="unknown grammar fields"):
         crystal.sample_ids(2, seed=0, constrained=True, field_temperature={"occupancy": 0.5})
     with pytest.raises(MolgenError, match=">= 0"):

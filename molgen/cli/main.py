@@ -361,6 +361,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     }
     options = {k: v for k, v in options.items() if v is not None}
     accepted = model.sampling_options()
+    if options.get("constrained") is False and "semantic" not in options:
+        defaults = {k: v for k, v in defaults.items() if k != "semantic"}  # the rule reads the grammar: off with it
     options = {**{k: v for k, v in defaults.items() if k in accepted}, **options}
     unsupported = sorted(k for k in options if k not in accepted)
     if unsupported:

@@ -282,7 +282,7 @@ class Trainer:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint()
-            if self.config.max_steps is not None and self.step >= self.config.max_steps:
+            if self.config.max_steps is not None and self.step > self.config.max_steps:
                 raise MolgenError(f"the run in {self.out_dir} is already at step {self.step}: give --max-steps above it "
                                   "(or --max-minutes) to train further")
         log_path = self.out_dir / LOG_NAME

@@ -321,6 +321,24 @@ def _choose_size(config: RunConfig, domain, backbone_cls, hparams: dict[str, Any
     return config, {**hparams, **extra}, data, choice
 
 
+def _check_resume_budget(out_dir: Path, max_steps: int | None) -> None:
+    """A step budget below the step a run has reached is a mistake (it
+    would train nothing and report a NaN loss): refuse it before anything
+    in the run directory is touched."""
+    from molgen.train.trainer import CHECKPOINT_DIR
+
+    state_path = out_dir / CHECKPOINT_DIR / "trainer_state.json"
+    if max_steps is None or not state_path.is_file():
+        return
+    try:
+        step = int(read_json(state_path)["step"])
+    except (KeyError, TypeError, ValueError, MolgenError):
+        return  # the trainer reports a damaged checkpoint itself
+    if max_steps < step:
+        raise MolgenError(f"the run in {out_dir} is already at step {step}: give --max-steps above it "
+                          "(or --max-minutes) to train further")
+
+
 def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, on_validation=None, log=None) -> RunSummary:
     """Train a generator and save it.
 
@@ -363,6 +381,7 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
         if config.train.max_steps is not None or config.train.max_minutes is not None:
             saved.train.max_steps = config.train.max_steps
             saved.train.max_minutes = config.train.max_minutes
+            _check_resume_budget(out_dir, config.train.max_steps)
         config = saved
     backbone_view = BACKBONES.get(config.backbone).view  # fail early, listing valid names
     if not resume and not config.init_from:
