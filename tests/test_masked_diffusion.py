@@ -101,3 +101,17 @@ def test_confidence_order_reveals_the_most_probable_positions():
     model = MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=48)
     a = model.sample_texts(6, seed=1, steps=8, order="confidence")
     assert a == model.sample_texts(6, seed=1, steps=8, order="confidence") and len(a) == 6
+
+
+def test_left_to_right_order_and_confidence_noise():
+    masked = torch.tensor([[False, True, False, True, True], [False, False, True, True, False]])
+    reveal = MaskedDiffusion._leftmost(masked, torch.tensor(0.5))
+    # Row 0: round(1.5) = 2 of 3 masked positions, the two leftmost; row 1: round(1.0) = 1.
+    assert reveal.tolist() == [True, True, False, True, False]
+
+    domain = SmilesDomain()
+    domain.tokenizer.fit(SMALL_SMILES)
+    model = MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=48)
+    a = model.sample_texts(6, seed=1, steps=8, order="confidence", confidence_noise=2.0)
+    assert a == model.sample_texts(6, seed=1, steps=8, order="confidence", confidence_noise=2.0)
+    assert len(model.sample_texts(4, seed=1, steps=8, order="left-to-right")) == 4

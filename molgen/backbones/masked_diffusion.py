@@ -171,8 +171,9 @@ class MaskedDiffusion(Generator):
         max_length: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
-        order: Literal["random", "confidence"] = "random",
+        order: Literal["random", "confidence", "left-to-right"] = "random",
         use_cache: bool = True,
+        confidence_noise: float = 0.0,
     ) -> list[list[int]]:
         """Draw ``n`` id sequences by denoising from a fully masked canvas.
 
@@ -191,7 +192,12 @@ class MaskedDiffusion(Generator):
                 expected number of positions, choosing those whose sampled
                 token is most probable, end-of-sequence proposals last
                 (MaskGIT-style; not the model's exact distribution, and it
-                favours a weak model's most repetitive predictions).
+                favours a weak model's most repetitive predictions);
+                ``"left-to-right"``: the same number, leftmost first.
+            confidence_noise: With ``order="confidence"``: scale of Gumbel
+                noise added to the log-probability confidences, annealed
+                linearly to 0 with time (MaskGIT's choice temperature);
+                trades validity for diversity.
 
         Returns:
             Id lists without BOS, cut at the first EOS or PAD.
@@ -202,11 +208,13 @@ class MaskedDiffusion(Generator):
         steps = steps or self.config.sampling_steps
         out: list[list[int]] = []
         for start in range(0, n, batch_size):
-            out.extend(self._denoise(min(batch_size, n - start), steps, gen, temperature, top_k, top_p, order))
+            out.extend(self._denoise(min(batch_size, n - start), steps, gen, temperature, top_k, top_p, order,
+                                     confidence_noise))
         self.train(was_training)
         return out
 
-    def _denoise(self, batch, steps, gen, temperature, top_k, top_p, order="random") -> list[list[int]]:
+    def _denoise(self, batch, steps, gen, temperature, top_k, top_p, order="random",
+                 confidence_noise=0.0) -> list[list[int]]:
         device = self.device
         length = self.config.max_length
         x = torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
@@ -234,9 +242,15 @@ class MaskedDiffusion(Generator):
             step_logits[:, self.banned] = float("-inf")
             proposal = sample_next(step_logits, gen, temperature, top_k, top_p)
             reveal_p = self.schedule.unmask_probability(t, s) if i < steps - 1 else torch.tensor(1.0, device=device)
-            if order == "confidence":
+            if order == "left-to-right":
+                reveal = self._leftmost(masked, reveal_p)
+            elif order == "confidence":
                 ends = (proposal == self.eos_id) | (proposal == self.pad_id)
-                reveal = self._most_confident(masked, step_logits, proposal, reveal_p, ends)
+                gumbel = None
+                if confidence_noise > 0:
+                    u = torch.rand(proposal.shape, generator=gen, device=device).clamp(1e-10, 1 - 1e-10)
+                    gumbel = -torch.log(-torch.log(u)) * (confidence_noise * float(t))
+                reveal = self._most_confident(masked, step_logits, proposal, reveal_p, ends, gumbel)
             else:
                 reveal = torch.rand(proposal.shape, generator=gen, device=device) < reveal_p
             values = x[masked]
@@ -256,7 +270,16 @@ class MaskedDiffusion(Generator):
         return results
 
     @staticmethod
-    def _most_confident(masked, step_logits, proposal, reveal_p, last=None) -> torch.Tensor:
+    def _leftmost(masked: torch.Tensor, reveal_p: torch.Tensor) -> torch.Tensor:
+        """Among each canvas's masked positions, flag the ``round(reveal_p *
+        masked)`` (at least one) leftmost ones."""
+        n_masked = masked.sum(-1)
+        n_reveal = torch.clamp(torch.round(reveal_p * n_masked), min=1).minimum(n_masked)
+        rank = masked.long().cumsum(-1) - 1
+        return (rank < n_reveal[:, None])[masked]
+
+    @staticmethod
+    def _most_confident(masked, step_logits, proposal, reveal_p, last=None, noise=None) -> torch.Tensor:
         """Among each canvas's masked positions, flag the ``round(reveal_p *
         masked)`` (at least one) whose proposed token has the highest probability.
 
@@ -269,6 +292,8 @@ class MaskedDiffusion(Generator):
         """
         confidence = torch.full(masked.shape, float("-inf"), device=masked.device)
         scores = step_logits.float().log_softmax(-1).gather(1, proposal[:, None]).squeeze(1)
+        if noise is not None:
+            scores = scores + noise
         if last is not None:
             scores = scores - 1e4 * last.float()  # log-probabilities are > -1e4 in practice
         confidence[masked] = scores

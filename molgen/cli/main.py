@@ -105,6 +105,13 @@ def _build_parser() -> argparse.ArgumentParser:
                              "(repeatable; crystals: length, angle, element, coordinate, end; e.g. coordinate=0.5)")
     sample.add_argument("--batch-size", type=int, default=512, help="samples decoded together (default 512)")
     sample.add_argument("--steps", type=int, help="denoising steps of a diffusion backbone (default: the model's)")
+    sample.add_argument("--order", choices=("random", "confidence", "left-to-right"),
+                        help="masked diffusion: which masked positions each step reveals (default random: the model's "
+                             "own distribution; confidence: the most probable first, MaskGIT-style, more valid but "
+                             "less diverse samples)")
+    sample.add_argument("--confidence-noise", type=float,
+                        help="with --order confidence: Gumbel noise on the confidences, annealed to 0 "
+                             "(0 default; larger trades validity for diversity)")
     sample.add_argument("--corrector-steps", type=int,
                         help="Langevin corrector steps per denoising step on crystal coordinates (graph diffusion; default: the model's)")
     sample.add_argument(
@@ -357,6 +364,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
         "steps": args.steps, "corrector_steps": args.corrector_steps, "condition": _parse_conditions(args.condition), "guidance": args.guidance,
         "constrained": args.constrained, "semantic": args.semantic,
+        "order": args.order, "confidence_noise": args.confidence_noise,
         "field_temperature": _parse_assignments(args.field_temperature, "--field-temperature"),
     }
     options = {k: v for k, v in options.items() if v is not None}

@@ -157,6 +157,7 @@ _OPTION_RULES = {
     "steps": (lambda v: v >= 1, "an integer >= 1"),
     "corrector_steps": (lambda v: v >= 0, "an integer >= 0"),
     "guidance": (lambda v: math.isfinite(v), "a finite number"),
+    "confidence_noise": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
 }
 
 
@@ -179,7 +180,7 @@ def validate_sampling_options(options: dict) -> dict:
         rule = _OPTION_RULES.get(name)
         if rule is None:
             continue
-        integer = name not in ("temperature", "top_p", "guidance")
+        integer = name not in ("temperature", "top_p", "guidance", "confidence_noise")
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not integer or float(value).is_integer())
         if not ok or not rule[0](value):
             raise MolgenError(f"--{name.replace('_', '-')} must be {rule[1]}, got {value!r}")
