@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from molgen.backbones.base import Generator, TransformerHParams
+from molgen.backbones.base import TokenGenerator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.decoding import decode_batch, grammar_masks
@@ -23,7 +23,7 @@ class AutoregressiveConfig(TransformerHParams):
     tie_embeddings: bool = True
 
 
-class AutoregressiveTransformer(Generator):
+class AutoregressiveTransformer(TokenGenerator):
     """GPT-style decoder over domain tokens.
 
     ``log_likelihood`` is the exact sequence log-probability (BOS excluded,
@@ -31,7 +31,6 @@ class AutoregressiveTransformer(Generator):
     """
 
     name = "autoregressive"
-    view = "tokens"
     config_cls = AutoregressiveConfig
     exact_likelihood = True
 

@@ -23,6 +23,7 @@ from molgen.core.constraint import DecodingConstraint
 from molgen.core.errors import CheckpointError, MolgenError, UnknownTokenError
 from molgen.core.registry import BACKBONES, DOMAINS
 from molgen.core.serialization import load_model_dir, save_model_dir
+from molgen.core.views import GraphView
 from molgen.core.vocab import pad_batch
 
 
@@ -78,6 +79,8 @@ class Generator(nn.Module):
         """
         if cls.view not in domain.views:
             raise MolgenError(f"backbone {cls.name!r} needs the {cls.view} view; domain {domain.name!r} offers {domain.views}")
+        if cls.view == "graph" and not isinstance(domain, GraphView):
+            raise MolgenError(f"domain {domain.name!r} lists the graph view but does not implement it (GraphView)")
         return cls(domain, validate(cls.config_cls, hparams, where=f"{cls.name} hyper-parameters"))
 
     # -- the interface -------------------------------------------------
@@ -88,6 +91,117 @@ class Generator(nn.Module):
     def log_likelihood(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-example log-likelihood (exact or a lower bound), ``[B]``."""
         raise NotImplementedError
+
+    def sample_texts(self, n: int, **kwargs) -> list[str]:
+        """Draw ``n`` samples as raw text (invalid ones included)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
+        """Draw ``n`` objects; entries that are not valid objects are None."""
+        raise NotImplementedError
+
+    def sampling_options(self) -> set[str]:
+        """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""
+        raise NotImplementedError
+
+    def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
+        """Texts -> a training/likelihood batch on the model's device."""
+        raise NotImplementedError
+
+    def fit_statistics(self, data) -> None:
+        """Record data statistics the model keeps with its weights (length
+        histograms, type marginals); called once on the training data before
+        training. Default: nothing to record.
+
+        Args:
+            data: The training data of the backbone's view.
+        """
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the parameters."""
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # -- persistence ----------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """The JSON written to ``config.json``."""
+        return {
+            "format": "molgen-model",
+            "molgen_version": __version__,
+            "backbone": self.name,
+            "hparams": self.config.model_dump(),
+            "domain": self.domain.to_config(),
+        }
+
+    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Save as ``config.json`` + ``model.safetensors``.
+
+        Args:
+            path: Directory (created or replaced).
+            extra: More JSON to store under ``"extra"`` (training summary).
+
+        Returns:
+            The directory.
+        """
+        config = self.describe()
+        if extra:
+            config["extra"] = extra
+        return save_model_dir(path, config, self.state_dict())
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "Generator":
+        """Load a saved model directory (no unpickling).
+
+        Args:
+            path: Directory written by :meth:`save_pretrained`, a training
+                run directory, or a shipped model's name (``"zinc250k"``,
+                ``"model:zinc250k"``; ``molgen models`` lists them).
+            device: Device for the weights.
+
+        Returns:
+            The model in eval mode.
+
+        Raises:
+            CheckpointError: missing, corrupted or mismatched files, or an
+                unknown name.
+        """
+        from molgen.pretrained import resolve_model_path  # data only: no layer above the backbones
+
+        path = resolve_model_path(path)
+        config, state = load_model_dir(path, device)
+        try:
+            backbone_cls = BACKBONES.get(config["backbone"])
+            domain = DOMAINS.get(config["domain"]["name"]).from_config(config["domain"])
+            hparams = config["hparams"]
+        except (KeyError, TypeError, MolgenError) as exc:
+            raise CheckpointError(f"{path}: config.json does not describe a molgen model ({exc})") from None
+        if cls is not Generator and not issubclass(backbone_cls, cls):
+            raise CheckpointError(f"{path} holds a {backbone_cls.name!r} model, not {cls.name!r}")
+        if not isinstance(hparams, dict):
+            raise CheckpointError(f"{path}: config.json 'hparams' must be an object, got {type(hparams).__name__}")
+        bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if bad:  # a NaN model samples garbage or crashes deep in the sampler
+            raise CheckpointError(f"{path}: weights hold NaN or infinite values ({', '.join(bad[:3])}"
+                                  f"{', ...' if len(bad) > 3 else ''}); the file is damaged or came from a diverged run")
+        try:
+            model = backbone_cls.from_domain(domain, **hparams)
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, TypeError, ValueError, MolgenError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CheckpointError(f"{path}: weights do not match config.json ({first})") from None
+        return model.to(device).eval()
+
+
+class TokenGenerator(Generator):
+    """A backbone of the tokens view: it draws token-id sequences
+    (:meth:`sample_ids`) that the domain's tokenizer turns into text, and may
+    follow the domain's token grammar while decoding."""
+
+    view: ClassVar[str] = "tokens"
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """Draw ``n`` samples as raw text (invalid ones included); see the
@@ -113,7 +227,6 @@ class Generator(nn.Module):
         texts = self.sample_texts(n, generator=generator, seed=seed, **kwargs)
         return [self.domain.try_parse(t) for t in texts]
 
-    # -- tokens-view helpers -------------------------------------------
     def _bind_vocabulary(self, banned: Sequence[str]) -> None:
         """Set ``vocab_size`` and the special ids from the domain's vocabulary
         and register ``banned`` (names like ``"pad"``) as never-emitted ids.
@@ -216,7 +329,7 @@ class Generator(nn.Module):
         return keyword_options(self.sample_ids)
 
     def sample_ids(self, n: int, **kwargs) -> list[list[int]]:
-        """Draw ``n`` token-id sequences (tokens-view backbones)."""
+        """Draw ``n`` token-id sequences."""
         raise NotImplementedError
 
     def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
@@ -235,83 +348,78 @@ class Generator(nn.Module):
         device = self.device
         return {k: v.to(device) for k, v in pad_batch(ids, tokenizer.vocab.pad_id).items()}
 
-    @property
-    def device(self) -> torch.device:
-        """Device of the parameters."""
-        return next(self.parameters()).device
 
-    def num_parameters(self) -> int:
-        """Number of trainable parameters."""
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+class GraphGenerator(Generator):
+    """A backbone of the graph view: it draws graphs as dense tensors
+    (:meth:`sample_dense`), which the domain turns into objects
+    (``from_graph``), and trains on PyG ``Data`` made by the domain's
+    ``to_graph`` and batched by :meth:`collate`."""
 
-    # -- persistence ----------------------------------------------------
-    def describe(self) -> dict[str, Any]:
-        """The JSON written to ``config.json``."""
-        return {
-            "format": "molgen-model",
-            "molgen_version": __version__,
-            "backbone": self.name,
-            "hparams": self.config.model_dump(),
-            "domain": self.domain.to_config(),
-        }
+    view: ClassVar[str] = "graph"
 
-    def save_pretrained(self, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
-        """Save as ``config.json`` + ``model.safetensors``.
+    def collate(self, graphs: Sequence) -> dict[str, torch.Tensor]:
+        """Graph-view ``Data`` objects -> one training batch."""
+        raise NotImplementedError
 
-        Args:
-            path: Directory (created or replaced).
-            extra: More JSON to store under ``"extra"`` (training summary).
+    def sample_dense(self, n: int, **kwargs) -> list[dict[str, torch.Tensor]]:
+        """Draw ``n`` graphs (``node_type``, and ``adjacency`` /
+        ``frac_coords`` / ``lattice`` where the view has them)."""
+        raise NotImplementedError
 
-        Returns:
-            The directory.
-        """
-        config = self.describe()
-        if extra:
-            config["extra"] = extra
-        return save_model_dir(path, config, self.state_dict())
+    def sampling_options(self) -> set[str]:
+        """Options of :meth:`sample_dense`."""
+        return keyword_options(self.sample_dense)
 
-    @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> "Generator":
-        """Load a saved model directory (no unpickling).
-
-        Args:
-            path: Directory written by :meth:`save_pretrained`, a training
-                run directory, or a shipped model's name (``"zinc250k"``,
-                ``"model:zinc250k"``; ``molgen models`` lists them).
-            device: Device for the weights.
-
-        Returns:
-            The model in eval mode.
+    def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
+        """Parse texts into a batch on the model's device.
 
         Raises:
-            CheckpointError: missing, corrupted or mismatched files, or an
-                unknown name.
+            ParseError: a text does not parse or holds an unknown node type.
         """
-        from molgen.pretrained import resolve_model_path  # data only: no layer above the backbones
+        graphs = [self.domain.to_graph(self.domain.parse(t)) for t in texts]
+        return {k: v.to(self.device) for k, v in self.collate(graphs).items()}
 
-        path = resolve_model_path(path)
-        config, state = load_model_dir(path, device)
-        try:
-            backbone_cls = BACKBONES.get(config["backbone"])
-            domain = DOMAINS.get(config["domain"]["name"]).from_config(config["domain"])
-            hparams = config["hparams"]
-        except (KeyError, TypeError, MolgenError) as exc:
-            raise CheckpointError(f"{path}: config.json does not describe a molgen model ({exc})") from None
-        if cls is not Generator and not issubclass(backbone_cls, cls):
-            raise CheckpointError(f"{path} holds a {backbone_cls.name!r} model, not {cls.name!r}")
-        if not isinstance(hparams, dict):
-            raise CheckpointError(f"{path}: config.json 'hparams' must be an object, got {type(hparams).__name__}")
-        bad = [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-        if bad:  # a NaN model samples garbage or crashes deep in the sampler
-            raise CheckpointError(f"{path}: weights hold NaN or infinite values ({', '.join(bad[:3])}"
-                                  f"{', ...' if len(bad) > 3 else ''}); the file is damaged or came from a diverged run")
-        try:
-            model = backbone_cls.from_domain(domain, **hparams)
-            model.load_state_dict(state, strict=True)
-        except (RuntimeError, TypeError, ValueError, MolgenError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise CheckpointError(f"{path}: weights do not match config.json ({first})") from None
-        return model.to(device).eval()
+    def decode_graph(self, graph: dict[str, torch.Tensor]) -> tuple[Any, str]:
+        """A sampled graph -> (object or None, text; "" when nothing can be written)."""
+        # PyG costs ~1.5 s to import (measured): token-only commands never pay it.
+        from torch_geometric.data import Data
+
+        data = Data(node_type=graph["node_type"], num_nodes=int(graph["node_type"].numel()))
+        if "adjacency" in graph:
+            index = torch.nonzero(graph["adjacency"] > 0).t()
+            data.edge_index = index
+            data.edge_type = graph["adjacency"][index[0], index[1]]
+        if "frac_coords" in graph:
+            data.frac_coords = graph["frac_coords"]
+            data.lattice = graph["lattice"]
+        obj = self.domain.from_graph(data)
+        if obj is not None:
+            return obj, self.domain.format(obj)
+        return None, self.domain.raw_text(data) or ""
+
+    def sample_texts(self, n: int, **kwargs) -> list[str]:
+        """``n`` samples as text (SMILES, compact crystal text); graphs that
+        build no object give their raw text when the domain has one, else ""."""
+        return [self.decode_graph(g)[1] for g in self.sample_dense(n, **kwargs)]
+
+    def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
+        """Draw ``n`` objects; entries that are not valid objects are None.
+
+        Args:
+            n: Number of samples.
+            condition: Property values (see :meth:`sample_dense`).
+            generator: Source of randomness.
+            seed: Seed used when ``generator`` is None.
+            **kwargs: Options of :meth:`sample_dense`.
+
+        Returns:
+            Domain objects or None, in sampling order.
+        """
+        out = []
+        for graph in self.sample_dense(n, condition=condition, generator=generator, seed=seed, **kwargs):
+            obj, _ = self.decode_graph(graph)
+            out.append(obj if obj is not None and self.domain.is_valid(obj) else None)
+        return out
 
 
 def keyword_options(*functions) -> set[str]:

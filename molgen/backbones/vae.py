@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator, TransformerHParams, keyword_options
+from molgen.backbones.base import TokenGenerator, TransformerHParams, keyword_options
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.decoding import decode_batch
@@ -39,7 +39,7 @@ class VAEConfig(TransformerHParams):
     iw_samples: int = Field(1, gt=0, description="importance samples of log_likelihood (1: the ELBO)")
 
 
-class SequenceVAE(Generator):
+class SequenceVAE(TokenGenerator):
     """Transformer VAE generator.
 
     ``loss`` in training is the annealed, free-bits objective per token; in
@@ -50,7 +50,6 @@ class SequenceVAE(Generator):
     """
 
     name = "vae"
-    view = "tokens"
     config_cls = VAEConfig
 
     def __init__(self, domain, config: VAEConfig):

@@ -214,29 +214,3 @@ class Domain(ABC, Generic[Obj]):
         """Whether data sets registered for ``dataset_domain`` hold this domain's objects."""
         return dataset_domain == self.name or dataset_domain in self.reads_data_of
 
-    # -- graph view (domains listing "graph" in ``views``) ---------------
-    def fit_graph(self, objs: Sequence[Obj]) -> "Domain":
-        """Learn the graph view's categories (node types) from ``objs``; returns self."""
-        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
-
-    def graph_spec(self) -> GraphSpec:
-        """The graph view's categories; raises RuntimeError before :meth:`fit_graph`."""
-        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
-
-    def to_graph(self, obj: Obj):
-        """Object -> PyG ``Data`` of the graph view (see :class:`GraphSpec`).
-
-        Raises:
-            ParseError: the object holds a category the fitted spec lacks.
-        """
-        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
-
-    def from_graph(self, data) -> Obj | None:
-        """PyG ``Data`` of the graph view -> object, or None when it does not
-        make one (never raises on a malformed graph)."""
-        raise NotImplementedError(f"domain {self.name!r} does not offer the graph view")
-
-    def raw_text(self, data) -> str | None:
-        """Text of a graph that :meth:`from_graph` rejects, for recording the
-        invalid sample (None: the domain has no such text)."""
-        return None

@@ -211,8 +211,12 @@ def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str
     return train, val, str(loaded.path), len(loaded.texts), skipped
 
 
-def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool):
-    """Build (or reload) a graph-view model and its batches."""
+def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool, log, device):
+    """Build (or reload) a graph-view model and its batches.
+
+    Returns:
+        ``(config, model, data, None)`` (graph models have no size rule).
+    """
     if resume or config.init_from:
         model = Generator.from_pretrained(out_dir / CHECKPOINT_DIR if resume else config.init_from)
         conditions = list(model.config.conditions)
@@ -236,7 +240,7 @@ def _graph_model_and_data(config: RunConfig, out_dir: Path, resume: bool):
     train_batches = GraphBatches(train, model.collate, batch, seed=config.seed)
     train_batches.dropped_too_long = len(too_big)
     val_batches = GraphBatches(val, model.collate, batch, seed=config.seed) if val else None
-    return model, PreparedData(train_batches, val_batches, path, n_loaded, skipped)
+    return config, model, PreparedData(train_batches, val_batches, path, n_loaded, skipped), None
 
 
 def check_model_shape(backbone: str, hparams: dict[str, Any], where: str) -> None:
@@ -397,17 +401,17 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
         return _run(config, out_dir, resume, on_validation, log, backbone_view, device)
 
 
-def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, backbone_view: str, device) -> RunSummary:
-    """:func:`run_training` after the checks, under the seeded generator."""
-    t0 = time.perf_counter()
+def _token_model_and_data(config: RunConfig, out_dir: Path, resume: bool, log, device):
+    """Build (or reload) a tokens-view model and its batches; a new model
+    whose size the user left open gets one from the size rule.
+
+    Returns:
+        ``(config, model, data, size choice or None)``.
+    """
     choice = None
-    if backbone_view == "graph":
-        model, data = _graph_model_and_data(config, out_dir, resume)
-        domain = model.domain
-    elif resume or config.init_from:  # the saved vocabulary and hyper-parameters are kept
+    if resume or config.init_from:  # the saved vocabulary and hyper-parameters are kept
         model = Generator.from_pretrained(out_dir / CHECKPOINT_DIR if resume else config.init_from)
-        domain = model.domain
-        data = prepare_data(config, domain, fit_vocab=False, max_length=model.config.max_length)
+        data = prepare_data(config, model.domain, fit_vocab=False, max_length=model.config.max_length)
     else:
         domain = DOMAINS.get(config.domain)()
         backbone_cls = BACKBONES.get(config.backbone)
@@ -424,8 +428,19 @@ def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, bac
                 log(f"model size (auto): {choice.reason}; set [model] d_model/n_layers/n_heads to choose it yourself")
         torch.manual_seed(config.seed)  # initial weights depend on the seed only, not on what ran before
         model = backbone_cls.from_domain(domain, **hparams)
-    if backbone_view != "graph" and not resume and hasattr(model, "fit_statistics"):
+    if not resume:
         model.fit_statistics(data.train)  # e.g. the length histogram of a masked-diffusion model
+    return config, model, data, choice
+
+
+#: One model-and-data preparation per view.
+_PREPARE_BY_VIEW = {"tokens": _token_model_and_data, "graph": _graph_model_and_data}
+
+
+def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, backbone_view: str, device) -> RunSummary:
+    """:func:`run_training` after the checks, under the seeded generator."""
+    t0 = time.perf_counter()
+    config, model, data, choice = _PREPARE_BY_VIEW[backbone_view](config, out_dir, resume, log, device)
     data_seconds = time.perf_counter() - t0
     model.to(device)
     out_dir.mkdir(parents=True, exist_ok=True)

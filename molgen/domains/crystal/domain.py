@@ -168,6 +168,10 @@ class CrystalDomain(Domain[Structure]):
             data.atomic_numbers = numbers
         return graph_to_structure(data)
 
+    def raw_text(self, data) -> str | None:
+        """None: a graph that builds no structure has no text to record."""
+        return None
+
     def to_config(self) -> dict[str, Any]:
         """JSON description (no vocabulary: it is the fixed element vocabulary)."""
         return {
