@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator, TransformerHParams
+from molgen.backbones.base import TokenGenerator, TransformerHParams
 from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
@@ -45,7 +45,7 @@ class MaskedDiffusionConfig(TransformerHParams):
     elbo_samples: int = Field(16, gt=0, description="time points of the log-likelihood (ELBO) estimate")
 
 
-class MaskedDiffusion(Generator):
+class MaskedDiffusion(TokenGenerator):
     """Masked discrete diffusion generator.
 
     ``loss`` is the continuous-time negative ELBO per token; ``log_likelihood``
@@ -54,7 +54,6 @@ class MaskedDiffusion(Generator):
     """
 
     name = "masked-diffusion"
-    view = "tokens"
     config_cls = MaskedDiffusionConfig
 
     def __init__(self, domain, config: MaskedDiffusionConfig):
