@@ -1,0 +1,34 @@
+"""Helpers shared by the ``molgen`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from molgen.core.errors import MolgenError
+
+
+def quiet(args: argparse.Namespace) -> bool:
+    """--quiet (or the older --no-progress) was given."""
+    return bool(getattr(args, "quiet", False) or getattr(args, "no_progress", False))
+
+
+def parse_conditions(items: list[str] | None) -> dict[str, float] | None:
+    """``["heat_ref=-0.5"]`` -> ``{"heat_ref": -0.5}`` (None when empty)."""
+    return parse_assignments(items, "--condition")
+
+
+def parse_assignments(items: list[str] | None, flag: str) -> dict[str, float] | None:
+    """``["name=0.5"]`` -> ``{"name": 0.5}`` (None when empty); ``flag`` names
+    the option in the error."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            if not name.strip():
+                raise ValueError
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise MolgenError(f"{flag} expects NAME=NUMBER, got {item!r}") from None
+    return out
