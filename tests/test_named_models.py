@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from molgen.backbones.base import Generator
+from molgen.backbones.base import Generator, TokenGenerator
 from molgen.cli.main import main
 from molgen.core.errors import MolgenError
 from molgen.pretrained import MODEL_PREFIX, installed_models, model_card, pretrained_dir, resolve_model_path, shipped_name
@@ -97,8 +97,8 @@ def test_cli_samples_a_shipped_model_by_name(tmp_path, monkeypatch, capsys):
     assert main(["sample", "model:perov5", "-n", "6", "-q", "-o", "p.csv"]) == 0
     assert "validity 1.000" in capsys.readouterr().out  # constrained + site exclusion by default
     seen = []
-    original = Generator.sample_texts
-    monkeypatch.setattr(Generator, "sample_texts", lambda self, n, **kw: seen.append(kw) or original(self, n, **kw))
+    original = TokenGenerator.sample_texts
+    monkeypatch.setattr(TokenGenerator, "sample_texts", lambda self, n, **kw: seen.append(kw) or original(self, n, **kw))
     assert main(["sample", "perov5", "-n", "2", "-q", "--no-constrained", "-o", "free.csv"]) == 0
     assert seen[-1]["constrained"] is False
     assert main(["sample", "perov5", "-n", "2", "-q", "--no-semantic", "-o", "loose.csv"]) == 0
