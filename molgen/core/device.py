@@ -31,9 +31,3 @@ def select_device(preference: str = "auto") -> torch.device:
         raise ConfigError(f"device {preference!r} requested but CUDA is not available")
     return device
 
-
-def module_device(module: torch.nn.Module) -> torch.device:
-    """The device of a module's first parameter (CPU for parameter-free modules)."""
-    for param in module.parameters():
-        return param.device
-    return torch.device("cpu")

@@ -153,10 +153,6 @@ class TokenBatches(SeededBatches):
         self.lengths = np.array([len(ids) for ids in self.encoded])
         self._init_order()
 
-    def num_tokens(self) -> int:
-        """Total tokens (incl. BOS/EOS)."""
-        return int(self.lengths.sum())
-
     def batch(self, step: int) -> dict[str, torch.Tensor]:
         """The batch used at optimisation step ``step`` (0-based)."""
         rows = self._rows(step)
