@@ -126,6 +126,12 @@ class Domain(ABC, Generic[Obj]):
     export_format: ClassVar[str | None] = None
     #: Whether one object's text spans several lines (crystals).
     multiline_text: ClassVar[bool] = False
+    #: Capabilities that callers check instead of domain names.
+    #: Objects are RDKit molecules that SD files can hold (molecules from
+    #: SMILES, SELFIES or graphs).
+    exports_sdf: ClassVar[bool] = False
+    #: Objects have a Murcko scaffold (scaffold splits and diversity buckets).
+    has_scaffold: ClassVar[bool] = False
     #: Domains whose registered data sets this domain reads (its own name
     #: included): a molecular graph reads SMILES data sets.
     reads_data_of: ClassVar[tuple[str, ...]] = ()

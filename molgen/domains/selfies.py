@@ -53,6 +53,8 @@ class SelfiesDomain(Domain[Chem.Mol]):
 
     name = "selfies"
     views = ("tokens",)
+    exports_sdf = True
+    has_scaffold = True
     export_format = "smiles"
     reads_data_of = ("selfies", "smiles")
 

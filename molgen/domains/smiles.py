@@ -55,6 +55,8 @@ class SmilesDomain(Domain[Chem.Mol]):
 
     name = "smiles"
     views = ("tokens",)
+    exports_sdf = True
+    has_scaffold = True
 
     def __init__(self) -> None:
         self.tokenizer = SmilesTokenizer()

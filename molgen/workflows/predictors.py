@@ -31,7 +31,7 @@ def split_rows(objs: Sequence[Any], domain_name: str, split: str, seed: int,
     if split == "random":
         return split_indices(len(objs), fractions, seed)
     if split == "scaffold":
-        if domain_name != "smiles":
+        if not DOMAINS.get(domain_name).has_scaffold:
             raise ConfigError("the scaffold split is for molecules; use --split random")
         from molgen.loops.diversity import scaffold_key
 
@@ -123,7 +123,7 @@ def fit_predictor(
         raise DataError(f"{data}: only {len(objs)} usable rows (need at least 10)")
     finite = y[np.isfinite(y)]
     task = task or ("classification" if np.isin(finite, (0.0, 1.0)).all() else "regression")
-    split = split or ("scaffold" if domain == "smiles" else "random")
+    split = split or ("scaffold" if DOMAINS.get(domain).has_scaffold else "random")
     parts = split_rows(objs, domain, split, seed)
     target = y if len(targets) > 1 else y[:, 0]
     pick = lambda idx: ([objs[i] for i in idx], target[idx])  # noqa: E731

@@ -12,8 +12,6 @@ from molgen.backbones.base import Generator
 from molgen.core.errors import MolgenError
 
 FORMATS = (".smi", ".csv", ".txt", ".fasta", ".fa", ".sdf")
-#: Domains whose objects are RDKit molecules, the ones ``.sdf`` output is for.
-SDF_DOMAINS = ("smiles", "selfies", "molgraph")
 
 
 @dataclass
@@ -103,8 +101,8 @@ def sample_to_file(
         raise MolgenError(f"FASTA output is for protein models; {domain.name} samples go to .smi, .csv or .txt")
     if suffix == ".smi" and domain.multiline_text:
         raise MolgenError(f"{domain.name} samples span several lines: write .csv, .txt or a folder (no suffix)")
-    if suffix == ".sdf" and domain.name not in SDF_DOMAINS:
-        raise MolgenError(f"SDF output is for molecule models ({', '.join(SDF_DOMAINS)}); {domain.name} samples go to .csv or .txt")
+    if suffix == ".sdf" and not domain.exports_sdf:
+        raise MolgenError(f"SDF output is for molecule models (smiles, selfies, molgraph); {domain.name} samples go to .csv or .txt")
     if out_path is not None:
         from molgen.core.outputs import check_output_file
 
@@ -230,7 +228,7 @@ def _write_sdf(path: Path, domain, records) -> None:
         for i, text, obj, _ in records:
             if obj is not None:
                 props = {"valid": 1, "smiles": Chem.MolToSmiles(obj)}
-                if domain.name != "smiles":
+                if domain.name != "smiles":  # the SMILES property already is the model's own text
                     props[domain.name] = text  # the model's own text (SELFIES, graph-decoded SMILES)
                 yield f"sample_{i}", obj, props
 
