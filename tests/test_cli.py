@@ -198,3 +198,22 @@ def test_selfies_train_on_smiles_data_and_write_smiles(tmp_path, smi_file, tiny_
     code, out, err = _run(capsys, "sample", run, "-n", 10, "--seed", 0, "-o", tmp_path / "s.csv")
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert rows[0]["selfies"].startswith("[") and {r["canonical"] for r in rows if r["valid"] == "1"} == set(valid)
+
+
+def test_config_flags_take_type_and_choices_from_the_config_fields(capsys):
+    import argparse
+
+    from molgen.cli.overrides import add_config_option, collect_overrides
+    from molgen.workflows.training import RunConfig
+
+    parser = argparse.ArgumentParser()
+    add_config_option(parser, "--lr", RunConfig, "train.lr")
+    add_config_option(parser, "--on-unknown-token", RunConfig, "data.on_unknown_token")
+    add_config_option(parser, "--limit", RunConfig, "data.limit")
+    args = parser.parse_args(["--lr", "0.01", "--on-unknown-token", "unk"])
+    assert collect_overrides(args) == {"train.lr": 0.01, "data.on_unknown_token": "unk"}
+    with pytest.raises(SystemExit):  # the Literal's choices
+        parser.parse_args(["--on-unknown-token", "drop"])
+    with pytest.raises(SystemExit):  # int | None -> int
+        parser.parse_args(["--limit", "1.5"])
+    assert "peak learning rate" in parser.format_help()  # the field's description

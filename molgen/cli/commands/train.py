@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
 from molgen.cli.common import quiet
+from molgen.cli.overrides import add_config_option, collect_overrides
+from molgen.core.config import validate
+from molgen.workflows.training import RunConfig, apply_overrides, run_training
 
 NAME = "train"
 #: Owns a run directory (--out): --resume/--overwrite and the lock apply.
@@ -24,24 +28,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "train) and are overridden by the flags given. The run directory gets model/, checkpoint/, "
         "train_log.csv and run.json.",
     )
-    parser.add_argument("--domain", help="object domain (default smiles)")
-    parser.add_argument("--backbone", help="generative backbone (default autoregressive)")
-    parser.add_argument("--data", help="registered data set name (see `molgen datasets`) or a .smi/.csv/.sdf path")
-    parser.add_argument("--limit", type=int, help="train on a seeded random subset of N entries")
+    option = functools.partial(add_config_option, parser, model=RunConfig)
+    option("--domain", path="domain", help="object domain (default smiles)")
+    option("--backbone", path="backbone", help="generative backbone (default autoregressive)")
+    option("--data", path="data.source", help="registered data set name (see `molgen datasets`) or a .smi/.csv/.sdf path")
+    option("--limit", path="data.limit", help="train on a seeded random subset of N entries")
     parser.add_argument("--config", help="TOML file of settings; unknown keys are errors")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--max-steps", type=int, help="stop after N optimisation steps")
-    budget.add_argument("--max-minutes", type=float, help="stop after M minutes of training")
-    parser.add_argument("--seed", type=int, help="seed of subset, split, initialisation and batches")
-    parser.add_argument("--batch-size", type=int, help="sequences per step")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    option("--max-steps", path="train.max_steps", help="stop after N optimisation steps", group=budget)
+    option("--max-minutes", path="train.max_minutes", help="stop after M minutes of training", group=budget)
+    option("--seed", path="seed", help="seed of subset, split, initialisation and batches")
+    option("--batch-size", path="train.batch_size", help="sequences per step")
+    option("--lr", path="train.lr")
+    option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--skip-invalid", action="store_true", help="skip unparsable entries instead of failing")
-    parser.add_argument(
-        "--on-unknown-token", choices=["error", "unk"], help="with --init-from: fail on, or map to <unk>, tokens outside the vocabulary"
-    )
+    option("--on-unknown-token", path="data.on_unknown_token",
+           help="with --init-from: fail on, or map to <unk>, tokens outside the vocabulary")
     parser.add_argument("--augment", action="store_true", help="augmentation each draw: randomized SMILES; for crystals a random translation and site order")
-    parser.add_argument("--init-from", help="saved model directory to fine-tune")
+    option("--init-from", path="init_from")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, help="run directory")
@@ -50,24 +54,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    from molgen.core.config import validate
-    from molgen.workflows.training import RunConfig, apply_overrides, run_training
-
     overrides = {
-        "domain": args.domain,
-        "backbone": args.backbone,
-        "seed": args.seed,
-        "device": args.device,
-        "init_from": args.init_from,
-        "data.source": args.data,
-        "data.limit": args.limit,
+        **collect_overrides(args),
         "data.on_invalid": "skip" if args.skip_invalid else None,
-        "data.on_unknown_token": args.on_unknown_token,
         "data.augment": True if args.augment else None,
-        "train.batch_size": args.batch_size,
-        "train.lr": args.lr,
-        "train.max_steps": args.max_steps,
-        "train.max_minutes": args.max_minutes,
         "train.progress": False if quiet(args) else None,
     }
     if args.config:
