@@ -217,3 +217,12 @@ def test_config_flags_take_type_and_choices_from_the_config_fields(capsys):
     with pytest.raises(SystemExit):  # int | None -> int
         parser.parse_args(["--limit", "1.5"])
     assert "peak learning rate" in parser.format_help()  # the field's description
+
+
+def test_evaluators_are_chosen_by_file_kind(tmp_path):
+    from molgen.workflows.evaluators import evaluator_for
+
+    (tmp_path / "a.fasta").write_text(">p1\nKLAKLAKKLAKLAK\n")
+    (tmp_path / "a.smi").write_text("CCO\n")
+    assert evaluator_for(tmp_path / "a.fasta").domain == "protein"
+    assert evaluator_for(tmp_path / "a.smi").domain == "smiles"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from molgen.core.errors import MolgenError
-from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING, evaluate_file
 from molgen.cli.common import quiet
+from molgen.core.errors import MolgenError
+from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING
 
 NAME = "evaluate"
 #: Gets -q/--quiet (it shows progress bars).
@@ -51,101 +51,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    from molgen.core.device import select_device
     from molgen.datasets.readers import require_output_suffix
-    from molgen.metrics import metric_names
-    from molgen.workflows.crystal_evaluation import looks_like_crystal_file
-    from molgen.workflows.peptide_evaluation import looks_like_fasta
+    from molgen.workflows.evaluators import EvaluationRequest, evaluate_any_file
 
     if args.output:  # crystal and peptide reports are JSON too
         require_output_suffix(args.output, (".json",), "report")
-    if looks_like_crystal_file(args.generated):
-        return evaluate_crystals(args)
-    if looks_like_fasta(args.generated):
-        return evaluate_peptides(args)
-
     try:
         k = tuple(int(part) for part in args.k.split(",") if part.strip())
     except ValueError:
         raise MolgenError(f"--k must be comma-separated integers, got {args.k!r}") from None
-    if not k or min(k) < 1:
-        raise MolgenError("--k needs positive integers")
-    metrics = None
-    if args.metrics:
-        metrics = [name.strip() for name in args.metrics.split(",") if name.strip()]
-        unknown = [name for name in metrics if name not in metric_names(k)]
-        if unknown:
-            raise MolgenError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(metric_names(k))}")
-    if args.jobs < 0:
-        raise MolgenError("--jobs must be >= 0")
-    report = evaluate_file(
-        args.generated,
-        reference=None if args.no_ref else (args.ref or DEFAULT_REFERENCE),
-        training=None if args.no_train else (args.train or DEFAULT_TRAINING),
-        reference_required=args.ref is not None,
-        training_required=args.train is not None,
-        n=args.n,
-        metrics=metrics,
-        k=k,
-        n_jobs=args.jobs,
-        use_cache=not args.no_cache,
-        seed=args.seed,
-        device=str(select_device(args.device)),
-        output=args.output,
+    metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
+    result = evaluate_any_file(EvaluationRequest(
+        args.generated, reference=args.ref, training=args.train, use_reference=not args.no_ref,
+        use_training=not args.no_train, n=args.n, metrics=metrics, k=k, jobs=args.jobs, seed=args.seed,
+        device=args.device, use_cache=not args.no_cache, output=args.output, preset=args.preset,
         progress=not quiet(args),
-    )
-    meta = report.metadata
-    summary = f"{meta['n']:,} generated entries, {meta['n_valid']:,} valid, {meta['n_unique']:,} distinct valid"
-    return print_report(report, summary, meta["total_seconds"], args.output)
-
-
-def print_report(report, summary: str, seconds: float, output: str | None) -> int:
-    print(summary)
-    print(report.format_table())
-    print(f"total {seconds:.1f} s")
-    if output:
-        print(f"report: {output}")
+    ))
+    print(result.summary)
+    print(result.report.format_table())
+    print(f"total {result.seconds:.1f} s")
+    if args.output:
+        print(f"report: {args.output}")
     return 0
-
-
-def evaluate_crystals(args: argparse.Namespace) -> int:
-    from molgen.workflows.crystal_evaluation import evaluate_crystal_file
-
-    if args.jobs < 0:
-        raise MolgenError("--jobs must be >= 0")
-    report = evaluate_crystal_file(
-        args.generated,
-        reference=None if args.no_ref else args.ref,
-        training=None if args.no_train else args.train,
-        preset=args.preset,
-        n=args.n,
-        n_jobs=args.jobs,
-        use_cache=not args.no_cache,
-        seed=args.seed,
-        output=args.output,
-    )
-    meta = report.metadata
-    seconds = meta.get("seconds", {}).get("total", 0.0)
-    return print_report(report, f"{meta['n_generated']:,} generated crystals, {meta.get('n_valid', 0):,} valid", seconds, args.output)
-
-
-def evaluate_peptides(args: argparse.Namespace) -> int:
-    from molgen.workflows.peptide_evaluation import (
-        DEFAULT_PEPTIDE_REFERENCE,
-        DEFAULT_PEPTIDE_TRAINING,
-        evaluate_peptide_file,
-    )
-
-    report = evaluate_peptide_file(
-        args.generated,
-        reference=None if args.no_ref else (args.ref or DEFAULT_PEPTIDE_REFERENCE),
-        training=None if args.no_train else (args.train or DEFAULT_PEPTIDE_TRAINING),
-        reference_required=args.ref is not None,
-        training_required=args.train is not None,
-        n=args.n,
-        seed=args.seed,
-        output=args.output,
-    )
-    meta = report.metadata
-    summary = f"{meta['n_generated']:,} generated sequences, {meta['n_valid']:,} valid, {meta['n_distinct']:,} distinct valid"
-    return print_report(report, summary, meta["seconds"], args.output)
