@@ -5,13 +5,13 @@ on its validation split and scored once on its test split (60/20/20 split of
 each file with numpy ``default_rng(42)``; see :mod:`molgen.datasets.catalog`):
 
 * ``perov-heat``: Perov-5 ``heat_all`` (heat of formation, eV per 5-atom
-  cell), :class:`~molgen.properties.crystal_predictors.CGCNNPredictor`; test
+  cell), :class:`~molgen.predictors.crystals.CGCNNPredictor`; test
   MAE next to the matbench_perovskites leaderboard (CGCNN 0.0452, MEGNet
   0.0352, ALIGNN 0.0288 eV/cell). Those were trained on ~15k structures
   (5-fold CV of 18,928), about 7x our 2,272 training cells, so they are
   orientation, not a like-for-like comparison.
 * ``perov-gap``: Perov-5 ``dir_gap`` (GLLB-SC direct gap, eV) with
-  :class:`~molgen.properties.crystal_predictors.GapPredictor`: ROC-AUC of the
+  :class:`~molgen.predictors.crystals.GapPredictor`: ROC-AUC of the
   metal / non-metal classifier (gap > 1e-3 eV) and MAE of the gap regressor on
   the true non-metals of the test split (about 4 % of the rows), plus the MAE
   of the combined ``P(non-metal) * gap`` on all test rows.
@@ -40,8 +40,8 @@ import torch
 
 from molgen.datasets import load_texts
 from molgen.domains.crystal import CrystalDomain
-from molgen.properties.crystal_predictors import CGCNNPredictor, GapPredictor
-from molgen.properties.predictor import calibration_report, mae, rmse, roc_auc
+from molgen.predictors.crystals import CGCNNPredictor, GapPredictor
+from molgen.predictors.metrics import calibration_report, mae, rmse, roc_auc
 
 TASKS = ("perov-heat", "perov-gap", "mp20-formation")
 MATBENCH_PEROVSKITES = {"CGCNN": 0.0452, "MEGNet": 0.0352, "ALIGNN": 0.0288}  # eV/unit cell, test MAE

@@ -188,8 +188,8 @@ def perov5(args, out: Path) -> dict:
 
 
 def guidance(args, out: Path) -> dict:
-    from molgen.properties.mol_predictors import load_predictor
-    from molgen.properties.shipped import predictor_dir
+    from molgen.predictors.registry import load_predictor
+    from molgen.pretrained.predictors import predictor_dir
 
     model, training = perov5_model(args, out)
     predictor = load_predictor(predictor_dir("perov5-heat"))

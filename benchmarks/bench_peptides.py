@@ -24,7 +24,7 @@ from molgen.backbones.base import Generator
 from molgen.datasets import load_texts
 from molgen.domains.protein import AMINO_ACIDS, ProteinDomain
 from molgen.metrics.peptides import evaluate_peptides
-from molgen.properties.amp_classifier import AMPClassifier
+from molgen.predictors.peptides import AMPClassifier
 from molgen.workflows.training import RunConfig, run_training
 
 

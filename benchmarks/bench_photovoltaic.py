@@ -147,7 +147,7 @@ def throughput(n: int, workers: int) -> dict:
     from molgen.datasets import load_texts
     from molgen.domains.crystal import CrystalDomain
     from molgen.loops.executors import ProcessPoolExecutor, SerialExecutor
-    from molgen.properties.potential import elemental_references, relax_structure
+    from molgen.physics.relaxation import elemental_references, relax_structure
 
     domain = CrystalDomain()
     loaded = load_texts("perov-5-test", domain, limit=n, seed=0)

@@ -26,7 +26,7 @@ import torch
 
 from molgen.datasets import load_texts
 from molgen.domains import SmilesDomain
-from molgen.properties.mol_predictors import PREDICTORS
+from molgen.predictors.registry import PREDICTORS
 from molgen.workflows.predictors import split_rows, test_metrics
 
 HERE = Path(__file__).resolve().parent

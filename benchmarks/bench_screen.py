@@ -26,7 +26,7 @@ import torch
 from molgen.datasets import load_texts
 from molgen.domains import SmilesDomain
 from molgen.loops.screen import ScreenConfig, screen
-from molgen.properties.mol_predictors import PREDICTORS
+from molgen.predictors.registry import PREDICTORS
 from molgen.scoring import Objective, Term, build_component
 
 HERE = Path(__file__).resolve().parent

@@ -2,7 +2,7 @@
 baseline on the held-out test split of ``amp`` (stratified 60/20/20, seed 42).
 
     MOLGEN_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/train_amp_classifier.py \\
-        --out molgen/properties/data/amp_classifier --results benchmarks/results/amp_classifier.json
+        --out molgen/pretrained/data/predictors/amp_classifier --results benchmarks/results/amp_classifier.json
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 
 from molgen.datasets import load_texts
 from molgen.domains.protein import ProteinDomain
-from molgen.properties.amp_classifier import AMPClassifier, CompositionBaseline
-from molgen.properties.predictor import roc_auc
+from molgen.predictors.peptides import AMPClassifier, CompositionBaseline
+from molgen.predictors.metrics import roc_auc
 
 
 def split(name: str) -> tuple[list[str], list[int]]:
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="molgen/properties/data/amp_classifier")
+    parser.add_argument("--out", default="molgen/pretrained/data/predictors/amp_classifier")
     parser.add_argument("--results", default="benchmarks/results/amp_classifier.json")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)

@@ -16,17 +16,11 @@ from pymatgen.core import Lattice, Structure
 
 from molgen.core.errors import ConfigError, DataError
 from molgen.domains.crystal.graph import structure_to_graph
-from molgen.properties.crystal_predictors import (
-    CGCNN,
-    CGCNNPredictor,
-    GapPredictor,
-    element_descriptors,
-    nearest_neighbours,
-    pack_crystal_graphs,
-    periodic_distances,
-)
-from molgen.properties.mol_predictors import PREDICTORS, load_predictor
-from molgen.properties.predictor import Predictor, rmse, roc_auc
+from molgen.nn.cgcnn import CGCNN, pack_crystal_graphs, periodic_distances
+from molgen.predictors.base import Predictor
+from molgen.predictors.crystals import CGCNNPredictor, GapPredictor, element_descriptors, nearest_neighbours
+from molgen.predictors.metrics import rmse, roc_auc
+from molgen.predictors.registry import PREDICTORS, load_predictor
 
 N_PER_KIND = 50
 N_TRAIN = 120
@@ -218,7 +212,7 @@ def test_save_load_round_trip(tmp_path, crystals, regressor):
 
 def test_network_without_element_features_and_with_sum_pooling():
     batch = pack_crystal_graphs([structure_to_graph(rock_salt(5.6, "Na", "Cl"))]).select([0])
-    net = CGCNN(2, atom_dim=8, head_hidden=8, element_features=False, pooling="sum", norm="layer").eval()
+    net = CGCNN(2, atom_dim=8, head_hidden=8, element_table=None, pooling="sum", norm="layer").eval()
     assert net(batch).shape == (1, 2)
     assert "element_table" not in net.state_dict()
 

@@ -232,7 +232,7 @@ def test_the_loop_relaxes_with_chgnet_on_a_local_ray_instance(tmp_path, referenc
     pytest.importorskip("ray")
     pytest.importorskip("chgnet")
     from molgen.loops.executors import RayExecutor
-    from molgen.properties.potential import relax_structure
+    from molgen.physics.relaxation import relax_structure
 
     loop = make_loop(tmp_path / "ray", reference_csv, rounds=1, relax_fn=relax_structure)
     loop.config.relax.per_round, loop.config.relax.settings = 2, {"steps": 60}

@@ -13,8 +13,8 @@ from pymatgen.core import Lattice, Structure
 
 from molgen.core.config import validate
 from molgen.core.errors import ConfigError, MolgenError
-from molgen.properties import potential
-from molgen.properties.potential import (
+from molgen.physics import relaxation as potential
+from molgen.physics.relaxation import (
     CHGNetRelaxer,
     RelaxResult,
     RelaxSettings,

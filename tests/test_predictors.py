@@ -11,7 +11,9 @@ from rdkit import Chem, RDLogger
 from rdkit.Chem import Crippen, RDConfig
 
 from molgen.core.errors import ConfigError, DataError, MolgenError, RegistryError
-from molgen.properties.graph_features import (
+from molgen.predictors.base import Predictor
+from molgen.predictors.metrics import calibration_report, mae, rmse, roc_auc
+from molgen.predictors.mol_features import (
     ATOM_FEATURE_DIM,
     BOND_FEATURE_DIM,
     BOND_STEREO,
@@ -19,19 +21,8 @@ from molgen.properties.graph_features import (
     mol_to_graph,
     mols_to_batch,
 )
-from molgen.properties.mol_predictors import (
-    PREDICTORS,
-    FingerprintMLP,
-    MPNNPredictor,
-    load_predictor,
-)
-from molgen.properties.predictor import (
-    Predictor,
-    calibration_report,
-    mae,
-    rmse,
-    roc_auc,
-)
+from molgen.predictors.molecules import FingerprintMLP, MPNNPredictor
+from molgen.predictors.registry import PREDICTORS, load_predictor
 
 N_MOLS = 400
 N_TRAIN = 320

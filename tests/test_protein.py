@@ -14,8 +14,8 @@ from molgen.datasets import load_texts
 from molgen.domains.protein import ProteinDomain, read_fasta, write_fasta
 from molgen.metrics.peptides import diversity, evaluate_peptides
 from molgen.properties import peptides as pp
-from molgen.properties.amp_classifier import AMPClassifier, CompositionBaseline
-from molgen.properties.predictor import roc_auc
+from molgen.predictors.peptides import AMPClassifier, CompositionBaseline
+from molgen.predictors.metrics import roc_auc
 
 MAGAININ_2 = "GIGKFLHSAKKFGKAFVGEIMNS"
 MELITTIN = "GIGAVLKVLTTGLPALISWIKRKRQQ"

@@ -27,7 +27,7 @@ from pathlib import Path
 from molgen.backbones.base import Generator
 from molgen.domains.protein import ProteinDomain, read_fasta, write_fasta
 from molgen.metrics.peptides import evaluate_peptides
-from molgen.properties.amp_classifier import AMPClassifier
+from molgen.predictors.peptides import AMPClassifier
 from molgen.properties.peptides import peptide_properties
 from molgen.workflows.training import RunConfig, run_training
 

@@ -152,7 +152,7 @@ class MaterialsDiscovery:
         out_dir: Run directory.
         config: Loop settings.
         relax_fn: ``payload -> result dict`` of the expensive oracle (default
-            :func:`molgen.properties.potential.relax_structure`); it must be a
+            :func:`molgen.physics.relaxation.relax_structure`); it must be a
             top-level function so that process pools and Ray can ship it.
         executor: An executor from :mod:`molgen.loops.executors` (default:
             built from ``config.relax``).
@@ -329,7 +329,7 @@ class MaterialsDiscovery:
         chosen = [(k, text, total) for k, text, total in rows[: rc.per_round] if k not in done][:left]
         if not chosen:
             return 0
-        from molgen.properties.potential import relax_structure
+        from molgen.physics.relaxation import relax_structure
 
         fn = self.relax_fn or relax_structure
         payloads = [{"structure": self.domain.parse(text).as_dict(), "settings": rc.settings} for _, text, _ in chosen]

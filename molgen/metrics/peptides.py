@@ -118,7 +118,7 @@ def evaluate_peptides(
         values["diversity"], reasons["diversity"] = None, "fewer than two distinct valid sequences"
     if classifier is not False and valid:
         if classifier is None:
-            from molgen.properties.amp_classifier import AMPClassifier
+            from molgen.predictors.peptides import AMPClassifier
 
             classifier = AMPClassifier.load()
         proba = classifier.predict_proba(valid)

@@ -231,7 +231,7 @@ class GapDirectnessParams(StrictModel):
 
 
 class BandGapComponent(BatchComponent):
-    """One output of a :class:`~molgen.properties.crystal_predictors.GapPredictor`.
+    """One output of a :class:`~molgen.predictors.crystals.GapPredictor`.
 
     Args:
         params: Predictor directory and which output.
@@ -239,8 +239,8 @@ class BandGapComponent(BatchComponent):
     """
 
     def __init__(self, params: BandGapParams, name: str = "band_gap"):
-        from molgen.properties.crystal_predictors import GapPredictor
-        from molgen.properties.shipped import predictor_dir
+        from molgen.predictors.crystals import GapPredictor
+        from molgen.pretrained.predictors import predictor_dir
 
         self.name, self.params = name, params
         self.model = GapPredictor.load(predictor_dir(params.path))
@@ -275,8 +275,8 @@ class GapDirectnessComponent(BatchComponent):
     """
 
     def __init__(self, params: GapDirectnessParams, name: str = "gap_directness"):
-        from molgen.properties.crystal_predictors import GapPredictor
-        from molgen.properties.shipped import predictor_dir
+        from molgen.predictors.crystals import GapPredictor
+        from molgen.pretrained.predictors import predictor_dir
 
         self.name, self.params = name, params
         self.direct = GapPredictor.load(predictor_dir(params.direct))

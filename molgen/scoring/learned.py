@@ -32,8 +32,8 @@ class PredictorComponent:
 
     def __init__(self, path: str | Path, name: str = "predictor", target: str | None = None, statistic: str = "mean", beta: float = 1.0,
                  per_atom: bool = False):
-        from molgen.properties.mol_predictors import load_predictor
-        from molgen.properties.shipped import predictor_dir
+        from molgen.predictors.registry import load_predictor
+        from molgen.pretrained.predictors import predictor_dir
 
         path = predictor_dir(path)
         self.predictor = load_predictor(path)

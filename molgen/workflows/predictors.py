@@ -42,7 +42,7 @@ def split_rows(objs: Sequence[Any], domain_name: str, split: str, seed: int,
 def test_metrics(task: str, y_true: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
     """Held-out figures: RMSE, MAE, R^2 and calibration for regression;
     ROC-AUC (macro over tasks) for classification."""
-    from molgen.properties.predictor import calibration_report, mae, rmse, roc_auc
+    from molgen.predictors.metrics import calibration_report, mae, rmse, roc_auc
 
     if task == "classification":
         return {"roc_auc": roc_auc(y_true, mean)}
@@ -104,7 +104,7 @@ def fit_predictor(
         MolgenError: unknown names, missing columns, or no usable rows.
     """
     from molgen.datasets import load_texts
-    from molgen.properties.mol_predictors import PREDICTORS
+    from molgen.predictors.registry import PREDICTORS
 
     dom = DOMAINS.get(domain)()
     model = model or ("cgcnn" if domain == "crystal" else "mpnn")
@@ -155,7 +155,7 @@ def load_fitted(directory: str | Path):
     Raises:
         CheckpointError: not a predictor directory.
     """
-    from molgen.properties.mol_predictors import load_predictor
+    from molgen.predictors.registry import load_predictor
 
     directory = Path(directory)
     report = read_json(directory / REPORT_NAME)

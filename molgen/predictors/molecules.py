@@ -1,9 +1,10 @@
 """Learned molecular property predictors: a fingerprint MLP and a D-MPNN.
 
-Both follow the :class:`~molgen.properties.predictor.Predictor` contract
+Both follow the :class:`~molgen.predictors.base.Predictor` contract
 (``fit`` / ``predict -> (mean, std)`` / ``save`` / ``load``) and get their
-uncertainty from a deep ensemble. :data:`PREDICTORS` maps registry names to
-classes and :func:`load_predictor` reloads any saved one.
+uncertainty from a deep ensemble. Both are registered in
+:data:`molgen.predictors.registry.PREDICTORS`, and
+:func:`~molgen.predictors.registry.load_predictor` reloads any saved one.
 
 Example::
 
@@ -15,8 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,17 +26,12 @@ from torch import nn
 from torch_geometric.data import Batch, Data
 from torch_geometric.utils import scatter
 
-from molgen.core.errors import CheckpointError, ConfigError, RegistryError
-from molgen.core.serialization import read_json
-from molgen.properties.crystal_predictors import CGCNNPredictor
-from molgen.properties.graph_features import (
-    ATOM_FEATURE_DIM,
-    BOND_FEATURE_DIM,
-    mol_to_graph,
-)
-from molgen.properties.predictor import Predictor
+from molgen.core.errors import ConfigError
+from molgen.predictors.base import Predictor
+from molgen.predictors.mol_features import ATOM_FEATURE_DIM, BOND_FEATURE_DIM, mol_to_graph
+from molgen.predictors.registry import register
 
-__all__ = ["PREDICTORS", "FingerprintMLP", "MPNNPredictor", "load_predictor"]
+__all__ = ["DirectedMPNN", "FingerprintMLP", "MPNNPredictor"]
 
 
 def _feed_forward(n_in: int, hidden: int, n_layers: int, n_out: int, dropout: float) -> nn.Sequential:
@@ -53,6 +48,7 @@ def _feed_forward(n_in: int, hidden: int, n_layers: int, n_out: int, dropout: fl
 # ----------------------------------------------------------------------------- fingerprint MLP
 
 
+@register(trainable=True)
 class FingerprintMLP(Predictor):
     """Morgan fingerprint + multilayer perceptron, as a deep ensemble.
 
@@ -65,7 +61,7 @@ class FingerprintMLP(Predictor):
         hidden: Width of the hidden layers.
         n_layers: Number of hidden layers (each ReLU + dropout).
         **kwargs: Training and ensemble settings of
-            :class:`~molgen.properties.predictor.Predictor` (``n_models``,
+            :class:`~molgen.predictors.base.Predictor` (``n_models``,
             ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``dropout``,
             ``patience``, ``val_fraction``, ``mc_dropout_samples``, ``seed``,
             ``device``).
@@ -182,7 +178,7 @@ class DirectedMPNN(nn.Module):
         """Molecule embeddings.
 
         Args:
-            batch: Graphs from :func:`~molgen.properties.graph_features.mols_to_batch`
+            batch: Graphs from :func:`~molgen.predictors.mol_features.mols_to_batch`
                 (edge ``e``'s reverse must be ``e ^ 1``).
 
         Returns:
@@ -208,6 +204,7 @@ class DirectedMPNN(nn.Module):
         return self.head(self.encode(batch))
 
 
+@register(trainable=True)
 class MPNNPredictor(Predictor):
     """Chemprop-style D-MPNN property predictor, as a deep ensemble.
 
@@ -221,7 +218,7 @@ class MPNNPredictor(Predictor):
             size-independent), ``"sum"`` (suits extensive properties such as
             logP or weight) or ``"norm"`` (sum / 100).
         **kwargs: Training and ensemble settings of
-            :class:`~molgen.properties.predictor.Predictor` (``n_models``,
+            :class:`~molgen.predictors.base.Predictor` (``n_models``,
             ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``dropout``,
             ``patience``, ``val_fraction``, ``mc_dropout_samples``, ``seed``,
             ``device``).
@@ -275,38 +272,3 @@ class MPNNPredictor(Predictor):
 
     def _build_network(self, n_tasks: int) -> nn.Module:
         return DirectedMPNN(self.hidden, self.depth, self.ffn_hidden, self.ffn_layers, n_tasks, self.dropout, self.aggregation)
-
-
-# ----------------------------------------------------------------------------- registry
-
-#: Registry name -> predictor class (the name is stored in ``config.json``).
-# CGCNNPredictor (crystals) imports pymatgen only when it featurises, so listing it costs no import time.
-PREDICTORS: dict[str, type[Predictor]] = {
-    MPNNPredictor.name: MPNNPredictor,
-    FingerprintMLP.name: FingerprintMLP,
-    CGCNNPredictor.name: CGCNNPredictor,
-}
-
-
-def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> Predictor:
-    """Load any saved predictor, choosing the class from ``config.json``.
-
-    Args:
-        directory: A directory written by :meth:`Predictor.save`.
-        device: Where to put the networks.
-
-    Returns:
-        The loaded predictor.
-
-    Raises:
-        CheckpointError: missing or corrupted files.
-        RegistryError: the saved ``"predictor"`` name is not in :data:`PREDICTORS`.
-    """
-    directory = Path(directory)
-    config: Any = read_json(directory / "config.json")
-    if not isinstance(config, dict) or "predictor" not in config:
-        raise CheckpointError(f"{directory / 'config.json'} does not describe a property predictor")
-    name = config["predictor"]
-    if name not in PREDICTORS:
-        raise RegistryError(f"unknown predictor {name!r} in {directory}; known: {', '.join(sorted(PREDICTORS))}")
-    return PREDICTORS[name].load(directory, device=device)

@@ -5,14 +5,15 @@ kernel widths, max and mean pooling) joined with global descriptors (amino-acid
 composition and the physicochemical properties of
 :mod:`molgen.properties.peptides`). :class:`CompositionBaseline` is the usual
 baseline: amino-acid composition and L2-regularised logistic regression.
-Both save as ``model.safetensors`` + ``config.json`` (no pickle); the trained
-classifier ships under ``molgen/properties/data/amp_classifier/`` with its
+The classifier saves in the one predictor format of
+:mod:`molgen.predictors.registry` (``config.json`` + ``model.safetensors``, no
+pickle) and still reads its older ``{"kind": "amp-cnn"}`` files; the trained
+one ships as ``amp-classifier`` (:mod:`molgen.pretrained.predictors`) with its
 held-out ROC-AUC and accuracy in its config.
 """
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,10 +21,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from molgen.core.errors import CheckpointError
 from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
 from molgen.domains.protein import AMINO_ACIDS
+from molgen.predictors.metrics import roc_auc
+from molgen.predictors.registry import register, saved_kind
+from molgen.pretrained.predictors import shipped_predictor_dir
 from molgen.properties.peptides import PEPTIDE_PROPERTIES, peptide_properties
-from molgen.properties.predictor import roc_auc
+
+__all__ = ["AMPClassifier", "CompositionBaseline", "composition", "global_features"]
+
+#: Name of the shipped classifier that :meth:`AMPClassifier.load` reads by default.
+SHIPPED_NAME = "amp-classifier"
 
 _INDEX = {aa: i + 1 for i, aa in enumerate(AMINO_ACIDS)}  # 0 is padding
 
@@ -65,6 +74,7 @@ class _Network(nn.Module):
         return self.head(torch.cat([*pooled, globals_], dim=1)).squeeze(-1)
 
 
+@register(trainable=False)
 class AMPClassifier:
     """CNN + descriptor classifier of antimicrobial peptides.
 
@@ -75,6 +85,10 @@ class AMPClassifier:
         batch_size: Sequences per step.
         seed: Seed of initialisation and batch order.
     """
+
+    #: Registry name, written to ``config.json`` as ``"predictor"``.
+    name = "amp-cnn"
+    format_version = 1
 
     def __init__(self, max_length: int = 200, epochs: int = 40, lr: float = 2e-3, batch_size: int = 64, seed: int = 0):
         self.max_length = max_length
@@ -153,8 +167,25 @@ class AMPClassifier:
         """1 where the probability is at least ``threshold``."""
         return (self.predict_proba(seqs) >= threshold).astype(int)
 
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (sklearn style).
+
+        Returns:
+            ``{argument: value}``.
+        """
+        return {"max_length": self.max_length, "epochs": self.epochs, "lr": self.lr, "batch_size": self.batch_size, "seed": self.seed}
+
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory``."""
+        """Write ``model.safetensors`` and ``config.json`` into ``directory``.
+
+        Args:
+            directory: Target folder (created if needed).
+
+        Returns:
+            The directory path.
+        """
+        if self.network is None:
+            raise RuntimeError("the classifier is not trained: call fit() or load()")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = dict(self.network.state_dict())
@@ -162,22 +193,47 @@ class AMPClassifier:
         tensors["feature_std"] = torch.tensor(self.std)
         save_tensors(directory / "model.safetensors", tensors)
         write_json(directory / "config.json", {
-            "kind": "amp-cnn", "max_length": self.max_length, "epochs": self.epochs, "lr": self.lr,
-            "batch_size": self.batch_size, "seed": self.seed, "n_global": int(len(self.mean)), "metrics": self.metrics,
+            "predictor": self.name, "format_version": self.format_version, "params": self.get_params(),
+            "n_global": int(len(self.mean)), "metrics": self.metrics,
         })
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path | None = None) -> "AMPClassifier":
-        """Load a saved classifier (default: the one shipped with molgen)."""
-        directory = Path(directory) if directory is not None else Path(str(files("molgen.properties").joinpath("data/amp_classifier")))
+    def load(cls, directory: str | Path | None = None, device: str | torch.device = "cpu") -> "AMPClassifier":
+        """Load a saved classifier.
+
+        Args:
+            directory: A directory written by :meth:`save` (or in the older
+                ``{"kind": "amp-cnn"}`` format); default: the shipped classifier.
+            device: Accepted for the registry's common signature; the
+                classifier runs on the CPU, so only ``"cpu"`` is supported.
+
+        Returns:
+            The classifier, ready to ``predict_proba``.
+
+        Raises:
+            CheckpointError: missing or corrupted files, or another kind of model.
+        """
+        if torch.device(device).type != "cpu":
+            raise CheckpointError(f"{cls.__name__} runs on the CPU only, not {device!r}")
+        directory = Path(directory) if directory is not None else shipped_predictor_dir(SHIPPED_NAME)
         config = read_json(directory / "config.json")
+        if saved_kind(config, directory) != cls.name:
+            raise CheckpointError(f"{directory} does not hold a {cls.name!r} model")
+        # The older format kept the constructor arguments at the top level and had no version.
+        legacy = "predictor" not in config
+        if not legacy and config.get("format_version") != cls.format_version:
+            raise CheckpointError(f"{directory}: unsupported {cls.name} format {config.get('format_version')!r}")
         tensors = load_tensors(directory / "model.safetensors")
-        model = cls(config["max_length"], config["epochs"], config["lr"], config["batch_size"], config["seed"])
-        model.mean = tensors.pop("feature_mean").double().numpy()
-        model.std = tensors.pop("feature_std").double().numpy()
-        model.network = _Network(config["n_global"])
-        model.network.load_state_dict(tensors)
+        try:
+            params = config if legacy else config["params"]
+            model = cls(params["max_length"], params["epochs"], params["lr"], params["batch_size"], params["seed"])
+            model.mean = tensors.pop("feature_mean").double().numpy()
+            model.std = tensors.pop("feature_std").double().numpy()
+            model.network = _Network(config["n_global"])
+            model.network.load_state_dict(tensors)
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise CheckpointError(f"corrupted {cls.name} directory {directory}: {exc}") from None
         model.metrics = config.get("metrics", {})
         return model
 

@@ -361,10 +361,6 @@ class CHGNetRelaxer:
         """Relax one pymatgen ``Structure`` (never raises for model errors)."""
         return _relax(structure, self.settings, self.device)
 
-    def relax_many(self, structures: Iterable) -> list[RelaxResult]:
-        """Relax each structure in turn."""
-        return [self.relax(structure) for structure in structures]
-
 
 # --------------------------------------------------------------------------- references
 
