@@ -45,7 +45,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal
 
+import numpy as np
+from ase import Atoms, optimize
+from ase.build import bulk
+from ase.data import atomic_numbers, covalent_radii, reference_states
 from pydantic import ConfigDict, Field, field_validator, model_validator
+from pymatgen.core import Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+try:
+    from ase.filters import FrechetCellFilter
+except ImportError:  # ASE < 3.23
+    from ase.constraints import ExpCellFilter as FrechetCellFilter
 
 from molgen.core.config import StrictModel, validate
 from molgen.core.errors import ConfigError, MolgenError
@@ -139,8 +150,6 @@ class RelaxResult:
         Raises:
             MolgenError: unknown keys or a malformed structure.
         """
-        from pymatgen.core import Structure
-
         data = dict(data)
         structure = data.pop("final_structure", None)
         try:
@@ -194,23 +203,15 @@ class _Outcome:
 
 
 def _optimizer_class(name: str):
-    from ase import optimize
-
     return getattr(optimize, name)
 
 
 def _cell_filter(atoms):
-    try:
-        from ase.filters import FrechetCellFilter
-    except ImportError:  # ASE < 3.23
-        from ase.constraints import ExpCellFilter as FrechetCellFilter
     return FrechetCellFilter(atoms)
 
 
 def _run_relaxation(calculator, structure, *, steps: int, fmax: float, relax_cell: bool, optimizer: str) -> _Outcome:
     """Run the ASE optimizer (the one place that touches CHGNet numerics)."""
-    from pymatgen.io.ase import AseAtomsAdaptor
-
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.calc = calculator
     target = _cell_filter(atoms) if relax_cell else atoms
@@ -225,8 +226,6 @@ def _run_relaxation(calculator, structure, *, steps: int, fmax: float, relax_cel
 
 def _screen(structure, min_distance: float) -> str | None:
     """Reason to reject ``structure`` before relaxing it, or None."""
-    import numpy as np
-
     if len(structure) == 0:
         return "structure has no atoms"
     volume = structure.volume
@@ -246,8 +245,6 @@ def _screen(structure, min_distance: float) -> str | None:
 
 
 def _judge(outcome: _Outcome, n_atoms: int, initial_volume: float, settings: RelaxSettings) -> tuple[Status, str | None]:
-    import numpy as np
-
     structure = outcome.final_structure
     if not math.isfinite(outcome.energy):
         return "diverged", f"non-finite energy ({outcome.energy})"
@@ -272,8 +269,6 @@ def _finite_or_none(value: float) -> float | None:
 
 def _relax(structure, settings: RelaxSettings, device: str) -> RelaxResult:
     """Relax one structure; CHGNet/ASE errors become ``failed``."""
-    import numpy as np
-
     initial_volume = _finite_or_none(float(structure.volume))
     reason = _screen(structure, settings.min_distance)
     if reason is not None:
@@ -328,8 +323,6 @@ def relax_structure(payload: dict[str, Any]) -> dict[str, Any]:
         ``"<ExceptionType>: <message>"``.
     """
     try:
-        from pymatgen.core import Structure
-
         raw = payload["structure"]
         structure = Structure.from_str(raw, fmt="cif") if isinstance(raw, str) else Structure.from_dict(raw)
         settings = validate(RelaxSettings, dict(payload.get("settings") or {}), where="relax settings")
@@ -379,10 +372,6 @@ _REFERENCES: dict[str, dict[str, float]] = {}  # model -> element -> eV/atom (Na
 def _reference_candidates(symbol: str) -> list[tuple[str, Any, bool]]:
     """(description, ASE Atoms, relax cell) candidates for an element's
     reference; the lowest relaxed energy per atom wins."""
-    from ase import Atoms
-    from ase.build import bulk
-    from ase.data import atomic_numbers, covalent_radii, reference_states
-
     number = atomic_numbers[symbol]
     radius = float(covalent_radii[number])
     centre = _BOX / 2
@@ -406,8 +395,6 @@ def _reference_candidates(symbol: str) -> list[tuple[str, Any, bool]]:
 
 def _relax_reference(symbol: str, model: str, device: str) -> dict[str, Any] | None:
     """Relax the candidates of ``symbol``; None when none of them is sane."""
-    from pymatgen.io.ase import AseAtomsAdaptor
-
     calculator = _calculator(model, device)
     best: dict[str, Any] | None = None
     for description, atoms, relax_cell in _reference_candidates(symbol):
@@ -493,8 +480,6 @@ def elemental_references(elements: Iterable[str], settings: RelaxSettings = Rela
     Raises:
         MolgenError: chgnet missing (install hint) or an unknown element.
     """
-    from ase.data import atomic_numbers
-
     model = settings.model
     memory = _REFERENCES.setdefault(model, {})
     wanted = sorted(set(elements))
