@@ -50,3 +50,19 @@ def test_backbone_domain_contract(backbone, domain_name, tmp_path):
     assert type(loaded) is type(model)
     assert torch.allclose(loaded.log_likelihood(loaded.make_batch(texts)), ll, atol=1e-5)
     assert loaded.sample_texts(5, seed=0) == model.sample_texts(5, seed=0)
+
+
+def test_typed_sampling_options_match_each_sampler():
+    """A backbone's sampling config names exactly the keyword options its sampler takes."""
+    from molgen.backbones.base import keyword_options
+    from molgen.backbones.graph_diffusion import GraphDiffusion
+    from molgen.backbones.vae import SequenceVAE
+
+    for name, cls in BACKBONES.items():
+        if cls is SequenceVAE:
+            sampler_options = keyword_options(cls.sample_ids, cls.decode_ids)
+        elif cls is GraphDiffusion:
+            sampler_options = keyword_options(cls.sample_dense)
+        else:
+            sampler_options = keyword_options(cls.sample_ids)
+        assert set(cls.sampling_cls.model_fields) == sampler_options, name

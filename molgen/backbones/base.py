@@ -18,6 +18,12 @@ from pydantic import Field
 from torch import nn
 
 from molgen import __version__
+from molgen.backbones.sampling_options import (
+    GraphSamplingOptions,
+    GrammarSamplingOptions,
+    SamplingOptions,
+    validate_sampling_options,
+)
 from molgen.core.config import StrictModel, validate
 from molgen.core.constraint import DecodingConstraint
 from molgen.core.errors import CheckpointError, MolgenError, UnknownTokenError
@@ -53,6 +59,8 @@ class Generator(nn.Module):
     name: ClassVar[str]
     view: ClassVar[str]
     config_cls: ClassVar[type[StrictModel]]
+    #: Typed sampling options (see :mod:`molgen.backbones.sampling_options`).
+    sampling_cls: ClassVar[type[SamplingOptions]]
     #: True when ``log_likelihood`` is exact, not a bound (RL needs it).
     exact_likelihood: ClassVar[bool] = False
 
@@ -102,7 +110,15 @@ class Generator(nn.Module):
 
     def sampling_options(self) -> set[str]:
         """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""
-        raise NotImplementedError
+        return set(self.sampling_cls.model_fields)
+
+    def check_sampling_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate sampling options against :attr:`sampling_cls` (None values dropped).
+
+        Raises:
+            MolgenError: an option out of range or not taken by this backbone.
+        """
+        return validate_sampling_options(options, self.sampling_cls)
 
     def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
         """Texts -> a training/likelihood batch on the model's device."""
@@ -202,6 +218,7 @@ class TokenGenerator(Generator):
     follow the domain's token grammar while decoding."""
 
     view: ClassVar[str] = "tokens"
+    sampling_cls: ClassVar[type[SamplingOptions]] = GrammarSamplingOptions
 
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """Draw ``n`` samples as raw text (invalid ones included); see the
@@ -324,10 +341,6 @@ class TokenGenerator(Generator):
             raise MolgenError(f"domain {self.domain.name!r} has no semantic decoding constraint")
         return constraint
 
-    def sampling_options(self) -> set[str]:
-        """Keyword options the backbone's sampler accepts (besides n, seed, generator)."""
-        return keyword_options(self.sample_ids)
-
     def sample_ids(self, n: int, **kwargs) -> list[list[int]]:
         """Draw ``n`` token-id sequences."""
         raise NotImplementedError
@@ -356,6 +369,7 @@ class GraphGenerator(Generator):
     ``to_graph`` and batched by :meth:`collate`."""
 
     view: ClassVar[str] = "graph"
+    sampling_cls: ClassVar[type[SamplingOptions]] = GraphSamplingOptions
 
     def collate(self, graphs: Sequence) -> dict[str, torch.Tensor]:
         """Graph-view ``Data`` objects -> one training batch."""
@@ -365,10 +379,6 @@ class GraphGenerator(Generator):
         """Draw ``n`` graphs (``node_type``, and ``adjacency`` /
         ``frac_coords`` / ``lattice`` where the view has them)."""
         raise NotImplementedError
-
-    def sampling_options(self) -> set[str]:
-        """Options of :meth:`sample_dense`."""
-        return keyword_options(self.sample_dense)
 
     def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
         """Parse texts into a batch on the model's device.

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import TokenGenerator, TransformerHParams, keyword_options
+from molgen.backbones.base import TokenGenerator, TransformerHParams
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.decoding import decode_batch
@@ -261,10 +261,6 @@ class SequenceVAE(TokenGenerator):
         return self.decode_ids(z, generator=gen, temperature=temperature, **kwargs)
 
     @torch.no_grad()
-    def sampling_options(self) -> set[str]:
-        """Options of :meth:`sample_ids` and of the decoder it passes them to."""
-        return keyword_options(self.sample_ids, self.decode_ids)
-
     def interpolate(self, start: str, end: str, steps: int = 8, spherical: bool = True, **decode_kwargs) -> list[str]:
         """Decode points on the path between two objects' posterior means.
 

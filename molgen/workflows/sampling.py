@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +109,7 @@ def sample_to_file(
             Path(out_path).mkdir(parents=True, exist_ok=True)
         else:
             check_output_file(out_path)  # before the work: a long run must not die at its end
-    options = validate_sampling_options(sample_kwargs)
+    options = model.check_sampling_options(sample_kwargs)
     start = time.perf_counter()
     tally = _Tally()
     # Samples stream to the file chunk by chunk: memory stays bounded by one chunk (plus the distinct
@@ -143,51 +142,6 @@ class _Tally:
                 self.n_valid += 1
                 self.keys.add(record[3])
             yield record
-
-
-#: Bounds of the sampling options (checked once, before any work).
-_OPTION_RULES = {
-    "temperature": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0 (0: greedy)"),
-    "top_k": (lambda v: v >= 1, "an integer >= 1"),
-    "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
-    "max_length": (lambda v: v >= 3, "an integer >= 3 (BOS, one token, EOS)"),
-    "batch_size": (lambda v: v >= 1, "an integer >= 1"),
-    "steps": (lambda v: v >= 1, "an integer >= 1"),
-    "corrector_steps": (lambda v: v >= 0, "an integer >= 0"),
-    "guidance": (lambda v: math.isfinite(v), "a finite number"),
-    "confidence_noise": (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
-}
-
-
-def validate_sampling_options(options: dict) -> dict:
-    """Check sampling options before any work.
-
-    Args:
-        options: ``temperature``, ``top_k``, ``top_p``, ``max_length``,
-            ``batch_size``, ``steps``, ``corrector_steps``, ``guidance``,
-            ``field_temperature``, ``condition`` (None values are dropped).
-
-    Returns:
-        The options without None values.
-
-    Raises:
-        MolgenError: naming the option and its valid range.
-    """
-    out = {k: v for k, v in options.items() if v is not None}
-    for name, value in out.items():
-        rule = _OPTION_RULES.get(name)
-        if rule is None:
-            continue
-        integer = name not in ("temperature", "top_p", "guidance", "confidence_noise")
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (not integer or float(value).is_integer())
-        if not ok or not rule[0](value):
-            raise MolgenError(f"--{name.replace('_', '-')} must be {rule[1]}, got {value!r}")
-    for name in ("field_temperature", "condition"):
-        for key, value in (out.get(name) or {}).items():
-            if not math.isfinite(value) or (name == "field_temperature" and value < 0):
-                raise MolgenError(f"--{name.replace('_', '-')} {key}={value}: must be a finite number"
-                                  + (" >= 0" if name == "field_temperature" else ""))
-    return out
 
 
 def _draw(model: Generator, n: int, seed: int | None, progress: bool, options: dict):
