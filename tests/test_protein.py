@@ -11,7 +11,8 @@ from conftest import needs_mirror
 
 from molgen.core.errors import DataError, ParseError
 from molgen.datasets import load_texts
-from molgen.domains.protein import ProteinDomain, read_fasta, write_fasta
+from molgen.datasets.fasta import read_fasta, write_fasta
+from molgen.domains.protein import ProteinDomain
 from molgen.metrics.peptides import diversity, evaluate_peptides
 from molgen.properties import peptides as pp
 from molgen.predictors.peptides import AMPClassifier, CompositionBaseline

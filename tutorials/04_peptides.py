@@ -25,7 +25,8 @@ import os
 from pathlib import Path
 
 from molgen.backbones.base import Generator
-from molgen.domains.protein import ProteinDomain, read_fasta, write_fasta
+from molgen.datasets.fasta import read_fasta, write_fasta
+from molgen.domains.protein import ProteinDomain
 from molgen.metrics.peptides import evaluate_peptides
 from molgen.predictors.peptides import AMPClassifier
 from molgen.properties.peptides import peptide_properties

@@ -80,7 +80,7 @@ def read_sample_file(path: str | Path) -> SampleSet:
         DataError: unreadable or empty file.
     """
     from molgen.datasets.readers import FASTA_SUFFIXES, iter_records
-    from molgen.workflows.crystal_evaluation import looks_like_crystal_file
+    from molgen.domains.crystal.io import looks_like_crystal_file
 
     path = Path(path)
     suffix = file_suffix(path)

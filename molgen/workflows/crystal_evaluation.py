@@ -4,8 +4,6 @@ metric set."""
 
 from __future__ import annotations
 
-import csv
-import gzip
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,33 +12,6 @@ from molgen.core.serialization import write_json
 
 if TYPE_CHECKING:
     from molgen.metrics import MetricReport
-
-
-def looks_like_crystal_file(path: str | Path) -> bool:
-    """Whether ``path`` holds crystals: a folder, ``.cif``/``.xyz``/``.extxyz``,
-    a CSV with a ``cif`` column, or a text file of compact crystal blocks."""
-    path = Path(path)
-    if path.is_dir():
-        return True
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    suffix = suffixes[-1] if suffixes else ""
-    if suffix in (".cif", ".xyz", ".extxyz", ".poscar", ".vasp"):
-        return True
-    if not path.is_file():
-        return False
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            head = handle.read(4096)
-    except OSError:
-        return False
-    if suffix == ".csv":
-        header = next(csv.reader([head.splitlines()[0] if head else ""]), [])
-        return "cif" in [h.strip().lower() for h in header]
-    from molgen.domains.crystal.text import looks_like_crystal_text
-
-    first_block = "\n".join(line for line in head.split("\n\n")[0].splitlines() if not line.startswith("#"))
-    return looks_like_crystal_text(first_block)
 
 
 def read_generated_crystals(path: str | Path, n: int | None = None) -> list[str]:

@@ -15,7 +15,8 @@ from typing import Any, Callable
 from molgen.core.device import select_device
 from molgen.core.errors import MolgenError
 from molgen.metrics import metric_names
-from molgen.workflows.crystal_evaluation import evaluate_crystal_file, looks_like_crystal_file
+from molgen.domains.crystal.io import looks_like_crystal_file
+from molgen.workflows.crystal_evaluation import evaluate_crystal_file
 from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING, evaluate_file
 from molgen.workflows.peptide_evaluation import (
     DEFAULT_PEPTIDE_REFERENCE,

@@ -5,6 +5,7 @@ the compact text, and ASE ``Atoms`` conversion. Every failure becomes a
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import warnings
 from pathlib import Path
@@ -205,3 +206,28 @@ def _iter_extxyz(path: Path, raw: str) -> Iterator[tuple[str, str, str]]:
             yield f"{path}#{i + 1}", codec.encode(from_ase(atoms)), "text"
         except ParseError as exc:
             yield f"{path}#{i + 1}", f"# {exc}", "text"
+
+
+def looks_like_crystal_file(path: str | Path) -> bool:
+    """Whether ``path`` holds crystals: a folder, ``.cif``/``.xyz``/``.extxyz``,
+    a CSV with a ``cif`` column, or a text file of compact crystal blocks."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    if suffix in (".cif", ".xyz", ".extxyz", ".poscar", ".vasp"):
+        return True
+    if not path.is_file():
+        return False
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return False
+    if suffix == ".csv":
+        header = next(csv.reader([head.splitlines()[0] if head else ""]), [])
+        return "cif" in [h.strip().lower() for h in header]
+    first_block = "\n".join(line for line in head.split("\n\n")[0].splitlines() if not line.startswith("#"))
+    return looks_like_crystal_text(first_block)
