@@ -27,7 +27,7 @@ def _write_data(domain: str, tmp_path):
             for i, text in enumerate(SMALL_CRYSTALS * 3):
                 writer.writerow([i, to_cif(parser.parse(text))])
         return path, "samples.csv"
-    from molgen.domains.protein import write_fasta
+    from molgen.datasets.fasta import write_fasta
 
     path = tmp_path / "amps.fasta"
     write_fasta(path, [(f"p{i}", s) for i, s in enumerate(SMALL_PEPTIDES * 3)])
