@@ -86,9 +86,9 @@ def test_gaussian_reverse_step_with_the_true_x0_recovers_it():
     x0 = torch.randn(16, 6, generator=gen)
     xt, eps = noise.add_noise(x0, torch.full((16,), 0.2), gen)
     assert torch.allclose(noise.predict_x0(xt, eps, torch.full((16,), 0.2)), x0, atol=1e-4)
-    last = noise.reverse_step(xt, x0, torch.zeros(16), torch.full((16,), 0.2), gen)
+    last = noise.reverse_step(xt, eps, torch.zeros(16), torch.full((16,), 0.2), gen)  # the prediction is eps
     assert torch.allclose(last, x0, atol=1e-4)
-    assert torch.allclose(noise.posterior_kl(xt, x0, x0, torch.zeros(16) + 0.1, torch.full((16,), 0.2)), torch.zeros(16))
+    assert torch.allclose(noise.posterior_kl(x0, xt, eps, torch.zeros(16) + 0.1, torch.full((16,), 0.2)), torch.zeros(16))
 
 
 def test_lattice_parameters_round_trip():

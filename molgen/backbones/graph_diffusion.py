@@ -6,16 +6,10 @@ fractional coordinates and Gaussian lattice parameters (DiffCSP, Jiao et al.
 * Types: marginal, uniform or absorbing (mask) categorical transitions; the
   denoiser predicts the clean types and the reverse step is the exact
   posterior mixture, so the number of sampling steps is free.
-* Coordinates (periodic graphs): VE wrapped-normal noise; the denoiser
-  predicts ``sigma * score`` per atom from translation-invariant inputs
-  (Fourier features of fractional differences and minimum-image distances
-  through the noisy metric tensor, so the inputs are E(3)-invariant). The
-  neighbour graph of the domain's graph view is not used: noise moves the
-  atoms every step, and the cells the model targets are small (<= 32 atoms),
-  so all pairs are cheaper than recomputing periodic neighbour lists.
-* Lattice: DDPM noise on standardised ``(log a, log b, log c, alpha, beta,
-  gamma)``, an O(3)-invariant parametrisation that always decodes to a cell
-  (or is rejected when the angles are impossible).
+* Coordinates and lattice (periodic graphs): see :mod:`crystal_fields`.
+* Each generated part is a field (:mod:`graph_fields`) with one noise
+  process behind the common :class:`~molgen.schedulers.Noise` interface;
+  training, the ELBO and sampling loop over the fields.
 * Size: the number of nodes is drawn from the training histogram.
 * Conditioning: a property vector, standardised, embedded per property with a
   learned "absent" embedding; each property is dropped with
@@ -25,31 +19,22 @@ fractional coordinates and Gaussian lattice parameters (DiffCSP, Jiao et al.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import Generator, keyword_options
+from molgen.backbones.base import GraphGenerator, keyword_options
+from molgen.backbones.crystal_fields import crystal_parts, lattice_statistics
+from molgen.backbones.graph_fields import EdgeTypes, GraphField, NodeTypes
 from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
 from molgen.nn.dense_graph import collate_dense
-from molgen.nn.graph_transformer import GraphTransformer, masked_mean, sinusoidal_embedding
-from molgen.nn.lattice import lattice_to_params, params_to_lattice
-from molgen.nn.sampling import tempered_probs
-from molgen.schedulers.categorical import CategoricalNoise, sample_categorical
-from molgen.schedulers.gaussian import GaussianNoise
-from molgen.schedulers.wrapped_normal import WrappedNormalNoise, min_image
-
-# Standard deviations below these floors (e.g. the angles of cubic cells) are
-# raised so that standardised lattice parameters stay O(1) under noise.
-_LOG_LENGTH_STD_FLOOR = 0.02
-_ANGLE_STD_FLOOR = 0.05
+from molgen.nn.graph_transformer import GraphTransformer, sinusoidal_embedding
+from molgen.schedulers.base import Noise
 
 
 class GraphDiffusionConfig(StrictModel):
@@ -84,7 +69,7 @@ class GraphDiffusionConfig(StrictModel):
     condition_dropout: float = Field(0.1, ge=0, le=1, description="per-property drop probability in training")
 
 
-class GraphDiffusion(Generator):
+class GraphDiffusion(GraphGenerator):
     """Discrete (and periodic continuous) graph diffusion.
 
     ``loss`` is the denoising objective (cross-entropy of clean types, score
@@ -109,8 +94,6 @@ class GraphDiffusion(Generator):
         self.periodic = spec.periodic
         if self.num_node_types < 1:
             raise MolgenError("the graph view needs at least one node type")
-        # One node type (e.g. carbon polymorphs): types are given, not generated.
-        self.fixed_types = self.num_node_types == 1
         n_cond = len(c.conditions)
         # Data statistics (set by fit_statistics, saved with the weights).
         self.register_buffer("node_marginal", torch.full((max(self.num_node_types, 2),), 1.0))
@@ -120,56 +103,45 @@ class GraphDiffusion(Generator):
         self.register_buffer("lattice_std", torch.ones(6))
         self.register_buffer("condition_mean", torch.zeros(n_cond))
         self.register_buffer("condition_std", torch.ones(n_cond))
-        self.coords = WrappedNormalNoise(c.sigma_min, c.sigma_max)
-        self.lattice_noise = GaussianNoise()
 
-        # Absorbing noise adds one input category (the mask); the outputs stay the real types.
-        self.mask_slots = 1 if c.transition == "absorbing" else 0
-        self.node_in = nn.Linear(self.num_node_types + self.mask_slots, c.d_node)
-        pair_in = 0
-        if self.has_edges:
-            pair_in += self.num_edge_types + self.mask_slots
+        # The generated fields, in the order of every loop (and of random draws).
+        self.node_field = NodeTypes(self.num_node_types, c.transition)
+        self.edge_field = EdgeTypes(self.num_edge_types, c.transition) if self.has_edges else None
+        self.fields: list[GraphField] = [self.node_field] + ([self.edge_field] if self.edge_field else [])
+        self.periodic_features = self.corrector = None  # crystals only
         if self.periodic:
-            pair_in += 6 * c.fourier_features + c.distance_features
-            self.register_buffer("rbf_centres", torch.linspace(0.0, c.distance_cutoff, c.distance_features), persistent=False)
+            fields, self.periodic_features, self.corrector = crystal_parts(c)
+            self.fields += fields
+
+        self.node_in = nn.Linear(self.node_field.input_classes, c.d_node)
+        pair_in = (self.edge_field.input_classes if self.edge_field else 0) + (self.periodic_features.pair_dim if self.periodic_features else 0)
         self.edge_in = nn.Linear(max(pair_in, 1), c.d_edge)
-        global_in = 64 + 1 + (6 if self.periodic else 0)
+        global_in = 64 + 1 + (self.periodic_features.global_dim if self.periodic_features else 0)
         self.global_in = nn.Sequential(nn.Linear(global_in, c.d_global), nn.GELU(), nn.Linear(c.d_global, c.d_global))
         if n_cond:
             self.condition_weight = nn.Parameter(torch.randn(n_cond, c.d_global) * 0.02)
             self.condition_bias = nn.Parameter(torch.zeros(n_cond, c.d_global))
             self.condition_absent = nn.Parameter(torch.zeros(n_cond, c.d_global))
         self.net = GraphTransformer(c.n_layers, c.d_node, c.d_edge, c.d_global, c.n_heads, c.dropout)
-        self.node_out = nn.Linear(c.d_node, self.num_node_types)
-        if self.has_edges:
-            self.edge_out = nn.Linear(c.d_edge, self.num_edge_types)
-        if self.periodic:
-            self.coord_out = nn.Linear(c.d_node, 3)
-            self.lattice_out = nn.Sequential(nn.Linear(c.d_global + c.d_node, c.d_global), nn.GELU(), nn.Linear(c.d_global, 6))
+        for f in self.fields:  # saved under the head's name: node_out, edge_out, coord_out, lattice_out
+            self.add_module(f.head, f.make_head(c))
 
-    # -- noise processes --------------------------------------------------
-    def _type_noise(self, marginal: torch.Tensor, k: int) -> CategoricalNoise:
-        if self.config.transition == "uniform":
-            return CategoricalNoise.uniform(max(k, 2))
-        if self.config.transition == "absorbing":  # all mass on the extra (mask) category k
-            return CategoricalNoise(F.one_hot(torch.tensor(k), k + 1).float())
-        return CategoricalNoise(marginal[: max(k, 2)])
+    # -- fields and their noise -----------------------------------------------
+    @property
+    def fixed_types(self) -> bool:
+        """One node type (e.g. carbon polymorphs): types are given, not generated."""
+        return not self.node_field.learned
 
-    def _type_probs(self, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-        """Clean-type probabilities over the noise's categories (the mask, when
-        there is one, gets none)."""
-        probs = tempered_probs(logits, temperature)
-        return F.pad(probs, (0, self.mask_slots)) if self.mask_slots else probs
+    def _stats(self) -> dict[str, torch.Tensor]:
+        return dict(self.named_buffers())
 
     @property
-    def node_noise(self) -> CategoricalNoise:
-        """Noise on node types."""
-        return self._type_noise(self.node_marginal, self.num_node_types)
-
-    @property
-    def edge_noise(self) -> CategoricalNoise:
-        """Noise on edge types (index 0 = no edge)."""
-        return self._type_noise(self.edge_marginal, self.num_edge_types)
+    def noise(self) -> dict[str, Noise]:
+        """One noise process per field, by state key. Built on each access
+        because the type marginals are buffers that training statistics,
+        loaded weights and device moves replace."""
+        stats = self._stats()
+        return {f.key: f.noise(stats) for f in self.fields}
 
     # -- data -----------------------------------------------------------------
     def collate(self, graphs: Sequence) -> dict[str, torch.Tensor]:
@@ -219,12 +191,10 @@ class GraphDiffusion(Generator):
         if edge_counts is not None:
             self.edge_marginal[: self.num_edge_types] = edge_counts / edge_counts.sum().clamp(min=1)
         self.size_histogram.copy_(sizes.to(device))
-        if self.periodic and lattices:
-            params = self._raw_lattice_params(torch.cat(lattices).float())
-            self.lattice_mean.copy_(params.mean(0))
-            std = params.std(0) if len(params) > 1 else torch.ones(6)
-            floors = torch.tensor([_LOG_LENGTH_STD_FLOOR] * 3 + [_ANGLE_STD_FLOOR] * 3)
-            self.lattice_std.copy_(torch.maximum(torch.nan_to_num(std, nan=1.0), floors))
+        if lattices:
+            mean, std = lattice_statistics(torch.cat(lattices).float())
+            self.lattice_mean.copy_(mean)
+            self.lattice_std.copy_(std)
         if conditions:
             values = torch.cat(conditions).float()
             finite = torch.isfinite(values)
@@ -234,39 +204,13 @@ class GraphDiffusion(Generator):
                     self.condition_mean[j] = col.mean()
                     self.condition_std[j] = col.std().clamp(min=1e-6) if len(col) > 1 else 1.0
 
-    @staticmethod
-    def _raw_lattice_params(matrix: torch.Tensor) -> torch.Tensor:
-        params = lattice_to_params(matrix)
-        return torch.cat([params[:, :3].clamp(min=1e-3).log(), params[:, 3:]], -1)
-
-    def _lattice_to_standard(self, matrix: torch.Tensor) -> torch.Tensor:
-        return (self._raw_lattice_params(matrix) - self.lattice_mean) / self.lattice_std
-
-    def _standard_to_params(self, z: torch.Tensor) -> torch.Tensor:
-        # Beyond 6 standard deviations of the training cells a lattice is an
-        # artefact of an untrained or diverging model, not a prediction.
-        raw = z.clamp(-6.0, 6.0) * self.lattice_std + self.lattice_mean
-        lengths = raw[:, :3].clamp(math.log(0.5), math.log(400.0)).exp()
-        angles = raw[:, 3:].clamp(math.radians(20), math.radians(160))
-        return torch.cat([lengths, angles], -1)
-
     # -- the denoiser -------------------------------------------------------
     def _pair_features(self, state: dict[str, torch.Tensor]) -> torch.Tensor:
         parts = []
-        if self.has_edges:
-            parts.append(F.one_hot(state["edge_type"], self.num_edge_types + self.mask_slots).float())
-        if self.periodic:
-            frac = state["frac_coords"]
-            diff = min_image(frac.unsqueeze(1) - frac.unsqueeze(2))  # [B, N, N, 3], j - i
-            k = torch.arange(1, self.config.fourier_features + 1, device=frac.device, dtype=frac.dtype)
-            angles = 2 * math.pi * diff.unsqueeze(-1) * k
-            parts += [torch.sin(angles).flatten(-2), torch.cos(angles).flatten(-2)]
-            params = self._standard_to_params(state["lattice_z"])
-            metric = _metric_tensor(params)  # [B, 3, 3], invariant to rotations
-            dist2 = torch.einsum("bijk,bkl,bijl->bij", diff, metric, diff).clamp(min=0)
-            dist = (dist2 + 1e-8).sqrt().unsqueeze(-1)
-            width = self.config.distance_cutoff / self.config.distance_features
-            parts.append(torch.exp(-(((dist - self.rbf_centres) / width) ** 2)))
+        if self.edge_field:
+            parts.append(self.edge_field.one_hot(state["edge_type"]))
+        if self.periodic_features:
+            parts += self.periodic_features.pair(state, self._stats())
         if not parts:
             b, n = state["node_type"].shape
             return torch.zeros(b, n, n, 1, device=state["node_type"].device)
@@ -300,58 +244,36 @@ class GraphDiffusion(Generator):
         """
         mask = state["node_mask"]
         b, n = mask.shape
-        h = self.node_in(F.one_hot(state["node_type"], self.num_node_types + self.mask_slots).float())
+        h = self.node_in(self.node_field.one_hot(state["node_type"]))
         e = self.edge_in(self._pair_features(state))
         sizes = mask.float().sum(1, keepdim=True) / self.config.max_nodes
         glob = [sinusoidal_embedding(t, 64), sizes]
-        if self.periodic:
-            glob.append(state["lattice_z"])
+        if self.periodic_features:
+            glob.append(self.periodic_features.graph(state))
         g = self.global_in(torch.cat(glob, -1)) + self._condition_embedding(condition, b, mask.device)
         h, e, g = self.net(h, e, g, mask)
-        out = {"node_logits": self.node_out(h)}
-        if self.has_edges:
-            logits = self.edge_out(e)
-            out["edge_logits"] = 0.5 * (logits + logits.transpose(1, 2))
-        if self.periodic:
-            out["coord_score"] = self.coord_out(h)
-            out["lattice_eps"] = self.lattice_out(torch.cat([g, masked_mean(h, mask)], -1))
-        return out
+        return {f.output: f.readout(getattr(self, f.head), h, e, g, mask) for f in self.fields}
 
     # -- noising ---------------------------------------------------------------
     def _clean_state(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        state = {"node_type": batch["node_type"], "node_mask": batch["node_mask"].bool()}
-        if self.has_edges:
-            state["edge_type"] = batch["edge_type"]
-        if self.periodic:
-            state["frac_coords"] = batch["frac_coords"]
-            state["lattice_z"] = self._lattice_to_standard(batch["lattice"])
+        state = {"node_mask": batch["node_mask"].bool()}
+        stats = self._stats()
+        for f in self.fields:
+            state[f.key] = f.clean(batch, stats)
         return state
 
     def _noisy_state(self, clean: dict[str, torch.Tensor], t: torch.Tensor, generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """Draw ``z_t`` from ``q(z_t | z_0)``; returns (state, targets)."""
+        """Draw ``z_t`` from ``q(z_t | z_0)`` field by field; returns (state, targets)."""
         mask = clean["node_mask"]
         noisy = {"node_mask": mask}
         targets: dict[str, torch.Tensor] = {}
-        noisy["node_type"] = clean["node_type"] if self.fixed_types else self.node_noise.sample_marginal(clean["node_type"], t, generator) * mask
-        if self.has_edges:
-            noisy["edge_type"] = self._symmetric(self.edge_noise.sample_marginal(clean["edge_type"], t, generator), mask)
-        if self.periodic:
-            noisy["frac_coords"], targets["coord_score"] = self.coords.add_noise(clean["frac_coords"], t, generator)
-            noisy["lattice_z"], targets["lattice_eps"] = self.lattice_noise.add_noise(clean["lattice_z"], t, generator)
+        noise = self.noise
+        for f in self.fields:
+            xt, target = noise[f.key].add_noise(clean[f.key], t, generator)
+            noisy[f.key] = f.constrain(xt, mask)
+            if target is not None:
+                targets[f.key] = target
         return noisy, targets
-
-    @staticmethod
-    def _symmetric(edges: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Keep the upper triangle, mirror it, zero the diagonal and padding."""
-        upper = torch.triu(edges, diagonal=1)
-        pair = mask.unsqueeze(1) & mask.unsqueeze(2)
-        return (upper + upper.transpose(1, 2)) * pair
-
-    @staticmethod
-    def _pair_mask(mask: torch.Tensor) -> torch.Tensor:
-        """Real pairs ``i < j`` ``[B, N, N]``."""
-        pair = mask.unsqueeze(1) & mask.unsqueeze(2)
-        return torch.triu(pair, diagonal=1)
 
     def _training_condition(self, batch, generator) -> torch.Tensor | None:
         if not self.config.conditions or "condition" not in batch:
@@ -372,22 +294,17 @@ class GraphDiffusion(Generator):
         t = (1e-3 + (1 - 1e-3) * u)[torch.randperm(b, generator=generator, device=mask.device)]
         noisy, targets = self._noisy_state(clean, t, generator)
         pred = self(noisy, t, self._training_condition(batch, generator))
-        nodes = mask.sum().clamp(min=1)
-        node_loss = (F.cross_entropy(pred["node_logits"].transpose(1, 2), clean["node_type"], reduction="none") * mask).sum() / nodes
-        if self.fixed_types:
-            node_loss = node_loss * 0.0
-        out = {"node_loss": node_loss}
-        total = node_loss
-        if self.has_edges:
-            pairs = self._pair_mask(mask)
-            edge_ce = F.cross_entropy(pred["edge_logits"].permute(0, 3, 1, 2), clean["edge_type"], reduction="none")
-            out["edge_loss"] = (edge_ce * pairs).sum() / pairs.sum().clamp(min=1)
-            total = total + self.config.edge_weight * out["edge_loss"]
-        if self.periodic:
-            err = ((pred["coord_score"] - targets["coord_score"]) ** 2).sum(-1)
-            out["coord_loss"] = (err * mask).sum() / nodes
-            out["lattice_loss"] = ((pred["lattice_eps"] - targets["lattice_eps"]) ** 2).sum(-1).mean()
-            total = total + self.config.coord_weight * out["coord_loss"] + self.config.lattice_weight * out["lattice_loss"]
+        out: dict[str, torch.Tensor] = {}
+        total = None
+        for f in self.fields:
+            per_item = f.item_loss(pred[f.output], clean[f.key], targets.get(f.key))
+            weights = f.weights(mask)
+            value = per_item.mean() if weights is None else (per_item * weights).sum() / weights.sum().clamp(min=1)
+            if not f.learned:
+                value = value * 0.0
+            out[f.loss_name] = value
+            term = f.weight(self.config) * value
+            total = term if total is None else total + term
         out["loss"] = total
         out["tokens"] = mask.sum()
         return out
@@ -409,6 +326,7 @@ class GraphDiffusion(Generator):
         total = log_size[sizes.clamp(max=self.config.max_nodes)].clamp(min=-1e4)
         kl_sum = torch.zeros(b, device=mask.device)
         condition = batch.get("condition") if self.config.conditions else None
+        noise = self.noise
         for j in range(draws):
             u = (j + torch.rand(b, generator=gen, device=mask.device)) / draws
             k = (u * grid).floor().clamp(max=grid - 1) + 1
@@ -416,21 +334,21 @@ class GraphDiffusion(Generator):
             noisy, _ = self._noisy_state(clean, t, gen)
             pred = self(noisy, t, condition)
             kl = torch.zeros(b, device=mask.device)
-            if not self.fixed_types:
-                kl = kl + (self.node_noise.posterior_kl(clean["node_type"], noisy["node_type"], self._type_probs(pred["node_logits"]), s, t) * mask).sum(1)
-            if self.has_edges:
-                edge_kl = self.edge_noise.posterior_kl(clean["edge_type"], noisy["edge_type"], self._type_probs(pred["edge_logits"]), s, t)
-                kl = kl + (edge_kl * self._pair_mask(mask)).sum((1, 2))
-            if self.periodic:
-                shift = self.coords.sigma(t).reshape(-1, 1, 1) * pred["coord_score"]
-                kl = kl + (self.coords.posterior_kl(noisy["frac_coords"], clean["frac_coords"], shift, s, t) * mask).sum(1)
-                x0_hat = self.lattice_noise.predict_x0(noisy["lattice_z"], pred["lattice_eps"], t)
-                kl = kl + self.lattice_noise.posterior_kl(noisy["lattice_z"], clean["lattice_z"], x0_hat, s, t)
+            for f in self.fields:
+                step_kl = noise[f.key].posterior_kl(clean[f.key], noisy[f.key], f.prediction(pred[f.output]), s, t)
+                kl = kl + self._per_graph(step_kl, f.weights(mask))
             kl_sum = kl_sum + kl
         total = total - grid * kl_sum / draws
-        if self.periodic:
-            total = total - self.lattice_noise.prior_kl(clean["lattice_z"])
+        for f in self.fields:
+            total = total - self._per_graph(noise[f.key].prior_kl(clean[f.key]), f.weights(mask))
         return total
+
+    @staticmethod
+    def _per_graph(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Sum per-entry values ``[B, ...]`` over a graph's real entries ``[B]``."""
+        if weights is None:
+            return values
+        return (values * weights).sum(tuple(range(1, values.dim())))
 
     # -- sampling -------------------------------------------------------------------
     def _condition_tensor(self, condition, n: int) -> torch.Tensor | None:
@@ -511,7 +429,7 @@ class GraphDiffusion(Generator):
         steps = steps or self.config.sampling_steps
         if corrector_steps is None:
             corrector_steps = self.config.corrector_steps
-        elif corrector_steps < 0 or (corrector_steps and not self.periodic):
+        elif corrector_steps < 0 or (corrector_steps and self.corrector is None):
             raise MolgenError(f"corrector steps apply to periodic (crystal) models and must be >= 0, got {corrector_steps}")
         if not temperature >= 0:
             raise MolgenError(f"temperature must be >= 0 (0 takes the most likely types), got {temperature}")
@@ -536,45 +454,25 @@ class GraphDiffusion(Generator):
         sizes = torch.multinomial(hist, m, replacement=True, generator=gen)
         width = int(sizes.max())
         mask = torch.arange(width, device=device).unsqueeze(0) < sizes.unsqueeze(1)
-        if self.fixed_types:
-            types = torch.zeros((m, width), dtype=torch.long, device=device)
-        else:
-            types = self.node_noise.sample_limit((m, width), gen, device) * mask
-        state = {"node_mask": mask, "node_type": types}
-        if self.has_edges:
-            state["edge_type"] = self._symmetric(self.edge_noise.sample_limit((m, width, width), gen, device), mask)
-        if self.periodic:
-            state["frac_coords"] = self.coords.sample_prior((m, width, 3), gen, device)
-            state["lattice_z"] = torch.randn((m, 6), generator=gen, device=device)
+        noise = self.noise
+        state = {"node_mask": mask}
+        for f in self.fields:
+            state[f.key] = f.constrain(noise[f.key].sample_prior(f.prior_shape(m, width), gen, device), mask)
         for k in range(steps, 0, -1):
             t = torch.full((m,), k / steps, device=device)
             s = torch.full((m,), (k - 1) / steps, device=device)
-            if self.periodic:
-                for _ in range(corrector_steps):
-                    score = self._guided(state, t, condition, guidance)["coord_score"]
-                    state["frac_coords"] = self.coords.langevin_step(state["frac_coords"], score, t, self.config.corrector_step_size, gen)
+            if self.corrector is not None:
+                self.corrector(state, lambda x: self._guided(x, t, condition, guidance), t, corrector_steps, gen)
             pred = self._guided(state, t, condition, guidance)
-            if not self.fixed_types:
-                probs = self.node_noise.reverse_probs(state["node_type"], self._type_probs(pred["node_logits"], temperature), s, t)
-                state["node_type"] = sample_categorical(probs, gen) * mask
-            if self.has_edges:
-                probs = self.edge_noise.reverse_probs(state["edge_type"], self._type_probs(pred["edge_logits"], temperature), s, t)
-                state["edge_type"] = self._symmetric(sample_categorical(probs, gen), mask)
-            if self.periodic:
-                state["frac_coords"] = self.coords.reverse_step(state["frac_coords"], pred["coord_score"], s, t, gen)
-                x0_hat = self.lattice_noise.predict_x0(state["lattice_z"], pred["lattice_eps"], t).clamp(-10, 10)
-                state["lattice_z"] = self.lattice_noise.reverse_step(state["lattice_z"], x0_hat, s, t, gen)
+            for f in self.fields:
+                xs = noise[f.key].reverse_step(state[f.key], f.prediction(pred[f.output], temperature), s, t, gen)
+                state[f.key] = f.constrain(xs, mask)
+        stats = self._stats()
+        decoded = {f.sample_key: (f, f.decode(state[f.key], stats)) for f in self.fields}
         graphs = []
-        lattices = params_to_lattice(self._standard_to_params(state["lattice_z"])) if self.periodic else None
         for i in range(m):
             size = int(sizes[i])
-            graph = {"node_type": state["node_type"][i, :size].cpu()}
-            if self.has_edges:
-                graph["adjacency"] = state["edge_type"][i, :size, :size].cpu()
-            if self.periodic:
-                graph["frac_coords"] = state["frac_coords"][i, :size].cpu()
-                graph["lattice"] = lattices[i : i + 1].cpu()
-            graphs.append(graph)
+            graphs.append({key: f.per_graph(values, i, size).cpu() for key, (f, values) in decoded.items()})
         return graphs
 
     def sampling_options(self) -> set[str]:

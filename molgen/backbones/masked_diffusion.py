@@ -26,6 +26,7 @@ from pydantic import Field
 from torch import nn
 
 from molgen.backbones.base import TokenGenerator, TransformerHParams
+from molgen.backbones.sampling_options import MaskedSamplingOptions
 from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
 from molgen.core.seeding import resolve_generator
@@ -55,6 +56,7 @@ class MaskedDiffusion(TokenGenerator):
 
     name = "masked-diffusion"
     config_cls = MaskedDiffusionConfig
+    sampling_cls = MaskedSamplingOptions
 
     def __init__(self, domain, config: MaskedDiffusionConfig):
         super().__init__(domain, config)
@@ -64,7 +66,7 @@ class MaskedDiffusion(TokenGenerator):
         self._bind_vocabulary(banned=("bos", "mask", "unk", *ends))
         if c.length_model == "sampled":  # training lengths (BOS and EOS included), saved with the weights
             self.register_buffer("length_counts", torch.zeros(c.max_length + 1))
-        self.schedule = MaskingSchedule(c.schedule)
+        self.schedule = MaskingSchedule(c.schedule, mask_id=self.mask_id)
         self.embed = nn.Embedding(self.vocab_size, c.d_model)
         self.stack = TransformerStack(c.n_layers, c.d_model, c.n_heads, c.d_ff or 4 * c.d_model, c.dropout, causal=False, rotary=True)
         self.head = nn.Linear(c.d_model, self.vocab_size, bias=False)
@@ -118,9 +120,7 @@ class MaskedDiffusion(TokenGenerator):
 
     def _masked_nll(self, canvas: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Weighted cross-entropy summed over masked positions, per sequence."""
-        noise = torch.rand(canvas.shape, generator=generator, device=canvas.device)
-        masked = (noise > self.schedule.alpha(t)[:, None]) & self._content(canvas)
-        noisy = torch.where(masked, self.mask_id, canvas)
+        noisy, masked = self.schedule.add_noise(canvas, t, generator, maskable=self._content(canvas))
         logits = self(noisy)
         ce = F.cross_entropy(logits.transpose(1, 2).float(), canvas, reduction="none")
         return self.schedule.weight(t) * (ce * masked).sum(-1)
@@ -216,7 +216,7 @@ class MaskedDiffusion(TokenGenerator):
                  confidence_noise=0.0) -> list[list[int]]:
         device = self.device
         length = self.config.max_length
-        x = torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
+        x = self.schedule.sample_prior((batch, length), device=device)
         x[:, 0] = self.bos_id
         if self.config.length_model == "sampled":
             sizes = torch.multinomial(self._length_log_probs().exp(), batch, replacement=True, generator=gen)

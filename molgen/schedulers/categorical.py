@@ -16,6 +16,8 @@ import math
 
 import torch
 
+from molgen.schedulers.base import Noise
+
 
 def cosine_alpha_bar(t: torch.Tensor, offset: float = 0.008) -> torch.Tensor:
     """Nichol and Dhariwal's cosine schedule, ``alpha_bar(0) = 1``, ``alpha_bar(1) = 0``."""
@@ -24,8 +26,9 @@ def cosine_alpha_bar(t: torch.Tensor, offset: float = 0.008) -> torch.Tensor:
     return (f / f0).clamp(0.0, 1.0)
 
 
-class CategoricalNoise:
-    """Transition noise over ``K`` categories.
+class CategoricalNoise(Noise):
+    """Transition noise over ``K`` categories; its prediction is the clean-type
+    probabilities ``p(x_0 | x_t)`` ``[..., K]``.
 
     Args:
         limit: The limit distribution ``m`` ``[K]`` (non-negative, normalised
@@ -63,13 +66,12 @@ class CategoricalNoise:
         onehot = torch.nn.functional.one_hot(x0, self.num_classes).float()
         return a * onehot + (1 - a) * self.limit.to(x0.device)
 
-    def sample_marginal(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``x_t`` ids from ``q(x_t | x_0)`` (same shape as ``x0``)."""
-        probs = self.marginal(x0, t)
-        return sample_categorical(probs, generator)
+    def add_noise(self, x0: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, None]:
+        """Draw ``x_t`` ids from ``q(x_t | x_0)`` (same shape as ``x0``); the target is ``x_0`` (None)."""
+        return sample_categorical(self.marginal(x0, t), generator), None
 
-    def sample_limit(self, shape: tuple[int, ...], generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Draw ids from the limit distribution (the start of sampling)."""
+    def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Draw ids of ``shape`` from the limit distribution (the start of sampling)."""
         probs = self.limit.to(device).expand(*shape, self.num_classes)
         return sample_categorical(probs, generator)
 
@@ -98,6 +100,10 @@ class CategoricalNoise:
         mix = a_s * ratio + (1 - a_s) * m * ratio.sum(-1, keepdim=True)
         probs = forward * mix
         return probs / probs.sum(-1, keepdim=True).clamp(min=1e-12)
+
+    def reverse_step(self, xt: torch.Tensor, p0: torch.Tensor, s: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``x_s`` ids from :meth:`reverse_probs`."""
+        return sample_categorical(self.reverse_probs(xt, p0, s, t), generator)
 
     def posterior_kl(self, x0: torch.Tensor, xt: torch.Tensor, p0: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """``KL(q(x_s | x_t, x_0) || p(x_s | x_t))`` per element ``[B, ...]`` (nats).

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from molgen.schedulers.base import Noise
+
 
 def wrap(x: torch.Tensor) -> torch.Tensor:
     """Fractional coordinates into [0, 1)."""
@@ -37,8 +39,8 @@ def wrapped_normal_score(d: torch.Tensor, sigma: torch.Tensor, images: int = 3) 
     return (w * (-shifted / sigma**2)).sum(-1)
 
 
-class WrappedNormalNoise:
-    """VE noise on the torus.
+class WrappedNormalNoise(Noise):
+    """VE noise on the torus; the prediction is ``sigma_t * score``.
 
     Args:
         sigma_min: Noise scale at ``t = 0`` (DiffCSP: 0.005).
@@ -71,7 +73,7 @@ class WrappedNormalNoise:
         return xt, sigma * wrapped_normal_score(xt - x0, sigma.expand_as(xt))
 
     def sample_prior(self, shape: tuple[int, ...], generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """Uniform coordinates (``WN(., 0.5)`` is uniform to within 1.5 %)."""
+        """Uniform coordinates (``WN(., 0.5)`` is uniform to within 1.5 %; :meth:`prior_kl` is taken as 0)."""
         return torch.rand(shape, generator=generator, device=device)
 
     def reverse_step(self, xt: torch.Tensor, scaled_score: torch.Tensor, s: torch.Tensor, t: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -91,24 +93,25 @@ class WrappedNormalNoise:
         noise = torch.randn(x.shape, generator=generator, device=x.device)
         return wrap(x + eps * scaled_score / sig + (2 * eps).sqrt() * noise)
 
-    def posterior_kl(self, xt: torch.Tensor, x0: torch.Tensor, x0_hat_shift: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Per-example KL of one reverse step ``[B]`` treating the wrapped
-        normal as locally Gaussian (exact as ``sigma -> 0``; the error is
+    def posterior_kl(self, x0: torch.Tensor, xt: torch.Tensor, scaled_score: torch.Tensor, s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Per-example KL of one reverse step treating the wrapped normal as
+        locally Gaussian (exact as ``sigma -> 0``; the error is
         ``O(exp(-1 / (2 sigma^2)))``). The chain's ``t = 0`` state is the data
         blurred by ``sigma_min``, so the bound is on coordinates at that
         resolution, relative to the uniform prior (log-density 0).
 
         Args:
-            xt: Noisy coordinates ``[B, N, 3]`` (padding rows zero-weighted by the caller).
-            x0: Clean coordinates.
-            x0_hat_shift: The model's estimate of ``min_image(x_0 - x_t)``
-                (``sigma_t^2 * score``).
+            x0: Clean coordinates ``[B, N, 3]`` (padding rows zero-weighted by the caller).
+            xt: Noisy coordinates.
+            scaled_score: The model's ``sigma_t * score``; ``sigma_t`` times it
+                (``sigma_t^2 * score``) estimates ``min_image(x_0 - x_t)``.
             s: Earlier times; t: current times.
 
         Returns:
             KL summed over the last dimension ``[B, N]``.
         """
         sig_t, sig_s = self.sigma(t).reshape(-1, 1, 1), self.sigma(s).reshape(-1, 1, 1)
+        x0_hat_shift = sig_t * scaled_score
         var_step = sig_t**2 - sig_s**2
         true_shift = min_image(x0 - xt)
         # Posterior mean of x_s relative to x_t: (var_step / sig_t^2) * shift.
