@@ -13,9 +13,10 @@ import pytest
 
 from molgen.cli.main import EXIT_USER_ERROR
 from molgen.core.errors import ConfigError, MolgenError
-from molgen.loops.discovery import DiscoveryConfig, MaterialsDiscovery
+from molgen.loops.discovery import MaterialsDiscovery
 from molgen.loops.executors import SerialExecutor
 from molgen.scoring.objective import Objective
+from molgen.workflows.discovery import DiscoveryConfig
 from tests.conftest import SMALL_CRYSTALS, needs_mirror
 
 CALLS: list[str] = []
@@ -214,16 +215,16 @@ def test_known_gap_sanity_component_reads_true_gaps():
 def test_the_report_counts_a_gap_only_for_predicted_non_metals(tmp_path, reference_csv):
     loop = make_loop(tmp_path / "run", reference_csv)
     comp = lambda p, g: {"p_nonmetal": {"raw": p}, "gap_if_nonmetal": {"raw": g}}  # noqa: E731
-    shipped = loop.decision_threshold()  # the gap model's own, F1-optimal on Perov-5 validation
+    shipped = loop.report.decision_threshold()  # the gap model's own, F1-optimal on Perov-5 validation
     assert 0.05 < shipped < 0.5
-    assert loop.predicted_gap(comp(shipped + 0.01, 1.4)) == 1.4
-    assert loop.predicted_gap(comp(shipped - 0.01, 1.4)) == 0.0  # a likely metal
-    assert loop.predicted_gap(comp(None, 1.4)) == 0.0  # no classifier output: not counted
+    assert loop.report.predicted_gap(comp(shipped + 0.01, 1.4)) == 1.4
+    assert loop.report.predicted_gap(comp(shipped - 0.01, 1.4)) == 0.0  # a likely metal
+    assert loop.report.predicted_gap(comp(None, 1.4)) == 0.0  # no classifier output: not counted
     loop.config.report.decision = 0.5
-    assert loop.predicted_gap(comp(0.3, 1.4)) == 0.0
+    assert loop.report.predicted_gap(comp(0.3, 1.4)) == 0.0
     loop.config.report.nonmetal = ""  # the sanity preset: the gap column is the true gap
     loop.config.report.gap = "band_gap"
-    assert loop.predicted_gap({"band_gap": {"raw": 1.3}}) == 1.3
+    assert loop.report.predicted_gap({"band_gap": {"raw": 1.3}}) == 1.3
 
 
 @pytest.mark.slow

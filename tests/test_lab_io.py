@@ -291,7 +291,7 @@ def test_discover_without_chgnet_fails_before_starting(tmp_path, capsys, monkeyp
 
 
 def test_the_chgnet_check_only_applies_when_relaxations_are_asked_for(monkeypatch):
-    from molgen.loops.discovery import DiscoveryConfig, require_relaxation_support
+    from molgen.workflows.discovery import DiscoveryConfig, require_relaxation_support
 
     monkeypatch.setitem(sys.modules, "chgnet", None)
     require_relaxation_support(DiscoveryConfig(relax={"per_round": 0}))

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -66,16 +68,50 @@ def dumps_json(data: Any, **kwargs: Any) -> str:
     return json.dumps(json_safe(data), allow_nan=False, **kwargs)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file + rename) so a crash never leaves a
-    half-written file behind. NaN and Infinity are written as ``null``
-    (:func:`dumps_json`)."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it when the block ends
+    without an error (and is deleted when it raises), so a crash never
+    leaves a half-written file behind. molgen's one atomic writer: JSON,
+    tensors and CSV tables all go through it.
+
+    Args:
+        path: The file to write.
+
+    Yields:
+        The temporary path to write (in the same folder, so the final rename is atomic).
+    """
     path = Path(path)
-    text = dumps_json(data, indent=2, sort_keys=True)  # before the temp file: a bad value leaves nothing behind
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_open(path: str | Path, newline: str | None = None) -> Iterator[IO[str]]:
+    """Open ``path`` for writing text atomically (see :func:`atomic_path`).
+
+    Args:
+        path: The file to write.
+        newline: As for :func:`open` (``""`` for the csv module).
+
+    Yields:
+        The open file; it replaces ``path`` once closed without an error.
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, "x", newline=newline) as handle:
+            yield handle
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (:func:`atomic_open`). NaN and Infinity are
+    written as ``null`` (:func:`dumps_json`)."""
+    text = dumps_json(data, indent=2, sort_keys=True)  # before the file: a bad value leaves nothing behind
+    with atomic_open(path) as handle:
         handle.write(text + "\n")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:
@@ -91,12 +127,9 @@ def read_json(path: Path) -> Any:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     """Save tensors with safetensors, atomically."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    # safetensors rejects shared storage and non-contiguous views.
-    save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # safetensors rejects shared storage and non-contiguous views.
+        save_file({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}, str(tmp))
 
 
 def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -1,26 +1,20 @@
-"""The campaign engine: propose, score under a budget, shape rewards, update,
-store, checkpoint, repeat.
+"""The optimisation loop (``molgen optimize``): propose, score under a
+budget, shape rewards, update, store, checkpoint, repeat.
 
-A strategy proposes texts and learns from rewards; the engine owns
-everything else: the oracle (cache and PMO budget accounting), the diversity
-filter, the SQLite store that receives each oracle batch the moment it is
-scored, checkpoints of the strategy, the PMO progress log every
-``log_every`` calls and the final summary and exports.
+A strategy proposes texts and learns from rewards; the loop owns the oracle
+(cache and PMO budget accounting), the diversity filter, the PMO progress log
+every ``log_every`` calls and the final summary and exports. The run
+directory (store, checkpoints, lock, atomic files) is the engine's
+(:mod:`molgen.loops.engine`).
 
-Run directory::
+Run directory (besides the engine's candidates.sqlite, checkpoints and summary.json)::
 
-    candidates.sqlite      every evaluation (see molgen.loops.store)
-    checkpoint.json        points at the newest complete checkpoint-<step>/
-    checkpoint-<step>/     state.safetensors + state.json of the strategy
     progress.csv           calls, top-1/10/100 means and top-10 AUC so far
-    summary.json           final figures
     top100.csv, top100.sdf the best candidates (SDF for molecules)
 """
 
 from __future__ import annotations
 
-import csv
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,16 +24,12 @@ import numpy as np
 from pydantic import Field
 
 from molgen.core.config import StrictModel
-from molgen.core.errors import MolgenError
-from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
 from molgen.loops.diversity import DiversityFilterConfig, ScaffoldDiversityFilter
+from molgen.loops.engine import RunDirectory
 from molgen.loops.store import CandidateStore
 from molgen.scoring.oracle import Oracle
 
-STORE_NAME = "candidates.sqlite"
-CHECKPOINT_POINTER = "checkpoint.json"
 PROGRESS_NAME = "progress.csv"
-SUMMARY_NAME = "summary.json"
 
 
 class Strategy(Protocol):
@@ -60,45 +50,6 @@ class Strategy(Protocol):
     # when the strategy has nothing new left to try; ``forget(keys)`` is
     # called with the molecules of scaffolds the diversity filter has just
     # penalised (Augmented Memory's selective memory purge).
-
-
-def save_checkpoint(out_dir: Path, strategy: Strategy, step: int) -> None:
-    """Write the strategy's state as ``checkpoint-<step>/`` and point
-    ``checkpoint.json`` at it (the pointer moves only once the folder is
-    complete, so a kill mid-write leaves the previous checkpoint in force).
-
-    Args:
-        out_dir: Run directory.
-        strategy: Its ``state()`` is saved.
-        step: Step (or round) the state belongs to.
-    """
-    tensors, data = strategy.state()
-    name = f"checkpoint-{step:06d}"
-    folder = out_dir / name
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    save_tensors(folder / "state.safetensors", tensors)
-    write_json(folder / "state.json", {**data, "step": step, "strategy": strategy.name})
-    write_json(out_dir / CHECKPOINT_POINTER, {"step": step, "dir": name})
-    for old in out_dir.glob("checkpoint-*"):
-        if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def load_checkpoint(out_dir: Path, strategy: Strategy) -> int | None:
-    """Restore the newest checkpoint of ``out_dir`` into ``strategy``.
-
-    Returns:
-        Its step, or None when the run has no checkpoint yet.
-    """
-    pointer = out_dir / CHECKPOINT_POINTER
-    if not pointer.is_file():
-        return None
-    info = read_json(pointer)
-    folder = out_dir / info["dir"]
-    strategy.load_state(load_tensors(folder / "state.safetensors", strategy.device), read_json(folder / "state.json"))
-    return int(info["step"])
 
 
 class CampaignConfig(StrictModel):
@@ -168,20 +119,14 @@ class Campaign:
             MolgenError: ``out_dir`` holds a campaign and ``resume`` is False,
                 or holds none and ``resume`` is True.
         """
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        store = CandidateStore(self.out_dir / STORE_NAME)
-        try:
-            return self._run(store, resume)
-        finally:
-            store.close()
+        with RunDirectory(self.out_dir, "campaign", command="molgen optimize").open(resume) as run:
+            return self._run(run, resume)
 
-    def _run(self, store: CandidateStore, resume: bool) -> CampaignResult:
-        c = self.config
-        if not resume and store.count() > 0:
-            raise MolgenError(f"{self.out_dir} already holds a campaign ({store.count()} calls); resume it or choose another output")
+    def _run(self, run: RunDirectory, resume: bool) -> CampaignResult:
+        c, store = self.config, run.store
         oracle = Oracle(self.objective, self.domain, c.budget, listener=lambda keys, objs, table: self._persist(store, keys, table))
         if resume:
-            self._restore(store, oracle)
+            self._restore(run, oracle)
         started = time.perf_counter()
         bar = self._progress_bar(oracle)
         idle, stop_reason, logged = 0, "budget spent", len(oracle.history) // c.log_every
@@ -207,10 +152,10 @@ class Campaign:
                                float(np.nanmean(np.nan_to_num(rewards, nan=0.0))) if len(texts) else float("nan"),
                                stats.get("loss"), time.perf_counter() - t0)
                 if self.step % c.checkpoint_every == 0:
-                    self._save_checkpoint()
+                    run.save_checkpoint(self.strategy, self.step)
                 if len(oracle.history) // c.log_every > logged:
                     logged = len(oracle.history) // c.log_every
-                    self._write_progress(oracle)
+                    self._write_progress(run, oracle)
                 if bar is not None:
                     bar.update(new)
                     if new:
@@ -233,9 +178,9 @@ class Campaign:
         finally:
             if bar is not None:
                 bar.close()
-        self._save_checkpoint()
-        self._write_progress(oracle)
-        summary = self._finish(store, oracle, stop_reason, time.perf_counter() - started)
+        run.save_checkpoint(self.strategy, self.step)
+        self._write_progress(run, oracle)
+        summary = self._finish(run, oracle, stop_reason, time.perf_counter() - started)
         return CampaignResult(self.out_dir, self.step, oracle.calls, c.budget, summary["seconds"], stop_reason, summary)
 
     def _bounded(self, rewards: np.ndarray) -> np.ndarray:
@@ -262,20 +207,15 @@ class Campaign:
         store.add_scored(self.step, keys, [self._texts.get(k, k) for k in keys], table)
 
     # -- resume -------------------------------------------------------------
-    def _restore(self, store: CandidateStore, oracle: Oracle) -> None:
-        if store.count() == 0 and not (self.out_dir / CHECKPOINT_POINTER).is_file():
-            raise MolgenError(f"{self.out_dir} holds no campaign to resume")
-        step = load_checkpoint(self.out_dir, self.strategy)
+    def _restore(self, run: RunDirectory, oracle: Oracle) -> None:
+        step = run.load_checkpoint(self.strategy)
         if step is not None:
             self.step = step
-        oracle.restore(store.evaluations())
+        oracle.restore(run.store.evaluations())
         # The filter's memory is a function of every stored evaluation.
-        for cand in store.candidates():
+        for cand in run.store.candidates():
             obj = self.domain.try_parse(cand.text)
             self.diversity.apply([obj], [cand.key], np.array([cand.total]))
-
-    def _save_checkpoint(self) -> None:
-        save_checkpoint(self.out_dir, self.strategy, self.step)
 
     # -- reporting ----------------------------------------------------------
     def _progress_bar(self, oracle: Oracle):
@@ -285,7 +225,7 @@ class Campaign:
 
         return tqdm(total=self.config.budget, initial=oracle.calls, unit="call", desc=self.strategy.name, dynamic_ncols=True)
 
-    def _write_progress(self, oracle: Oracle) -> None:
+    def _write_progress(self, run: RunDirectory, oracle: Oracle) -> None:
         """Rewrite progress.csv from the oracle history (PMO's every-100-calls log)."""
         every = self.config.log_every
         scores = np.nan_to_num(np.array([s for _, s in oracle.history], dtype=float), nan=0.0)
@@ -299,16 +239,10 @@ class Campaign:
             area += (n - last) * (top10 + previous) / 2
             previous, last = top10, n
             rows.append([n, *(f"{float(part[:k].mean()) if n else 0.0:.6f}" for k in (1, 10, 100)), f"{area / self.config.budget:.6f}"])
-        path = self.out_dir / PROGRESS_NAME
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["calls", "top1", "top10", "top100", "auc_top10_so_far"])
-            writer.writerows(rows)
-        tmp.replace(path)
+        run.write_csv(PROGRESS_NAME, ["calls", "top1", "top10", "top100", "auc_top10_so_far"], rows)
 
-    def _finish(self, store: CandidateStore, oracle: Oracle, stop_reason: str, seconds: float) -> dict[str, Any]:
-        steps = store.connection.execute("SELECT COUNT(*), SUM(sampled), SUM(valid), SUM(seconds) FROM steps").fetchone()
+    def _finish(self, run: RunDirectory, oracle: Oracle, stop_reason: str, seconds: float) -> dict[str, Any]:
+        store, steps = run.store, run.store.step_totals()
         summary: dict[str, Any] = {
             "strategy": self.strategy.name,
             "objective": getattr(self.objective, "name", "objective"),
@@ -316,9 +250,9 @@ class Campaign:
             "stop_reason": stop_reason,
             "steps": self.step,
             "seconds": seconds,
-            "total_step_seconds": steps[3] or 0.0,
-            "sampled": steps[1] or 0,
-            "valid_fraction": (steps[2] or 0) / max(1, steps[1] or 0),
+            "total_step_seconds": steps.seconds,
+            "sampled": steps.sampled,
+            "valid_fraction": steps.valid / max(1, steps.sampled),
             **oracle.summary(),
             "diversity_filter": {**self.config.diversity.model_dump(), **self.diversity.summary()},
             "best": [{"key": k, "score": s} for k, s in oracle.best(10)],
@@ -337,6 +271,6 @@ class Campaign:
             if self.domain.name == "smiles":
                 exports["sdf"] = str(store.export_sdf(self.out_dir / f"top{n}.sdf", top=n).name)
         summary["exports"] = exports
-        write_json(self.out_dir / SUMMARY_NAME, summary)
+        run.write_summary(summary)
         return summary
 

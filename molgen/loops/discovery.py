@@ -3,21 +3,23 @@ and learned predictors -> an expensive oracle (relaxation with a universal
 potential) on the best few -> store -> update the generator -> repeat.
 
 Differences from :class:`~molgen.loops.campaign.Campaign` (the molecule
-engine) that call for a round structure: crystals are deduplicated with
+loop) that call for a round structure: crystals are deduplicated with
 ``StructureMatcher`` (their domain key, the formula, does not tell polymorphs
 apart); the expensive stage ranks a whole round before choosing what to
 relax, and has its own budget; relaxations run through an executor (process
 pool or Ray) and each is stored the moment it finishes.
 
-Run directory::
+The loop is generic: what a preset wants counted per round (a band-gap
+window for photovoltaics) comes in as a :class:`RoundReport`
+(see :mod:`molgen.workflows.photovoltaic`). The run directory (store,
+checkpoints, lock, atomic files) is the engine's (:mod:`molgen.loops.engine`).
 
-    candidates.sqlite   every scored structure (table candidates) and every
-                        relaxation (table followups), committed as they come
-    checkpoint.json     newest complete generator checkpoint (end of a round)
+Run directory (besides the engine's candidates.sqlite, checkpoints and summary.json)::
+
+    candidates.sqlite   also every relaxation (table followups), committed as it comes
     rounds.csv          per-round funnel, rates, energies and timings
     relaxed/*.cif       relaxed structures; relaxed.db the same as an ASE database
     selected.csv        relaxed candidates with predicted and relaxed properties
-    summary.json        final figures
 
 A killed run restarts (``resume=True``) at the round after its last
 checkpoint; the generator's random state is restored, so the repeated round
@@ -27,28 +29,26 @@ re-scored or re-relaxed.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Protocol
 
 import numpy as np
 from pydantic import Field
 
 from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError
-from molgen.core.serialization import write_json
-from molgen.loops.campaign import load_checkpoint, save_checkpoint
+from molgen.core.progress import progress_bar
+from molgen.loops.engine import RunDirectory
+from molgen.loops.executors import make_executor
 from molgen.loops.reinforce import ReinforceConfig
-from molgen.loops.store import CandidateStore
+from molgen.loops.store import Candidate, CandidateStore
 from molgen.scoring.oracle import Oracle
 
-STORE_NAME = "candidates.sqlite"
 ROUNDS_NAME = "rounds.csv"
 SELECTED_NAME = "selected.csv"
-SUMMARY_NAME = "summary.json"
 ASE_DB_NAME = "relaxed.db"
 RELAXED_DIR = "relaxed"
 FOLLOWUP = "relaxation"
@@ -70,23 +70,8 @@ class RelaxStageConfig(StrictModel):
     workers: int = Field(2, gt=0)
 
 
-class ReportConfig(StrictModel):
-    """Which score-table columns the per-round report reads."""
-
-    valid: list[str] = Field(default_factory=lambda: ["structure_valid", "composition_valid"], description="filters meaning 'valid'")
-    novel: str | None = Field("novelty", description="filter meaning 'novel' (None or \"\": no novelty column)")
-    gap: str = Field("gap_if_nonmetal", description="component whose raw value is the (predicted) gap")
-    nonmetal: str | None = Field(
-        "p_nonmetal", description="component holding P(non-metal): the predicted gap is the gap column where it "
-        "reaches `decision`, else 0 (None or \"\": the gap column is the gap)")
-    decision: float | None = Field(
-        None, ge=0, le=1, description="P(non-metal) threshold (None: the decision threshold of the gap model behind "
-        "the `nonmetal` component, else 0.5)")
-    window: tuple[float, float] = (1.1, 1.8)
-
-
-class DiscoveryConfig(StrictModel):
-    """Settings of a discovery run (the preset's ``[discovery]`` table)."""
+class DiscoveryLoopConfig(StrictModel):
+    """Settings of the round loop (a preset's ``[discovery]`` table adds its report settings)."""
 
     rounds: int = Field(10, gt=0)
     per_round: int = Field(512, gt=0, description="structures sampled per round")
@@ -96,11 +81,46 @@ class DiscoveryConfig(StrictModel):
         None, gt=0, description="distinct crystals per reduced formula that earn a reward; later polymorphs get 0, "
         "as REINVENT's scaffold buckets do for molecules (None: no limit)")
     relax: RelaxStageConfig = RelaxStageConfig()
-    report: ReportConfig = ReportConfig()
     strategy: ReinforceConfig = Field(default_factory=lambda: ReinforceConfig(update_batch=64))
 
 
-def require_relaxation_support(config: DiscoveryConfig) -> None:
+class RoundReport:
+    """What a preset counts beyond the generic funnel (the base counts
+    nothing more). A preset's report (e.g. the photovoltaic gap window)
+    overrides these hooks; each returns what it adds."""
+
+    def round_stats(self, new: list[Candidate], passes: Callable[[dict, str], bool]) -> dict[str, Any]:
+        """Columns of ``rounds.csv`` for one round.
+
+        Args:
+            new: The round's new candidates.
+            passes: ``(components, filter name) -> bool``, the objective's filter on stored values.
+
+        Returns:
+            Column -> value (placed after ``pass_all``).
+        """
+        return {}
+
+    def line(self, row: dict[str, Any]) -> str:
+        """A fragment of the one-line round log ("" for none)."""
+        return ""
+
+    def candidate_fields(self, components: dict) -> dict[str, Any]:
+        """Columns of ``selected.csv`` derived from a candidate's stored components."""
+        return {}
+
+    def summary(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Entries of ``summary.json`` from all rounds' rows."""
+        return {}
+
+
+class ReportSpec(Protocol):
+    """Report settings that build their report (a preset config's ``report`` field)."""
+
+    def build(self, objective) -> RoundReport: ...
+
+
+def require_relaxation_support(config: DiscoveryLoopConfig) -> None:
     """Fail before a run starts when it asks for relaxations (``relax.per_round``
     and ``relax.budget`` above 0) but the interatomic potential is not
     installed: otherwise every relaxation would fail in its worker and the
@@ -150,7 +170,8 @@ class MaterialsDiscovery:
             :class:`~molgen.loops.reinforce.PriorRegularizedRL` on a crystal prior).
         objective: The cheap stage: filters and learned predictors.
         out_dir: Run directory.
-        config: Loop settings.
+        config: Loop settings; a ``report`` field (a :class:`ReportSpec`, as
+            a preset's config has) builds the report when ``report`` is None.
         relax_fn: ``payload -> result dict`` of the expensive oracle (default
             :func:`molgen.physics.relaxation.relax_structure`); it must be a
             top-level function so that process pools and Ray can ship it.
@@ -158,11 +179,12 @@ class MaterialsDiscovery:
             built from ``config.relax``).
         log: Called with one line per round (e.g. ``print``).
         progress: Show a bar over the rounds (on a terminal).
+        report: What the preset counts per round (default: from ``config.report``, else nothing more).
     """
 
-    def __init__(self, strategy, objective, out_dir: str | Path, config: DiscoveryConfig,
+    def __init__(self, strategy, objective, out_dir: str | Path, config: DiscoveryLoopConfig,
                  relax_fn: Callable[[dict], dict] | None = None, executor=None, log: Callable[[str], None] | None = None,
-                 progress: bool = False):
+                 progress: bool = False, report: RoundReport | None = None):
         from molgen.domains.crystal.matching import StructureIndex
 
         self.strategy = strategy
@@ -174,6 +196,10 @@ class MaterialsDiscovery:
         self.executor = executor
         self.log = log or (lambda line: None)
         self.progress = progress
+        if report is None:
+            spec: ReportSpec | None = getattr(config, "report", None)
+            report = spec.build(objective) if spec is not None else RoundReport()
+        self.report = report
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
@@ -195,40 +221,32 @@ class MaterialsDiscovery:
             MolgenError: ``out_dir`` holds a run and ``resume`` is False, or
                 holds none and ``resume`` is True.
         """
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        store = CandidateStore(self.out_dir / STORE_NAME)
         executor = self.executor
-        try:
-            if not resume and store.count() > 0:
-                raise MolgenError(f"{self.out_dir} already holds a discovery run ({store.count()} candidates); resume it or choose another output")
-            oracle = Oracle(self.objective, self.domain, None, listener=lambda keys, objs, table: self._persist(store, keys, table),
-                            key=self._key)
-            if resume:
-                self._restore(store, oracle)
-            if executor is None and self.config.relax.per_round and self.config.relax.budget:
-                from molgen.loops.executors import make_executor
-
-                if self.relax_fn is None:
-                    require_relaxation_support(self.config)
-
-                executor = make_executor(self.config.relax.executor, self.config.relax.workers)
-            rows = self._read_rounds()
-            from molgen.core.progress import progress_bar
-
-            with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
-                for r in range(self.round + 1, self.config.rounds + 1):
-                    self.round = r
-                    row = self._one_round(store, oracle, executor)
-                    rows = [x for x in rows if int(x["round"]) < r] + [row]
-                    self._write_rounds(rows)
-                    save_checkpoint(self.out_dir, self.strategy, r)
-                    bar.update(1)
-                    self.log(self._round_line(row))
-            summary = self._finish(store, rows)
-        finally:
-            if executor is not None and self.executor is None:
-                executor.close()
-            store.close()
+        with RunDirectory(self.out_dir, "discovery run", unit="candidates", command="molgen discover").open(resume) as run:
+            store = run.store
+            try:
+                oracle = Oracle(self.objective, self.domain, None, listener=lambda keys, objs, table: self._persist(store, keys, table),
+                                key=self._key)
+                if resume:
+                    self._restore(run, oracle)
+                if executor is None and self.config.relax.per_round and self.config.relax.budget:
+                    if self.relax_fn is None:
+                        require_relaxation_support(self.config)
+                    executor = make_executor(self.config.relax.executor, self.config.relax.workers)
+                rows = run.read_records(ROUNDS_NAME)
+                with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
+                    for r in range(self.round + 1, self.config.rounds + 1):
+                        self.round = r
+                        row = self._one_round(store, oracle, executor)
+                        rows = [x for x in rows if int(x["round"]) < r] + [row]
+                        run.write_records(ROUNDS_NAME, rows)
+                        run.save_checkpoint(self.strategy, r)
+                        bar.update(1)
+                        self.log(self._round_line(row))
+                summary = self._finish(run, rows)
+            finally:
+                if executor is not None and self.executor is None:
+                    executor.close()
         return DiscoveryResult(self.out_dir, self.round, summary)
 
     def _one_round(self, store: CandidateStore, oracle: Oracle, executor) -> dict[str, Any]:
@@ -322,11 +340,9 @@ class MaterialsDiscovery:
         left = rc.budget - len(done)
         if rc.per_round == 0 or left <= 0 or executor is None:
             return 0
-        rows = store.connection.execute(
-            "SELECT key, text, total FROM candidates WHERE step = ? AND rejected_by IS NULL AND total IS NOT NULL "
-            "AND total > ? ORDER BY total DESC, call", (self.round, rc.min_score)).fetchall()
+        best = store.passed_of_step(self.round, rc.min_score)
         # The round's top-k is fixed by its scores; a resumed round relaxes only what is missing.
-        chosen = [(k, text, total) for k, text, total in rows[: rc.per_round] if k not in done][:left]
+        chosen = [(c.key, c.text, c.total) for c in best[: rc.per_round] if c.key not in done][:left]
         if not chosen:
             return 0
         from molgen.physics.relaxation import relax_structure
@@ -372,50 +388,25 @@ class MaterialsDiscovery:
             db.write(AseAtomsAdaptor.get_atoms(structure), **pairs)
 
     # -- resume -------------------------------------------------------------
-    def _restore(self, store: CandidateStore, oracle: Oracle) -> None:
-        step = load_checkpoint(self.out_dir, self.strategy)
-        if step is None and store.count() == 0:
-            raise MolgenError(f"{self.out_dir} holds no discovery run to resume")
-        self.round = step or 0
+    def _restore(self, run: RunDirectory, oracle: Oracle) -> None:
+        self.round = run.load_checkpoint(self.strategy) or 0
         # Re-adding stored structures in call order rebuilds the same keys.
-        for cand in store.candidates():
+        for cand in run.store.candidates():
             self.index.add(self.domain.parse(cand.text), key=cand.key)
             self._first_round[cand.key] = cand.step
-        oracle.restore(store.evaluations())
+        oracle.restore(run.store.evaluations())
 
     # -- reporting ------------------------------------------------------------
-    def _filter_values(self, components: dict, name: str) -> float:
-        value = (components.get(name) or {}).get("raw")
-        return math.nan if value is None else float(value)
-
     def _passes(self, components: dict, name: str) -> bool:
+        """Whether stored component values pass the objective's filter ``name``
+        (a name that is no filter passes when its value is known)."""
+        value = component_value(components, name)
         for f in self.objective.filters:
             if f.component.name == name:
-                return bool(f.passes(np.array([self._filter_values(components, name)]))[0])
-        return not math.isnan(self._filter_values(components, name))
-
-    def decision_threshold(self) -> float:
-        """P(non-metal) from which the report calls a candidate a non-metal."""
-        rep = self.config.report
-        if rep.decision is not None:
-            return rep.decision
-        for term in self.objective.terms:
-            if term.component.name == rep.nonmetal:
-                decision = getattr(term.component, "decision", None)
-                return 0.5 if decision is None else float(decision)
-        return 0.5
-
-    def predicted_gap(self, components: dict) -> float:
-        """The gap the report counts: the gap column, zeroed where P(non-metal) is below the decision."""
-        rep = self.config.report
-        gap = self._filter_values(components, rep.gap)
-        if rep.nonmetal and not self._filter_values(components, rep.nonmetal) >= self.decision_threshold():
-            return 0.0
-        return gap
+                return bool(f.passes(np.array([value]))[0])
+        return not math.isnan(value)
 
     def _round_stats(self, store, texts, objs, keys, all_followups: dict[str, dict]) -> dict[str, Any]:
-        rep = self.config.report
-        lo, hi = rep.window
         new = list(store.candidates_of_step(self.round))
         row: dict[str, Any] = {
             "round": self.round,
@@ -428,15 +419,7 @@ class MaterialsDiscovery:
             row[f"pass_{f.component.name}"] = sum(self._passes(c.components, f.component.name) for c in new)
         passed = [c for c in new if c.rejected_by is None and not math.isnan(c.total)]
         row["pass_all"] = len(passed)
-        valid = [c for c in new if all(self._passes(c.components, v) for v in rep.valid)]
-        valid_novel = [c for c in valid if not rep.novel or self._passes(c.components, rep.novel)]
-        gaps = np.array([self.predicted_gap(c.components) for c in valid_novel], dtype=float)
-        in_window = int(np.sum((gaps >= lo) & (gaps <= hi)))
-        row.update({
-            "valid": len(valid), "valid_novel": len(valid_novel), "in_window": in_window,
-            "validity": len(valid) / max(1, len(new)), "novelty_of_valid": len(valid_novel) / max(1, len(valid)),
-            "in_window_fraction": in_window / max(1, len(valid_novel)),
-        })
+        row.update(self.report.round_stats(new, self._passes))
         followups = {k: f for k, f in all_followups.items() if f["step"] == self.round}
         energies = [f["result"].get("energy_per_atom") for f in followups.values() if f["status"] in USABLE]
         formation = [f["result"].get("formation_energy_per_atom") for f in followups.values() if f["status"] in USABLE]
@@ -455,32 +438,13 @@ class MaterialsDiscovery:
         })
         return row
 
-    @staticmethod
-    def _round_line(row: dict) -> str:
-        return (f"round {row['round']}: {row['sampled']} sampled, {row['new']} new, {row['pass_all']} pass filters, "
-                f"in-window {row['in_window']}/{row['valid_novel']} valid novel ({100 * row['in_window_fraction']:.1f} %), "
-                f"relaxed {row['relaxed']} ({row['stable']} stable)")
+    def _round_line(self, row: dict) -> str:
+        parts = [f"round {row['round']}: {row['sampled']} sampled", f"{row['new']} new", f"{row['pass_all']} pass filters",
+                 self.report.line(row), f"relaxed {row['relaxed']} ({row['stable']} stable)"]
+        return ", ".join(p for p in parts if p)
 
-    def _read_rounds(self) -> list[dict[str, Any]]:
-        path = self.out_dir / ROUNDS_NAME
-        if not path.is_file():
-            return []
-        with path.open() as handle:
-            return list(csv.DictReader(handle))
-
-    def _write_rounds(self, rows: list[dict[str, Any]]) -> None:
-        names: list[str] = []
-        for row in rows:
-            names += [k for k in row if k not in names]
-        path = self.out_dir / ROUNDS_NAME
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=names)
-            writer.writeheader()
-            writer.writerows(rows)
-        tmp.replace(path)
-
-    def _finish(self, store: CandidateStore, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def _finish(self, run: RunDirectory, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        store = run.store
         followups = store.followups(FOLLOWUP)
         selected = []
         by_key = {c.key: c for c in store.candidates()}
@@ -492,19 +456,13 @@ class MaterialsDiscovery:
                      "energy_per_atom": f["result"].get("energy_per_atom"),
                      "formation_energy_per_atom": f["result"].get("formation_energy_per_atom"),
                      "error": f["error"] or "", "cif": f"{RELAXED_DIR}/{_safe_name(key)}.cif" if f["status"] in USABLE else ""}
-            entry["predicted_gap"] = self.predicted_gap(cand.components)
+            entry.update(self.report.candidate_fields(cand.components))
             for name, values in cand.components.items():
                 entry[name] = values.get("raw")
             selected.append(entry)
         selected.sort(key=lambda e: (not e["stable"], -np.nan_to_num(e["score"], nan=-np.inf)))
         if selected:
-            names: list[str] = []
-            for e in selected:
-                names += [k for k in e if k not in names]
-            with (self.out_dir / SELECTED_NAME).open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=names)
-                writer.writeheader()
-                writer.writerows(selected)
+            run.write_records(SELECTED_NAME, selected)
         last = rows[-1] if rows else {}
         summary = {
             "objective": getattr(self.objective, "name", "objective"),
@@ -513,11 +471,16 @@ class MaterialsDiscovery:
             "relaxations": len(followups),
             "relaxation_status": {s: sum(f["status"] == s for f in followups.values()) for s in sorted({f["status"] for f in followups.values()})},
             "stable": sum(e["stable"] for e in selected),
-            "in_window_fraction_by_round": [float(r["in_window_fraction"]) for r in rows],
             "last_round": last,
             "top": selected[:10],
             "matcher": self.domain.matcher.to_dict(),
-            "report": {**self.config.report.model_dump(mode="json"), "decision_used": self.decision_threshold()},
+            **self.report.summary(rows),
         }
-        write_json(self.out_dir / SUMMARY_NAME, summary)
+        run.write_summary(summary)
         return summary
+
+
+def component_value(components: dict, name: str) -> float:
+    """The raw value of component ``name`` in a stored candidate's components (NaN when missing)."""
+    value = (components.get(name) or {}).get("raw")
+    return math.nan if value is None else float(value)

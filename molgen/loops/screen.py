@@ -24,12 +24,11 @@ from pydantic import Field
 
 from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError
-from molgen.core.serialization import write_json
 from molgen.loops.acquisition import acquisition_scores
-from molgen.loops.store import CandidateStore
+from molgen.loops.engine import RunDirectory
 from molgen.scoring.oracle import Oracle
 
-STORE_NAME = "candidates.sqlite"
+RESULT_NAME = "screen.json"
 
 
 class ScreenConfig(StrictModel):
@@ -91,10 +90,9 @@ def screen(
     n_init = max(1, int(round(config.init_fraction * n)))
     n_batch = max(1, int(round(config.batch_fraction * n)))
     budget = min(n, n_init + config.rounds * n_batch)
-    store = CandidateStore(out_dir / STORE_NAME)
-    try:
-        if store.count() and not resume:
-            raise MolgenError(f"{out_dir} already holds a screen ({store.count()} calls); resume it or choose another output")
+    # A screen resumed from nothing simply starts: its rounds are re-derived from the seed.
+    with RunDirectory(out_dir, "screen", command="molgen screen").open(resume, require_run=False) as run:
+        store = run.store
         state = {"round": 0}
         text_of = dict(zip(keys, texts))
         oracle = Oracle(objective, domain, budget, listener=lambda ks, os_, table: store.add_scored(state["round"], ks, [text_of[k] for k in ks], table))
@@ -123,11 +121,9 @@ def screen(
             if oracle.remaining == 0:
                 break
         result.calls = oracle.calls
-        write_json(out_dir / "screen.json", {"config": config.model_dump(), "library": n, "invalid": invalid, "budget": budget,
-                                             "calls": oracle.calls, "rounds": result.rounds})
+        run.write_json(RESULT_NAME, {"config": config.model_dump(), "library": n, "invalid": invalid, "budget": budget,
+                                     "calls": oracle.calls, "rounds": result.rounds})
         return result
-    finally:
-        store.close()
 
 
 def _library(library: Sequence[str], domain) -> tuple[list, list[str], list[str], int]:

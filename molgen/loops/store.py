@@ -21,7 +21,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from molgen.core.errors import MolgenError
-from molgen.core.serialization import dumps_json
+from molgen.core.serialization import atomic_open, dumps_json
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS candidates (
@@ -46,7 +46,6 @@ CREATE TABLE IF NOT EXISTS steps (
     seconds REAL NOT NULL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS followups (
     key TEXT NOT NULL,
     oracle TEXT NOT NULL,
@@ -86,6 +85,23 @@ class Candidate:
     rejected_by: str | None
     components: dict[str, dict[str, float | None]]
     created: float
+
+
+@dataclass
+class StepTotals:
+    """Sums over a campaign's recorded steps.
+
+    Attributes:
+        steps: Steps recorded.
+        sampled: Proposals made.
+        valid: Proposals that parsed.
+        seconds: Wall time of the steps.
+    """
+
+    steps: int
+    sampled: int
+    valid: int
+    seconds: float
 
 
 def _number(value: Any) -> float | None:
@@ -181,11 +197,6 @@ class CandidateStore:
         return {k: {"step": st, "status": status, "error": err, "result": json.loads(res), "seconds": sec}
                 for k, st, status, err, res, sec in rows}
 
-    def set_meta(self, name: str, value: Any) -> None:
-        """Store a JSON value under ``name``."""
-        with self._transaction():
-            self.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, dumps_json(value)))
-
     def _transaction(self):
         store = self
 
@@ -200,11 +211,6 @@ class CandidateStore:
         return _Tx()
 
     # -- reading ------------------------------------------------------------
-    def get_meta(self, name: str, default: Any = None) -> Any:
-        """The JSON value stored under ``name`` (or ``default``)."""
-        row = self.connection.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return default if row is None else json.loads(row[0])
-
     def count(self) -> int:
         """Number of stored evaluations (oracle calls spent)."""
         return self.connection.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
@@ -228,6 +234,20 @@ class CandidateStore:
         """Evaluations first made at ``step`` (a campaign step or discovery round), in call order."""
         for row in self.connection.execute("SELECT * FROM candidates WHERE step = ? ORDER BY call", (step,)):
             yield _candidate(row)
+
+    def passed_of_step(self, step: int, min_score: float) -> list[Candidate]:
+        """Evaluations first made at ``step`` that passed every filter and
+        scored above ``min_score``, best first (ties by call order)."""
+        rows = self.connection.execute(
+            "SELECT * FROM candidates WHERE step = ? AND rejected_by IS NULL AND total IS NOT NULL AND total > ? "
+            "ORDER BY total DESC, call", (step, min_score))
+        return [_candidate(row) for row in rows]
+
+    def step_totals(self) -> StepTotals:
+        """Sums over the recorded steps (see :meth:`log_step`)."""
+        steps, sampled, valid, seconds = self.connection.execute(
+            "SELECT COUNT(*), SUM(sampled), SUM(valid), SUM(seconds) FROM steps").fetchone()
+        return StepTotals(steps, sampled or 0, valid or 0, seconds or 0.0)
 
     def evaluations(self) -> list[tuple[str, float]]:
         """``(key, total)`` in call order (NaN for failures), to restore an oracle."""
@@ -256,7 +276,7 @@ class CandidateStore:
         def cell(value: float | None) -> str:
             return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.6g}"
 
-        with path.open("w", newline="") as handle:
+        with atomic_open(path, newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["rank", "call", "text", "key", "step", "score", *(f"{n}_raw" for n in names), *names, "rejected_by", "reason"])
             for rank, c in enumerate(rows, 1):

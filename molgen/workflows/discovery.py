@@ -12,7 +12,9 @@ from molgen.core.config import StrictModel, read_toml, validate
 from molgen.core.device import select_device
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.serialization import read_json, write_json
-from molgen.loops.discovery import DiscoveryConfig, DiscoveryResult, MaterialsDiscovery, require_relaxation_support
+from molgen.loops.discovery import DiscoveryLoopConfig, DiscoveryResult, MaterialsDiscovery, require_relaxation_support
+from molgen.loops.engine import claim_new_run, require_resumable
+from molgen.workflows.photovoltaic import GapWindowReportConfig
 
 RUN_SETTINGS = "discover.json"
 PRESET_DIR = Path(__file__).resolve().parent / "data"
@@ -21,6 +23,13 @@ PRESETS = {
     "photovoltaic": "photovoltaic.toml",
     "photovoltaic-known-gap": "photovoltaic_known_gap.toml",
 }
+
+
+class DiscoveryConfig(DiscoveryLoopConfig):
+    """A preset's ``[discovery]`` table: the loop's settings and its report's
+    (``[discovery.report]``, the photovoltaic gap window)."""
+
+    report: GapWindowReportConfig = GapWindowReportConfig()
 
 
 class PresetSpec(StrictModel):
@@ -86,8 +95,7 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
 
     out_dir = Path(out_dir)
     if resume:
-        if not (out_dir / RUN_SETTINGS).is_file():
-            raise MolgenError(f"{out_dir} holds no discovery run to resume (no {RUN_SETTINGS})")
+        require_resumable(out_dir, "discovery run", RUN_SETTINGS)
         settings = validate(DiscoverSettings, read_json(out_dir / RUN_SETTINGS), where=str(out_dir / RUN_SETTINGS))
         if rounds is not None:
             if rounds < settings.preset.discovery.rounds:
@@ -95,8 +103,8 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
             settings.preset.discovery.rounds = rounds
     elif settings is None:
         raise ConfigError("discover() needs settings unless resuming")
-    elif (out_dir / RUN_SETTINGS).is_file():
-        raise MolgenError(f"{out_dir} already holds a discovery run; pass --resume or choose another --out")
+    else:
+        claim_new_run(out_dir, "discovery run", RUN_SETTINGS, kind="discover")
     if relax_fn is None:
         require_relaxation_support(settings.preset.discovery)
     objective = Objective.from_spec(settings.preset.objective, where=f"preset {settings.preset.name} [objective]")
@@ -106,6 +114,5 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
     strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
     loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
                               progress=progress)
-    out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))
     return loop.run(resume=resume)

@@ -14,8 +14,10 @@ from molgen.core.device import select_device
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.serialization import read_json, write_json
 from molgen.loops.campaign import Campaign, CampaignConfig, CampaignResult
+from molgen.loops.engine import STORE_NAME, claim_new_run, require_resumable
 from molgen.loops.latent import LatentSearch, LatentSearchConfig
 from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+from molgen.loops.store import CandidateStore
 
 RUN_SETTINGS = "optimize.json"
 OBJECTIVE_COPY = "objective.toml"
@@ -126,8 +128,7 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
     out_dir = Path(out_dir)
     given_objective = settings.objective if isinstance(settings, OptimizeConfig) else settings.get("objective")
     if resume:
-        if not (out_dir / RUN_SETTINGS).is_file():
-            raise MolgenError(f"{out_dir} holds no campaign to resume (no {RUN_SETTINGS})")
+        require_resumable(out_dir, "campaign", RUN_SETTINGS)
         config = validate(OptimizeConfig, read_json(out_dir / RUN_SETTINGS), where=str(out_dir / RUN_SETTINGS))
         budget = settings.campaign.budget if isinstance(settings, OptimizeConfig) else (settings.get("campaign") or {}).get("budget")
         if budget is not None:
@@ -148,9 +149,7 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
     strategy = _build_strategy(prior, config)
     campaign = Campaign(strategy, objective, out_dir, config.campaign, progress=progress)
     if not resume:
-        if (out_dir / RUN_SETTINGS).is_file():
-            raise MolgenError(f"{out_dir} already holds a campaign; pass --resume or choose another --out")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        claim_new_run(out_dir, "campaign", RUN_SETTINGS, kind="optimize")
         if Path(config.objective).is_file():  # the run must not depend on the user's file staying put
             shutil.copyfile(config.objective, out_dir / OBJECTIVE_COPY)
     write_json(out_dir / RUN_SETTINGS, config.model_dump(mode="json"))
@@ -175,9 +174,6 @@ def export_top(run_dir: str | Path, output: str | Path, top: int | None = 100) -
     Raises:
         MolgenError: no store in ``run_dir`` or an unknown output suffix.
     """
-    from molgen.loops.campaign import STORE_NAME
-    from molgen.loops.store import CandidateStore
-
     path = Path(run_dir) / STORE_NAME
     if not path.is_file():
         raise MolgenError(f"{run_dir} holds no {STORE_NAME} (is it a `molgen optimize` run?)")
