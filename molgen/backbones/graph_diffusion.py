@@ -518,17 +518,4 @@ class GraphDiffusion(GraphGenerator):
         return out
 
 
-def _metric_tensor(params: torch.Tensor) -> torch.Tensor:
-    """Metric tensor ``G = L L^T`` ``[B, 3, 3]`` from (lengths, angles): defined
-    for any angles, so noisy lattices need no valid matrix."""
-    lengths, angles = params[:, :3], params[:, 3:]
-    cos = torch.cos(angles)  # alpha (b,c), beta (a,c), gamma (a,b)
-    a, b, c = lengths.unbind(-1)
-    ca, cb, cg = cos.unbind(-1)
-    row0 = torch.stack([a * a, a * b * cg, a * c * cb], -1)
-    row1 = torch.stack([a * b * cg, b * b, b * c * ca], -1)
-    row2 = torch.stack([a * c * cb, b * c * ca, c * c], -1)
-    return torch.stack([row0, row1, row2], 1)
-
-
 BACKBONES.register("graph-diffusion", GraphDiffusion)
