@@ -91,6 +91,18 @@ def validate_sampling_options(options: dict[str, Any], schema: type[SamplingOpti
         first = exc.errors()[0]
         name = str(first["loc"][0]).replace("_", "-")
         where = "".join(f"[{part}]" for part in first["loc"][1:])
-        message = first["msg"].removeprefix("Value error, ").removeprefix("Input ")
-        raise MolgenError(f"--{name}{where}: {message[0].lower() + message[1:]}, got {first.get('input')!r}") from None
+        raise MolgenError(f"--{name}{where} {_requirement(first)}, got {first.get('input')!r}") from None
     return checked.model_dump(exclude_none=True)
+
+
+#: pydantic error types -> what the option must be (bounds from the error's context).
+_BOUNDS = {"greater_than_equal": ">= {ge}", "greater_than": "> {gt}", "less_than_equal": "<= {le}", "less_than": "< {lt}"}
+
+
+def _requirement(error: dict) -> str:
+    """``must be >= 0`` and the like from one pydantic error."""
+    template = _BOUNDS.get(error["type"])
+    if template is not None:
+        return "must be " + template.format(**error.get("ctx", {}))
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Input ")
+    return "must " + message.removeprefix("should ") if message.startswith("should ") else message
