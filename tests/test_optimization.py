@@ -379,3 +379,21 @@ def test_shipped_zinc250k_prior_loads_and_samples_drug_like_molecules():
     assert 250 < float(np.median(weights)) < 450  # ZINC250k-like molecules, not fragments
     with pytest.raises(MolgenError, match="shipped: .*zinc250k"):
         resolve_prior("zinc999k")
+
+
+def test_store_exports_sdf_of_selfies_candidates(tmp_path):
+    """Molecule domains whose texts are not SMILES (SELFIES) export SD files through their canonical keys."""
+    from rdkit import Chem
+
+    from molgen.domains.selfies import SelfiesDomain
+
+    domain = SelfiesDomain()
+    objective = get_objective("qed")
+    mols = [Chem.MolFromSmiles(s) for s in SMALL_SMILES[:3]]
+    texts = [domain.format(m) for m in mols]
+    assert all(t.startswith("[") for t in texts) and domain.exports_sdf
+    with CandidateStore(tmp_path / "c.sqlite") as store:
+        store.add_scored(1, [domain.key(m) for m in mols], texts, objective(mols))
+        sdf_path = store.export_sdf(tmp_path / "top.sdf")
+    written = {Chem.MolToSmiles(m) for m in Chem.SDMolSupplier(str(sdf_path))}
+    assert written == {domain.key(m) for m in mols}

@@ -268,7 +268,7 @@ class Campaign:
         if self.config.export_top:
             n = self.config.export_top
             exports["csv"] = str(store.export_csv(self.out_dir / f"top{n}.csv", top=n).name)
-            if self.domain.name == "smiles":
+            if self.domain.exports_sdf:
                 exports["sdf"] = str(store.export_sdf(self.out_dir / f"top{n}.sdf", top=n).name)
         summary["exports"] = exports
         run.write_summary(summary)

@@ -302,9 +302,10 @@ class CandidateStore:
         writer = Chem.SDWriter(str(path))
         try:
             for rank, c in enumerate(self.candidates(order="score", limit=top), 1):
-                mol = Chem.MolFromSmiles(c.text)
+                # The canonical key is SMILES for every molecule domain (SMILES, SELFIES, graphs).
+                mol = Chem.MolFromSmiles(c.key)
                 if mol is None:
-                    raise MolgenError(f"{self.path}: call {c.call} ({c.text!r}) is not a SMILES; SDF export is for molecules")
+                    raise MolgenError(f"{self.path}: call {c.call} ({c.key!r}) is not a SMILES; SDF export is for molecules")
                 AllChem.Compute2DCoords(mol)
                 mol.SetProp("_Name", f"rank{rank}_call{c.call}")
                 mol.SetProp("smiles", c.key)
