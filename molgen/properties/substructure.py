@@ -38,7 +38,3 @@ class SubstructureScreen:
     def any_match(self, mol: Chem.Mol) -> bool:
         """Whether any pattern matches."""
         return any(mol.HasSubstructMatch(self.patterns[i]) for i in self.candidates(mol))
-
-    def count_matching(self, mol: Chem.Mol) -> int:
-        """How many patterns match (each counted once)."""
-        return sum(1 for i in self.candidates(mol) if mol.HasSubstructMatch(self.patterns[i]))
