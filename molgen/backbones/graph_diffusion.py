@@ -19,13 +19,13 @@ fractional coordinates and Gaussian lattice parameters (DiffCSP, Jiao et al.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from molgen.backbones.base import GraphGenerator, keyword_options
+from molgen.backbones.base import GraphGenerator
 from molgen.backbones.crystal_fields import crystal_parts, lattice_statistics
 from molgen.backbones.graph_fields import EdgeTypes, GraphField, NodeTypes
 from molgen.core.config import StrictModel
@@ -147,15 +147,6 @@ class GraphDiffusion(GraphGenerator):
     def collate(self, graphs: Sequence) -> dict[str, torch.Tensor]:
         """Dense batch of graph-view ``Data`` (see :func:`collate_dense`)."""
         return collate_dense(graphs, self.has_edges, self.periodic)
-
-    def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
-        """Parse texts into a dense batch on the model's device.
-
-        Raises:
-            ParseError: a text does not parse or holds an unknown node type.
-        """
-        graphs = [self.domain.to_graph(self.domain.parse(t)) for t in texts]
-        return {k: v.to(self.device) for k, v in self.collate(graphs).items()}
 
     @torch.no_grad()
     def fit_statistics(self, graphs: Sequence) -> None:
@@ -474,48 +465,6 @@ class GraphDiffusion(GraphGenerator):
             size = int(sizes[i])
             graphs.append({key: f.per_graph(values, i, size).cpu() for key, (f, values) in decoded.items()})
         return graphs
-
-    def sampling_options(self) -> set[str]:
-        """Options of :meth:`sample_dense`."""
-        return keyword_options(self.sample_dense)
-
-    def _decode(self, graph: dict[str, torch.Tensor]) -> tuple[Any, str]:
-        """A sampled graph -> (object or None, text; "" when nothing can be written)."""
-        from torch_geometric.data import Data
-
-        data = Data(node_type=graph["node_type"], num_nodes=int(graph["node_type"].numel()))
-        if "adjacency" in graph:
-            index = torch.nonzero(graph["adjacency"] > 0).t()
-            data.edge_index = index
-            data.edge_type = graph["adjacency"][index[0], index[1]]
-        if "frac_coords" in graph:
-            data.frac_coords = graph["frac_coords"]
-            data.lattice = graph["lattice"]
-        obj = self.domain.from_graph(data)
-        if obj is not None:
-            return obj, self.domain.format(obj)
-        return None, self.domain.raw_text(data) or ""
-
-    def sample_texts(self, n: int, **kwargs) -> list[str]:
-        """``n`` samples as text (SMILES, compact crystal text); graphs that
-        build no object give their raw text when the domain has one, else ""."""
-        return [self._decode(g)[1] for g in self.sample_dense(n, **kwargs)]
-
-    def sample(self, n: int, *, condition=None, generator: torch.Generator | None = None, seed: int | None = None, **kwargs) -> list[Any]:
-        """Draw ``n`` objects; entries that are not valid objects are None.
-
-        Args:
-            n: Number of samples.
-            condition: Property values (see :meth:`sample_dense`).
-            generator: Source of randomness.
-            seed: Seed used when ``generator`` is None.
-            **kwargs: ``guidance``, ``steps``, ``corrector_steps``, ``temperature``, ``batch_size``.
-        """
-        out = []
-        for graph in self.sample_dense(n, condition=condition, generator=generator, seed=seed, **kwargs):
-            obj, _ = self._decode(graph)
-            out.append(obj if obj is not None and self.domain.is_valid(obj) else None)
-        return out
 
 
 BACKBONES.register("graph-diffusion", GraphDiffusion)
