@@ -53,7 +53,7 @@ def _scalar(annotation) -> tuple[Any, tuple | None]:
 
 
 def add_config_option(parser: argparse.ArgumentParser, flag: str, model: type[BaseModel], path: str,
-                      help: str | None = None, group=None) -> argparse.Action:
+                      help: str | None = None, group=None, prefix: str = "") -> argparse.Action:
     """Add ``flag`` overriding the config field at ``path`` of ``model``.
 
     Args:
@@ -63,6 +63,8 @@ def add_config_option(parser: argparse.ArgumentParser, flag: str, model: type[Ba
         path: Dotted field path, e.g. ``"train.batch_size"``.
         help: Help text (default: the field's description).
         group: Add to this argument group instead (e.g. a mutually exclusive one).
+        prefix: Dotted path of ``model`` inside the settings (for a section
+            whose type is a union, e.g. ``"strategy."``).
 
     Returns:
         The argparse action.
@@ -72,7 +74,7 @@ def add_config_option(parser: argparse.ArgumentParser, flag: str, model: type[Ba
     action = (group or parser).add_argument(flag, type=kind, choices=choices, default=None,
                                             help=help or field.description)
     paths = dict(parser.get_default(_PATHS) or {})
-    paths[action.dest] = path
+    paths[action.dest] = prefix + path
     parser.set_defaults(**{_PATHS: paths})  # parsed arguments carry the mapping
     return action
 

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import functools
 
-from molgen.core.errors import MolgenError
 from molgen.cli.common import quiet
+from molgen.cli.overrides import add_config_option, collect_overrides
+from molgen.core.config import read_toml
+from molgen.core.errors import MolgenError
+from molgen.core.seeding import seed_everything
+from molgen.loops.latent import LatentSearchConfig
+from molgen.loops.reinforce import ReinforceConfig
+from molgen.workflows.optimization import OptimizeConfig, optimize
+from molgen.workflows.training import apply_overrides
 
 NAME = "optimize"
 #: Owns a run directory (--out): --resume/--overwrite and the lock apply.
@@ -28,32 +36,35 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "also gets progress.csv (PMO top-k means and AUC every 100 calls), summary.json and the best "
         "molecules as top100.csv/.sdf.",
     )
-    parser.add_argument("--prior", help="shipped prior (zinc250k, the default) or a model/run directory")
-    parser.add_argument("--objective", help="objective name (pmo/<task>, guacamol/<task>, qed, ...) or TOML file")
-    parser.add_argument("--budget", type=int, help="oracle calls: unique valid molecules scored (required unless --resume)")
-    parser.add_argument("--batch-size", type=int, help="molecules sampled per step (default 64)")
-    parser.add_argument("--seed", type=int, help="seed of sampling and replay (default 0)")
+    option = functools.partial(add_config_option, parser, model=OptimizeConfig)
+    reinvent = functools.partial(add_config_option, parser, model=ReinforceConfig, prefix="strategy.")
+    latent = functools.partial(add_config_option, parser, model=LatentSearchConfig, prefix="strategy.")
+    option("--prior", path="prior", help="shipped prior (zinc250k, the default) or a model/run directory")
+    option("--objective", path="objective", help="objective name (pmo/<task>, guacamol/<task>, qed, ...) or TOML file")
+    option("--budget", path="campaign.budget", help="oracle calls: unique valid molecules scored (required unless --resume)")
+    option("--batch-size", path="campaign.batch_size", help="molecules sampled per step (default 64)")
+    option("--seed", path="seed", help="seed of sampling and replay (default 0)")
     parser.add_argument("--strategy", choices=["reinvent", "latent-cmaes", "latent-gradient"],
-                          help="REINVENT on an autoregressive prior (default), or latent-space search on a VAE --prior")
-    parser.add_argument("--start", help="latent search: data set or file of start molecules (default: prior samples)")
-    parser.add_argument("--start-size", type=int, help="latent search: start molecules taken (default 64)")
-    parser.add_argument("--sigma", type=float,
-                          help="REINVENT: reward scale of the augmented likelihood (default 60); latent: CMA-ES step (0.5)")
-    parser.add_argument("--lr", type=float, help="agent learning rate (default 5e-4)")
-    parser.add_argument("--replay", type=int, help="best molecules kept for experience replay (default 100; 0: off)")
-    parser.add_argument("--replay-weighting", choices=["uniform", "score"],
-                          help="draw replayed molecules uniformly (default) or in proportion to their scores (PMO's REINVENT)")
-    parser.add_argument("--likelihood-penalty", type=float,
-                          help="weight of REINVENT 1.0's mean(-1/log p_agent) term (default 0; PMO's REINVENT: 5000)")
-    parser.add_argument("--augmentation-rounds", type=int,
-                          help="Augmented Memory: extra policy steps per batch on randomized SMILES of the batch and the "
-                          "replay memory (default 0: off)")
-    parser.add_argument("--diversity-filter", choices=["murcko", "generic", "off"], help="scaffold buckets (default murcko)")
-    parser.add_argument("--bucket-size", type=int, help="molecules per scaffold before the penalty (default 25)")
-    parser.add_argument("--patience", type=int,
-                          help="PMO's early stop: end when the top-100 is unchanged for this many steps (default off)")
+                        help="REINVENT on an autoregressive prior (default), or latent-space search on a VAE --prior")
+    latent("--start", path="start", help="latent search: data set or file of start molecules (default: prior samples)")
+    latent("--start-size", path="start_size", help="latent search: start molecules taken (default 64)")
+    reinvent("--sigma", path="sigma",
+             help="REINVENT: reward scale of the augmented likelihood (default 60); latent: CMA-ES step (0.5)")
+    reinvent("--lr", path="learning_rate", help="agent learning rate (default 5e-4)")
+    reinvent("--replay", path="replay_capacity", help="best molecules kept for experience replay (default 100; 0: off)")
+    reinvent("--replay-weighting", path="replay_weighting",
+             help="draw replayed molecules uniformly (default) or in proportion to their scores (PMO's REINVENT)")
+    reinvent("--likelihood-penalty", path="likelihood_penalty",
+             help="weight of REINVENT 1.0's mean(-1/log p_agent) term (default 0; PMO's REINVENT: 5000)")
+    reinvent("--augmentation-rounds", path="augmentation_rounds",
+             help="Augmented Memory: extra policy steps per batch on randomized SMILES of the batch and the "
+             "replay memory (default 0: off)")
+    option("--diversity-filter", path="campaign.diversity.kind", help="scaffold buckets (default murcko)")
+    option("--bucket-size", path="campaign.diversity.bucket_size", help="molecules per scaffold before the penalty (default 25)")
+    option("--patience", path="campaign.converged_patience",
+           help="PMO's early stop: end when the top-100 is unchanged for this many steps (default off)")
     parser.add_argument("--config", help="TOML with the settings (keys prior, objective, seed, device, [campaign], [strategy])")
-    parser.add_argument("--device", help="auto (CUDA when present), cpu or cuda[:N]")
+    option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (a larger --budget extends it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, help="run directory")
@@ -62,32 +73,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    from molgen.core.config import read_toml
-    from molgen.core.seeding import seed_everything
-    from molgen.workflows.optimization import optimize
-    from molgen.workflows.training import apply_overrides
-
     settings = read_toml(args.config) if args.config else {}
     settings = apply_overrides(settings, {
-        "prior": args.prior,
-        "objective": args.objective,
-        "seed": args.seed,
-        "device": args.device,
-        "campaign.budget": args.budget,
-        "campaign.batch_size": args.batch_size,
-        "campaign.diversity.kind": args.diversity_filter,
-        "campaign.diversity.bucket_size": args.bucket_size,
-        "campaign.converged_patience": args.patience,
+        **collect_overrides(args),
         "strategy.kind": None if args.strategy is None else args.strategy.split("-")[0],
         "strategy.method": None if args.strategy in (None, "reinvent") else args.strategy.split("-")[1],
-        "strategy.start": args.start,
-        "strategy.start_size": args.start_size,
-        "strategy.sigma": args.sigma,
-        "strategy.learning_rate": args.lr,
-        "strategy.replay_capacity": args.replay,
-        "strategy.replay_weighting": args.replay_weighting,
-        "strategy.likelihood_penalty": args.likelihood_penalty,
-        "strategy.augmentation_rounds": args.augmentation_rounds,
     })
     if not args.resume:
         if "objective" not in settings:
