@@ -29,6 +29,9 @@ def test_tutorial_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MOLGEN_TUTORIAL_STEPS", "3")
     monkeypatch.setenv("MOLGEN_TUTORIAL_SAMPLES", "10")
     monkeypatch.setenv("MOLGEN_TUTORIAL_OUT", str(tmp_path / "out"))
+    mirror = os.environ.get("MOLGEN_DATA_MIRROR")
+    if mirror:  # a relative mirror path must survive the change of directory
+        monkeypatch.setenv("MOLGEN_DATA_MIRROR", str(Path(mirror).resolve()))
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(path), run_name="__main__")
     assert os.listdir(tmp_path / "out")
