@@ -226,3 +226,11 @@ def test_evaluators_are_chosen_by_file_kind(tmp_path):
     (tmp_path / "a.smi").write_text("CCO\n")
     assert evaluator_for(tmp_path / "a.fasta").domain == "protein"
     assert evaluator_for(tmp_path / "a.smi").domain == "smiles"
+
+
+def test_masked_diffusion_sampling_options_are_checked_before_any_work(tmp_path, capsys):
+    assert main(["sample", "zinc250k", "-n", "5", "--order", "confidence", "-o", str(tmp_path / "a.smi")]) == 2
+    assert "--order not supported by the autoregressive backbone" in capsys.readouterr().err
+    assert main(["sample", "zinc250k", "-n", "5", "--confidence-noise", "-1", "-o", str(tmp_path / "b.smi")]) == 2
+    assert "--confidence-noise" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

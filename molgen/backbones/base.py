@@ -118,7 +118,7 @@ class Generator(nn.Module):
         Raises:
             MolgenError: an option out of range or not taken by this backbone.
         """
-        return validate_sampling_options(options, self.sampling_cls)
+        return validate_sampling_options(options, self.sampling_cls, self.name)
 
     def make_batch(self, texts: Sequence[str], on_unknown: str = "error") -> dict[str, torch.Tensor]:
         """Texts -> a training/likelihood batch on the model's device."""

@@ -66,12 +66,13 @@ class GraphSamplingOptions(SamplingOptions):
     guidance: float | None = Field(None, description="classifier-free guidance weight")
 
 
-def validate_sampling_options(options: dict[str, Any], schema: type[SamplingOptions]) -> dict[str, Any]:
+def validate_sampling_options(options: dict[str, Any], schema: type[SamplingOptions], backbone: str = "this") -> dict[str, Any]:
     """Check sampling options against a backbone's typed config.
 
     Args:
         options: Option name -> value (None values are dropped).
         schema: The backbone's ``sampling_cls``.
+        backbone: The backbone's name, for the message.
 
     Returns:
         The options given, validated, without None values.
@@ -83,7 +84,7 @@ def validate_sampling_options(options: dict[str, Any], schema: type[SamplingOpti
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(schema.model_fields))
     if unknown:
-        raise MolgenError(f"{', '.join('--' + k.replace('_', '-') for k in unknown)} not supported by this backbone "
+        raise MolgenError(f"{', '.join('--' + k.replace('_', '-') for k in unknown)} not supported by the {backbone} backbone "
                           f"(it takes {', '.join(sorted(schema.model_fields))})")
     try:
         checked = schema.model_validate(given)

@@ -86,10 +86,6 @@ def run(args: argparse.Namespace) -> int:
     if options.get("constrained") is False and "semantic" not in options:
         defaults = {k: v for k, v in defaults.items() if k != "semantic"}  # the rule reads the grammar: off with it
     options = {**{k: v for k, v in defaults.items() if k in accepted}, **options}
-    unsupported = sorted(k for k in options if k not in accepted)
-    if unsupported:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
-        raise MolgenError(f"{flags} not supported by the {model.name} backbone")
     stats = sample_to_file(model, args.n, args.output, seed=args.seed, valid_only=args.valid_only, batch_size=args.batch_size,
                            progress=not quiet(args), **options)
     print(
