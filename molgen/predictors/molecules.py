@@ -28,6 +28,7 @@ from torch_geometric.utils import scatter
 
 from molgen.core.errors import ConfigError
 from molgen.predictors.base import Predictor
+from molgen.predictors.descriptors import DESCRIPTOR_NAMES, DescriptorScaler, rdkit_descriptors
 from molgen.predictors.mol_features import ATOM_FEATURE_DIM, BOND_FEATURE_DIM, mol_to_graph
 from molgen.predictors.registry import register
 
@@ -160,10 +161,16 @@ class DirectedMPNN(nn.Module):
         n_tasks: Outputs.
         dropout: Dropout probability.
         aggregation: ``"mean"``, ``"sum"`` or ``"norm"`` (sum / 100) pooling.
+        n_descriptors: Width of whole-molecule descriptors (``batch.desc``,
+            raw RDKit values) appended to the pooled embedding before the head
+            (chemprop's ``rdkit_2d_normalized`` idea); 0: none. They are
+            normalised inside the network by buffers set with
+            :meth:`set_descriptor_scaling`, so the saved weights carry them.
     """
 
     def __init__(
-        self, hidden: int, depth: int, ffn_hidden: int, ffn_layers: int, n_tasks: int, dropout: float, aggregation: str
+        self, hidden: int, depth: int, ffn_hidden: int, ffn_layers: int, n_tasks: int, dropout: float, aggregation: str,
+        n_descriptors: int = 0,
     ):
         super().__init__()
         self.depth = depth
@@ -172,7 +179,16 @@ class DirectedMPNN(nn.Module):
         self.w_h = nn.Linear(hidden, hidden, bias=False)
         self.w_o = nn.Linear(ATOM_FEATURE_DIM + hidden, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.head = _feed_forward(hidden, ffn_hidden, ffn_layers, n_tasks, dropout)
+        self.n_descriptors = n_descriptors
+        if n_descriptors:
+            self.register_buffer("desc_mean", torch.zeros(n_descriptors))
+            self.register_buffer("desc_std", torch.ones(n_descriptors))
+        self.head = _feed_forward(hidden + n_descriptors, ffn_hidden, ffn_layers, n_tasks, dropout)
+
+    def set_descriptor_scaling(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the descriptor normalisation (from a fitted :class:`DescriptorScaler`)."""
+        self.desc_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.desc_std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
     def encode(self, batch: Batch) -> torch.Tensor:
         """Molecule embeddings.
@@ -201,7 +217,13 @@ class DirectedMPNN(nn.Module):
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """Raw outputs ``[num_graphs, n_tasks]``."""
-        return self.head(self.encode(batch))
+        embedding = self.encode(batch)
+        if self.n_descriptors:
+            # DescriptorScaler's transform, in torch: signed log, standardise, clip.
+            raw = batch.desc
+            z = (torch.sign(raw) * torch.log1p(raw.abs()) - self.desc_mean) / self.desc_std
+            embedding = torch.cat([embedding, z.clamp(-6.0, 6.0)], dim=1)
+        return self.head(embedding)
 
 
 @register(trainable=True)
@@ -217,6 +239,8 @@ class MPNNPredictor(Predictor):
         aggregation: Pooling of atom states: ``"mean"`` (chemprop default;
             size-independent), ``"sum"`` (suits extensive properties such as
             logP or weight) or ``"norm"`` (sum / 100).
+        descriptors: Append the ~200 normalised RDKit 2D descriptors to the
+            learned embedding (helps small data sets and new scaffolds).
         **kwargs: Training and ensemble settings of
             :class:`~molgen.predictors.base.Predictor` (``n_models``,
             ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``dropout``,
@@ -234,6 +258,7 @@ class MPNNPredictor(Predictor):
         ffn_hidden: int = 300,
         ffn_layers: int = 1,
         aggregation: str = "mean",
+        descriptors: bool = False,
         n_models: int = 5,
         epochs: int = 30,
         batch_size: int = 50,
@@ -251,6 +276,8 @@ class MPNNPredictor(Predictor):
         self.ffn_hidden = ffn_hidden
         self.ffn_layers = ffn_layers
         self.aggregation = aggregation
+        self.descriptors = descriptors
+        self._descriptor_stats: tuple[np.ndarray, np.ndarray] | None = None
         if aggregation not in ("mean", "sum", "norm"):
             raise ConfigError(f"unknown aggregation {aggregation!r}; expected mean, sum or norm")
         if hidden < 1 or depth < 1 or ffn_hidden < 1 or ffn_layers < 0:
@@ -263,12 +290,29 @@ class MPNNPredictor(Predictor):
             seed=seed, device=device,
         )
 
+    def fit(self, objs, y, *, val=None) -> "MPNNPredictor":
+        """Train the ensemble (see :meth:`Predictor.fit`); with ``descriptors``
+        the descriptor normalisation is first fitted on the training molecules."""
+        if self.descriptors:
+            mols = self._check_mols(objs, "fit")
+            scaler = DescriptorScaler().fit(rdkit_descriptors(mols))
+            self._descriptor_stats = (scaler.mean_, scaler.std_)
+        return super().fit(objs, y, val=val)
+
     def _featurize(self, mols: Sequence[Chem.Mol]) -> list[Data]:
         # Graphs stay on the CPU; each mini-batch is moved to the device when collated.
-        return [mol_to_graph(m) for m in mols]
+        graphs = [mol_to_graph(m) for m in mols]
+        if self.descriptors and graphs:
+            for graph, row in zip(graphs, torch.from_numpy(rdkit_descriptors(mols).astype(np.float32))):
+                graph.desc = row[None, :]  # [1, d]: batching stacks them to [num_graphs, d]
+        return graphs
 
     def _collate(self, features: list[Data], rows: Sequence[int]) -> Batch:
         return Batch.from_data_list([features[i] for i in rows]).to(self.torch_device)
 
     def _build_network(self, n_tasks: int) -> nn.Module:
-        return DirectedMPNN(self.hidden, self.depth, self.ffn_hidden, self.ffn_layers, n_tasks, self.dropout, self.aggregation)
+        network = DirectedMPNN(self.hidden, self.depth, self.ffn_hidden, self.ffn_layers, n_tasks, self.dropout, self.aggregation,
+                               n_descriptors=len(DESCRIPTOR_NAMES) if self.descriptors else 0)
+        if self.descriptors and self._descriptor_stats is not None:  # a loaded model gets them from its state dict
+            network.set_descriptor_scaling(*self._descriptor_stats)
+        return network
