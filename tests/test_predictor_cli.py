@@ -42,8 +42,9 @@ def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
     inputs.write_text("CCCCCCO\nC1CC\nc1ccccc1Cl\n")
     assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
-    assert list(rows[0]) == ["input", "logp_mean", "logp_std", "reason"]
+    assert list(rows[0]) == ["input", "logp_mean", "logp_std", "logp_lower", "logp_upper", "in_domain", "similarity", "reason"]
     assert rows[0]["logp_mean"] and rows[1]["logp_mean"] == "" and rows[1]["reason"].startswith("invalid input")
+    assert float(rows[0]["logp_lower"]) < float(rows[0]["logp_mean"]) < float(rows[0]["logp_upper"]) and rows[0]["in_domain"] in ("true", "false")
 
     objective = tmp_path / "o.toml"
     objective.write_text(f'[[components]]\ntype = "predictor:{out}"\nname = "logp_hat"\nstatistic = "ucb"\n')

@@ -113,9 +113,11 @@ class ExternalParams(StrictModel):
 class PredictorParams(StrictModel):
     path: str = Field(description="directory of a trained predictor")
     target: str | None = None
-    statistic: Literal["mean", "std", "ucb", "lcb"] = "mean"
+    statistic: Literal["mean", "std", "ucb", "lcb", "ad"] = Field(
+        "mean", description="ad: max Tanimoto to the predictor's training set (applicability domain)")
     beta: float = 1.0
     per_atom: bool = Field(False, description="divide by the number of sites (models of a per-cell crystal property)")
+    require_in_domain: bool = Field(False, description="score molecules out of the predictor's applicability domain as NaN")
 
 
 class TableParams(StrictModel):
@@ -227,7 +229,7 @@ def build_component(kind: str, params: dict[str, Any], name: str | None = None, 
         p = validate(PredictorParams, settings, where=where)
         try:
             return PredictorComponent(p.path, name=name or "predictor", target=p.target, statistic=p.statistic, beta=p.beta,
-                                      per_atom=p.per_atom)
+                                      per_atom=p.per_atom, require_in_domain=p.require_in_domain)
         except MolgenError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     if kind == "external":

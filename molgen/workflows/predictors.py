@@ -39,9 +39,12 @@ def split_rows(objs: Sequence[Any], domain_name: str, split: str, seed: int,
     raise ConfigError(f"unknown split {split!r}; use scaffold or random")
 
 
-def test_metrics(task: str, y_true: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict[str, float]:
+def test_metrics(task: str, y_true: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                 intervals: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Held-out figures: RMSE, MAE, R^2 and calibration for regression;
-    ROC-AUC (macro over tasks) for classification."""
+    ROC-AUC (macro over tasks) for classification. With ``intervals`` (from
+    :meth:`CalibratedPredictor.predict_intervals`) also the interval coverage,
+    the share of test molecules in domain and the RMSE in and out of domain."""
     from molgen.predictors.metrics import calibration_report, mae, rmse, roc_auc
 
     if task == "classification":
@@ -51,7 +54,31 @@ def test_metrics(task: str, y_true: np.ndarray, mean: np.ndarray, std: np.ndarra
     total = float(np.sum((y_true[keep] - y_true[keep].mean()) ** 2)) or float("nan")
     out = {"rmse": rmse(y_true, mean), "mae": mae(y_true, mean), "r2": 1 - residual / total}
     out.update({f"calibration_{k}": v for k, v in calibration_report(y_true, mean, std).items()})
+    if intervals is not None:
+        y2 = y_true.reshape(len(y_true), -1)
+        ok = np.isfinite(y2)
+        inside = (y2 >= intervals["lower"]) & (y2 <= intervals["upper"])
+        domain = intervals["in_domain"]
+        out["interval_coverage"] = float(inside[ok].mean()) if ok.any() else float("nan")
+        out["in_domain_fraction"] = float(domain.mean()) if len(domain) else float("nan")
+        out["rmse_in_domain"] = rmse(y2[domain], intervals["mean"][domain])
+        out["rmse_out_of_domain"] = rmse(y2[~domain], intervals["mean"][~domain])
     return out
+
+
+#: Candidates of ``--model auto``: settings given to the factory on top of the user's.
+AUTO_CANDIDATES: dict[str, dict[str, Any]] = {"descriptor-forest": {}, "mpnn": {"descriptors": True}}
+
+
+def _accepted(cls: type, hparams: dict[str, Any], strict: bool) -> dict[str, Any]:
+    """The settings ``cls`` takes; with ``strict`` an unknown one is an error."""
+    import inspect
+
+    names = set(inspect.signature(cls.__init__).parameters) - {"self", "task", "seed"}
+    unknown = sorted(set(hparams) - names)
+    if unknown and strict:
+        raise ConfigError(f"{cls.name} has no setting {', '.join(unknown)}; valid: {', '.join(sorted(names - {'device'}))}")
+    return {k: v for k, v in hparams.items() if k in names}
 
 
 @dataclass
@@ -75,6 +102,9 @@ def fit_predictor(
     limit: int | None = None,
     hparams: dict[str, Any] | None = None,
     progress: bool = False,
+    calibrate: bool = True,
+    coverage: float = 0.9,
+    cv_folds: int = 0,
 ) -> FitSummary:
     """Train a predictor with a seeded train/validation/test split and save it.
 
@@ -88,7 +118,10 @@ def fit_predictor(
             and ``predictor.json`` (domain, targets, split, counts, test
             metrics) are written.
         domain: ``smiles`` or ``crystal``.
-        model: Predictor name (default ``mpnn`` for molecules, ``cgcnn`` for crystals).
+        model: Predictor name (default ``mpnn`` for molecules, ``cgcnn`` for
+            crystals), or ``auto``: the lowest scaffold-CV RMSE of
+            :data:`AUTO_CANDIDATES` (regression on molecules; ``cv_folds``
+            defaults to 5 then).
         task: ``regression`` or ``classification`` (default: classification
             when every target value is 0 or 1).
         split: ``scaffold`` (molecules' default) or ``random``.
@@ -96,6 +129,17 @@ def fit_predictor(
         limit: Seeded random subset of the data.
         hparams: Predictor settings (``n_models``, ``epochs``, ``hidden``...).
         progress: Show a bar over the ensemble members (on a terminal).
+        calibrate: Molecules: wrap the model in a
+            :class:`~molgen.predictors.calibrated.CalibratedPredictor`
+            (applicability domain, calibrated std, conformal intervals),
+            calibrated on the validation split (new scaffolds), or on
+            scaffold cross-validation with ``cv_folds``.
+        coverage: Nominal coverage of the intervals.
+        cv_folds: 0: calibrate on the validation split (the base model is
+            trained on the train split, validation also early-stops it);
+            >= 2: scaffold k-fold cross-validation over train + validation,
+            whose out-of-fold errors calibrate the model, which is then
+            refitted on train + validation.
 
     Returns:
         The summary with the report.
@@ -108,7 +152,7 @@ def fit_predictor(
 
     dom = DOMAINS.get(domain)()
     model = model or ("cgcnn" if domain == "crystal" else "mpnn")
-    if model not in PREDICTORS:
+    if model != "auto" and model not in PREDICTORS:
         raise ConfigError(f"unknown predictor {model!r}; valid: {', '.join(sorted(PREDICTORS))}")
     if not targets:
         raise ConfigError("give at least one --target column")
@@ -127,12 +171,46 @@ def fit_predictor(
     parts = split_rows(objs, domain, split, seed)
     target = y if len(targets) > 1 else y[:, 0]
     pick = lambda idx: ([objs[i] for i in idx], target[idx])  # noqa: E731
-    predictor = PREDICTORS[model](task=task, seed=seed, **(hparams or {}))
-    predictor.show_progress = progress
+    molecules = DOMAINS.get(domain).has_scaffold
+    if model == "auto" and (not molecules or task != "regression"):
+        raise ConfigError("--model auto selects among molecular regression models; name a model instead")
+    if cv_folds == 1 or cv_folds < 0:
+        raise ConfigError(f"cv_folds must be 0 (calibrate on the validation split) or >= 2, got {cv_folds}")
+    if model == "auto":
+        cv_folds = cv_folds or 5
+    hparams = dict(hparams or {})
+
+    def factory(name: str, extra: dict[str, Any] | None = None, strict: bool = True):
+        cls = PREDICTORS[name]
+        settings = {**(extra or {}), **_accepted(cls, hparams, strict)}
+
+        def make(s: int):
+            built = cls(task=task, seed=s, **settings)
+            built.show_progress = progress
+            return built
+        return make
+
     t1 = time.perf_counter()
-    predictor.fit(*pick(parts["train"]), val=pick(parts["val"]) if len(parts["val"]) else None)
+    selection = None
+    if calibrate and molecules and cv_folds >= 2:
+        from molgen.predictors.selection import fit_calibrated, select_model
+
+        train_val = np.concatenate([parts["train"], parts["val"]])
+        if model == "auto":
+            candidates = {name: factory(name, extra, strict=False) for name, extra in AUTO_CANDIDATES.items()}
+            model, predictor, selection = select_model(candidates, *pick(train_val), folds=cv_folds, seed=seed, coverage=coverage)
+        else:
+            predictor = fit_calibrated(factory(model), *pick(train_val), folds=cv_folds, seed=seed, coverage=coverage)
+    else:
+        predictor = factory(model)(seed)
+        predictor.fit(*pick(parts["train"]), val=pick(parts["val"]) if len(parts["val"]) else None)
+        if calibrate and molecules and len(parts["val"]) >= 10:
+            from molgen.predictors.calibrated import CalibratedPredictor
+
+            predictor = CalibratedPredictor(predictor, coverage=coverage).calibrate(pick(parts["train"])[0], *pick(parts["val"]))
     fit_seconds = time.perf_counter() - t1
     test_objs, test_y = pick(parts["test"])
+    intervals = predictor.predict_intervals(test_objs) if hasattr(predictor, "predict_intervals") else None
     mean, std = predictor.predict(test_objs)
     mean, std = (mean, std) if len(targets) > 1 else (mean.reshape(-1), std.reshape(-1))
     out_dir = Path(out_dir)
@@ -141,7 +219,8 @@ def fit_predictor(
         "data": data, "domain": domain, "predictor": model, "task": task, "targets": list(targets), "split": split, "seed": seed,
         "n_loaded": len(loaded.texts), "n_invalid_skipped": len(loaded.skipped), "n_missing_targets_dropped": int((~keep).sum()),
         "n_train": int(len(parts["train"])), "n_val": int(len(parts["val"])), "n_test": int(len(parts["test"])),
-        "test": test_metrics(task, np.asarray(test_y, dtype=float), mean, std),
+        "test": test_metrics(task, np.asarray(test_y, dtype=float), mean, std, intervals if task == "regression" else None),
+        "calibrated": hasattr(predictor, "predict_intervals"), "cv_folds": cv_folds, "model_selection": selection,
         "fit_seconds": fit_seconds, "total_seconds": time.perf_counter() - t0,
         "hparams": predictor.get_params(), "example": texts[0],
     }
@@ -170,7 +249,9 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
                  progress: bool = False) -> dict[str, Any]:
     """Predict every entry of a file and write a CSV: the identifier when the
     input has one (named after its source column, else ``id``), the input
-    text, then ``<target>_mean`` and ``<target>_std`` per target, then
+    text, then ``<target>_mean``, ``<target>_std`` and (calibrated
+    predictors) ``<target>_lower``, ``<target>_upper`` per target, then
+    ``in_domain`` and ``similarity`` (calibrated predictors), then
     ``reason`` (why a row has no prediction). Invalid inputs (and SD records
     RDKit cannot read) stay in the table as NaN.
 
@@ -209,15 +290,24 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
             reasons.append(f"invalid input: {exc}")
     from molgen.core.progress import progress_bar
 
-    means, stds = [], []
+    calibrated = hasattr(predictor, "predict_intervals")
+    columns: dict[str, list[np.ndarray]] = {}
     with progress_bar(len(objs), desc="predicting", unit="entry", enabled=progress) as bar:
         for start in range(0, max(len(objs), 1), PREDICT_CHUNK):
             part = objs[start : start + PREDICT_CHUNK]
-            m, s = predictor.predict(part)
-            means.append(np.asarray(m).reshape(len(part), -1))
-            stds.append(np.asarray(s).reshape(len(part), -1))
+            if calibrated:
+                out = predictor.predict_intervals(part)
+            else:
+                m, s = predictor.predict(part)
+                out = {"mean": np.asarray(m), "std": np.asarray(s)}
+            for key, value in out.items():
+                columns.setdefault(key, []).append(np.asarray(value).reshape(len(part), -1))
             bar.update(len(part))
-    mean, std = np.concatenate(means), np.concatenate(stds)
+    table = {key: np.concatenate(parts) for key, parts in columns.items()}
+    mean = table["mean"]
+    # lower/upper are the conformal interval; in_domain and similarity (max Tanimoto to
+    # the training set) are per molecule. Older, uncalibrated predictors write mean and std only.
+    per_target = ("mean", "std", "lower", "upper") if calibrated else ("mean", "std")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
 
@@ -228,7 +318,9 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         writer = csv.writer(handle)
         header = ["input"]
         for name in report["targets"]:
-            header += [f"{name}_mean", f"{name}_std"]
+            header += [f"{name}_{key}" for key in per_target]
+        if calibrated:
+            header += ["in_domain", "similarity"]
         header.append("reason")
         if labeled.ids is not None:
             header.insert(0, labeled.id_name if labeled.id_name not in header else "id")
@@ -236,6 +328,9 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         for i, record in enumerate(records):
             row = ([labeled.ids[i]] if labeled.ids is not None else []) + [record.text]
             for t in range(mean.shape[1]):
-                row += [cell(mean[i, t]), cell(std[i, t])]
+                row += [cell(table[key][i, t]) for key in per_target]
+            if calibrated:
+                valid = objs[i] is not None
+                row += [str(bool(table["in_domain"][i, 0])).lower() if valid else "", cell(table["similarity"][i, 0])]
             writer.writerow(row + [reasons[i]])
     return {"n": len(records), "n_predicted": int(np.isfinite(mean[:, 0]).sum()), "path": output}
