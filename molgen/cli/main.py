@@ -19,6 +19,7 @@ from typing import Sequence
 
 from molgen import __version__
 from molgen.cli.commands import (
+    campaign,
     datasets,
     demo,
     discover,
@@ -31,6 +32,7 @@ from molgen.cli.commands import (
     report,
     sample,
     score,
+    serve,
     train,
 )
 from molgen.core.errors import MolgenError
@@ -41,8 +43,8 @@ EXIT_USER_ERROR = 2
 #: Subcommands in the order ``--help`` lists them.
 COMMANDS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (train, sample, evaluate, score, optimize, discover, export, fit_predictor, predict, report, demo,
-                   datasets, models)
+    for module in (train, sample, evaluate, score, optimize, discover, campaign, serve, export, fit_predictor, predict, report,
+                   demo, datasets, models)
 }
 #: Commands that own a run directory (--out): it needs --resume or --overwrite when it holds a run, and
 #: one command at a time works in it.
@@ -68,6 +70,10 @@ Examples:
   molgen optimize --prior zinc250k --objective pmo/qed --budget 10000 --out runs/qed
   molgen optimize --resume --out runs/qed
   molgen export runs/qed --top 50 -o best.sdf
+  molgen campaign new --generator zinc250k --budget 240 --out runs/lab
+  molgen campaign ask runs/lab -n 24 -o batch.csv   # the lab fills value (or error) and returns the file
+  molgen campaign tell runs/lab batch.csv
+  molgen serve runs/lab --port 8000                 # the same over HTTP (pip install 'molgen[serve]')
   molgen fit-predictor --data esol --target logp --out runs/esol-mpnn
   molgen predict runs/esol-mpnn molecules.smi -o predictions.csv
   molgen datasets

@@ -34,7 +34,7 @@ from molgen.core.errors import MolgenError
 #: Files that mark a folder as a molgen model or run directory.
 RUN_MARKERS = (
     "config.json", "model.safetensors", "run.json", "train_log.csv", "checkpoint.json", "candidates.sqlite",
-    "optimize.json", "predictor.json", "summary.json", "rounds.csv", "demo.json",
+    "optimize.json", "predictor.json", "summary.json", "rounds.csv", "demo.json", "campaign.json",
 )
 LOCK_NAME = ".molgen.lock"
 #: Command -> files that only its runs hold; --overwrite replaces a run of the same command only, never a
@@ -45,6 +45,7 @@ RUN_KINDS = {
     "discover": ("discover.json", "rounds.csv"),
     "fit-predictor": ("predictor.json",),
     "demo": ("demo.json",),
+    "campaign": ("campaign.json",),
 }
 
 

@@ -188,6 +188,22 @@ class PriorRegularizedRL:
                     self._augmented_step(texts, keys, rewards, rng)
         return {name: float(sum(s[name] for s in stats) / len(stats)) for name in stats[0]}
 
+    def learn(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float]) -> dict[str, float]:
+        """DAP policy steps on any texts, not only the last proposal: an
+        ask/tell campaign learns from measurements of batches proposed days
+        earlier, after other proposals.
+
+        Args:
+            texts: Texts the agent's vocabulary covers (unknown tokens map to UNK).
+            keys: Their canonical keys.
+            rewards: Rewards in :attr:`reward_range` (NaN counts as 0).
+
+        Returns:
+            As :meth:`update`.
+        """
+        self._last = [self.domain.tokenizer.encode(t, on_unknown="unk")[1:-1] for t in texts]
+        return self.update(texts, keys, rewards)
+
     def forget(self, keys: set[str]) -> int:
         """Selective memory purge: remove ``keys`` from the replay memory
         when Augmented Memory is on (``augmentation_rounds > 0`` and

@@ -57,7 +57,27 @@ CREATE TABLE IF NOT EXISTS followups (
     created REAL NOT NULL,
     PRIMARY KEY (key, oracle)
 );
+CREATE TABLE IF NOT EXISTS asks (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    text TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    request TEXT,
+    mean REAL,
+    std REAL,
+    cheap REAL,
+    why TEXT NOT NULL,
+    status TEXT NOT NULL,
+    value REAL,
+    error TEXT,
+    asked REAL NOT NULL,
+    told REAL
+);
+CREATE INDEX IF NOT EXISTS asks_status ON asks (status);
 """
+
+#: States of an asked candidate: waiting for the lab, measured, or the measurement failed.
+ASK_STATES = ("pending", "measured", "failed")
 
 
 @dataclass
@@ -104,6 +124,43 @@ class StepTotals:
     seconds: float
 
 
+@dataclass
+class AskRecord:
+    """One candidate asked of the lab (a row of the ``asks`` table).
+
+    Attributes:
+        id: The campaign's id for it (what the lab reports back).
+        key: Canonical key (unique: nothing is asked twice).
+        text: The object's text.
+        batch: 1-based number of the ask that proposed it.
+        request: The client's request id of that ask, if it gave one.
+        mean: Surrogate mean at ask time (None before the surrogate is used).
+        std: Surrogate std at ask time.
+        cheap: The cheap fidelity's score (the objective's total), if any.
+        why: Why it was chosen, in words.
+        status: ``pending``, ``measured`` or ``failed``.
+        value: The measured value.
+        error: Why the measurement failed.
+        asked: Unix time of the ask.
+        told: Unix time of the answer.
+    """
+
+    id: str
+    key: str
+    text: str
+    batch: int
+    request: str | None
+    mean: float | None
+    std: float | None
+    cheap: float | None
+    why: str
+    status: str
+    value: float | None
+    error: str | None
+    asked: float
+    told: float | None
+
+
 def _number(value: Any) -> float | None:
     value = float(value)
     return None if math.isnan(value) else value
@@ -128,7 +185,8 @@ class CandidateStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.connection = sqlite3.connect(self.path, isolation_level=None)
+            # check_same_thread off: a server hands requests to worker threads and serialises them itself.
+            self.connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self.connection.execute("PRAGMA journal_mode=WAL")
             self.connection.execute("PRAGMA synchronous=FULL")
             self.connection.executescript(SCHEMA)
@@ -209,6 +267,67 @@ class CandidateStore:
                 return False
 
         return _Tx()
+
+    # -- ask/tell -----------------------------------------------------------
+    def add_asks(self, records: Sequence[AskRecord]) -> None:
+        """Store a batch of asked candidates in one transaction (all pending)."""
+        rows = [(r.id, r.key, r.text, r.batch, r.request, r.mean, r.std, r.cheap, r.why, "pending", None, None, r.asked, None)
+                for r in records]
+        with self._transaction():
+            self.connection.executemany("INSERT INTO asks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def asks(self, status: str | None = None, batch: int | None = None, request: str | None = None,
+             ids: Sequence[str] | None = None) -> list[AskRecord]:
+        """Asked candidates in ask order, optionally only those of one status,
+        batch, request id or set of ids."""
+        where, args = [], []
+        for column, value in (("status", status), ("batch", batch), ("request", request)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        sql = "SELECT * FROM asks"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = [AskRecord(*row) for row in self.connection.execute(sql + " ORDER BY batch, rowid", args)]
+        if ids is not None:
+            wanted = set(ids)
+            rows = [r for r in rows if r.id in wanted]
+        return rows
+
+    def asked_keys(self) -> set[str]:
+        """Canonical keys of every candidate ever asked."""
+        return {k for (k,) in self.connection.execute("SELECT key FROM asks")}
+
+    def ask_counts(self) -> dict[str, int]:
+        """Number of asked candidates per status (every state present, 0 when none)."""
+        counts = dict.fromkeys(ASK_STATES, 0)
+        counts.update(dict(self.connection.execute("SELECT status, COUNT(*) FROM asks GROUP BY status")))
+        return counts
+
+    def last_batch(self) -> int:
+        """Number of the newest ask (0 before the first)."""
+        return self.connection.execute("SELECT COALESCE(MAX(batch), 0) FROM asks").fetchone()[0]
+
+    def record_answers(self, answers: Sequence[tuple[AskRecord, float | None, str | None]]) -> None:
+        """Record lab answers in one transaction: each asked row gets its
+        value (or failure) and a row in ``candidates`` (the call number is the
+        order of the answers, ``step`` the batch, the measured value the total).
+
+        Args:
+            answers: ``(pending ask, value, error)`` with exactly one of value/error.
+        """
+        now = time.time()
+        with self._transaction():
+            first = self.count() + 1
+            for i, (ask, value, error) in enumerate(answers):
+                status = "failed" if value is None else "measured"
+                self.connection.execute("UPDATE asks SET status = ?, value = ?, error = ?, told = ? WHERE id = ? AND status = 'pending'",
+                                        (status, value, error, now, ask.id))
+                components = {"measured": {"raw": value, "value": value}}
+                if ask.cheap is not None:
+                    components["cheap"] = {"raw": ask.cheap, "value": ask.cheap}
+                self.connection.execute("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                        (first + i, ask.key, ask.text, ask.batch, value, error, None, dumps_json(components), now))
 
     # -- reading ------------------------------------------------------------
     def count(self) -> int:

@@ -91,6 +91,14 @@ class ReadOnlyStore:
                 out[row[1]] = _candidate(row)
         return out
 
+    def asks(self) -> list[dict[str, Any]]:
+        """Rows of an ask/tell campaign's ``asks`` table in ask order (none when it has no such table)."""
+        if "asks" not in self.tables:
+            return []
+        cursor = self.connection.execute("SELECT * FROM asks ORDER BY batch, rowid")
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor]
+
     def scores_by_call(self) -> tuple[list[int], list[float]]:
         """Oracle call numbers and totals (NaN for failures), in call order."""
         if "candidates" not in self.tables:

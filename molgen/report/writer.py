@@ -20,9 +20,11 @@ KINDS = {
     "optimize": "optimize run directory (progress.csv, summary.json, candidates.sqlite)",
     "discover": "discover run directory (rounds.csv, selected.csv, candidates.sqlite)",
     "demo": "molgen demo directory (demo.json, samples.smi, evaluation.json, optimize/)",
+    "campaign": "ask/tell campaign directory (campaign.json, candidates.sqlite)",
 }
 TITLES = {"train": "Training run", "samples": "Samples", "evaluation": "Evaluation", "optimize": "Optimization run",
-          "discover": "Discovery run", "demo": "molgen demo"}
+          "discover": "Discovery run", "demo": "molgen demo",
+          "campaign": "Ask/tell campaign"}
 DEMO_MARKER = "demo.json"
 OUTPUT_SUFFIXES = (".html", ".htm")
 
@@ -59,6 +61,7 @@ def detect_kind(source: Path) -> str:
     Raises:
         MolgenError: a missing path, or one that is none of :data:`KINDS`.
     """
+    from molgen.report.campaign import is_campaign_run
     from molgen.report.discovery import is_discovery_run
     from molgen.report.optimization import is_optimize_run
     from molgen.datasets.readers import file_suffix
@@ -71,7 +74,7 @@ def detect_kind(source: Path) -> str:
     if source.is_dir():
         # A demo holds an optimize run, and discovery runs hold a candidate store
         # too, so both are told apart before optimize runs.
-        for kind, test in (("demo", is_demo_dir), ("discover", is_discovery_run), ("train", is_training_run),
+        for kind, test in (("demo", is_demo_dir), ("campaign", is_campaign_run), ("discover", is_discovery_run), ("train", is_training_run),
                            ("optimize", is_optimize_run), ("samples", is_sample_path)):
             if test(source):
                 return kind
@@ -182,6 +185,10 @@ def _build(kind: str, page: Page, source: Path, reference: str | None, max_depic
         from molgen.report.discovery import build_discovery
 
         build_discovery(page, source, max_depictions=max_depictions)
+    elif kind == "campaign":
+        from molgen.report.campaign import build_campaign
+
+        build_campaign(page, source, max_depictions=max_depictions)
     else:
         _build_demo(page, source, reference, max_depictions)
 
