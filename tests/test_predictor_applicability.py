@@ -1,0 +1,163 @@
+"""Issue 35: the descriptor forest, applicability domain, calibrated
+intervals, scaffold cross-validation and their use in objectives."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from rdkit import Chem, RDConfig
+from rdkit.Chem import Crippen
+
+from molgen.cli.main import main
+from molgen.core.errors import ConfigError, DataError
+from molgen.predictors.calibrated import CalibratedPredictor
+from molgen.predictors.domain import ApplicabilityDomain
+from molgen.predictors.forest import ForestPredictor, forest_features
+from molgen.predictors.metrics import rmse
+from molgen.predictors.registry import load_predictor
+from molgen.predictors.selection import _scaffold, cross_validate, fit_calibrated, scaffold_folds
+
+
+def _nci(n: int, offset: int = 0) -> tuple[list[Chem.Mol], np.ndarray]:
+    """Small NCI molecules with their Crippen logP (a real, learnable target)."""
+    mols = []
+    for line in open(f"{RDConfig.RDDataDir}/NCI/first_5K.smi").read().splitlines()[offset:]:
+        mol = Chem.MolFromSmiles(line.split()[0])
+        if mol is not None and 4 <= mol.GetNumHeavyAtoms() <= 24:
+            mols.append(mol)
+        if len(mols) == n:
+            break
+    return mols, np.array([Crippen.MolLogP(m) for m in mols])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return _nci(160)
+
+
+def test_forest_learns_and_its_exported_trees_match_sklearn(data, tmp_path):
+    from sklearn.ensemble import RandomForestRegressor
+
+    mols, y = data
+    train, test = slice(0, 120), slice(120, None)
+    model = ForestPredictor(n_trees=30, seed=0).fit(mols[train], y[train])
+    mean, std = model.predict(mols[test])
+    assert rmse(y[test], mean) < 0.6 * rmse(y[test], np.full(40, y[train].mean()))
+    assert (std > 0).all()
+    reference = RandomForestRegressor(n_estimators=30, max_features=0.3, random_state=0)
+    reference.fit(forest_features(mols[train], "descriptors+morgan"), y[train])
+    assert np.allclose(reference.predict(forest_features(mols[test], "descriptors+morgan")), mean, atol=1e-9)
+    model.save(tmp_path / "rf")
+    assert sorted(p.name for p in (tmp_path / "rf").iterdir()) == ["config.json", "model.safetensors"]
+    again = load_predictor(tmp_path / "rf")
+    assert np.array_equal(again.predict(mols[test] + [None])[0][:-1], mean) and np.isnan(again.predict([None])[0][0])
+
+
+def test_forest_rejects_bad_input():
+    with pytest.raises(ConfigError):
+        ForestPredictor(features="pixels")
+    with pytest.raises(DataError):
+        ForestPredictor(n_trees=2).fit(["CCO", "CCC"], [1.0, 2.0])
+
+
+def test_domain_similarity_and_threshold(data):
+    mols, _ = data
+    domain = ApplicabilityDomain().fit(mols[:50])
+    sims = domain.similarity([mols[0], Chem.MolFromSmiles("[Cl-].[Na+]"), None])
+    assert sims["max"][0] == pytest.approx(1.0) and sims["max"][1] < 0.2 and np.isnan(sims["max"][2])
+    domain.fit_threshold(domain.similarity(mols[50:100])["max"])
+    assert domain.in_domain(sims["max"]).tolist() == [True, False, False]
+
+
+def test_scaffold_folds_keep_scaffolds_together(data):
+    mols, _ = data
+    folds = scaffold_folds(mols, 4, seed=1)
+    rows = np.concatenate(folds)
+    assert sorted(rows.tolist()) == list(range(len(mols)))
+    owner = {}
+    for k, fold in enumerate(folds):
+        for i in fold:
+            assert owner.setdefault(_scaffold(mols[i]), k) == k
+    assert max(map(len, folds)) - min(map(len, folds)) < len(mols) // 4
+
+
+def test_calibrated_intervals_cover_and_grow_out_of_domain(data, tmp_path):
+    mols, y = data
+    factory = lambda s: ForestPredictor(n_trees=30, seed=s)  # noqa: E731
+    cv = cross_validate(factory, mols[:120], y[:120], folds=4, seed=0)
+    assert np.isfinite(cv.mean).all() and cv.rmse < np.std(y[:120])
+    model = fit_calibrated(factory, mols[:120], y[:120], seed=0, coverage=0.8, cv=cv)
+    out = model.predict_intervals(mols[120:] + [Chem.MolFromSmiles("FC(F)(F)C(F)(F)C(F)(F)S(=O)(=O)[O-]")])
+    inside = (y[120:] >= out["lower"][:-1, 0]) & (y[120:] <= out["upper"][:-1, 0])
+    assert 0.6 <= inside.mean() <= 1.0
+    assert out["similarity"][-1] < np.median(out["similarity"][:-1]) and not out["in_domain"][-1]
+    a, b, c = model.variance_[0]
+    # the distance term is what lets sigma grow away from the data
+    sigma_near = np.sqrt((a * 0.1) ** 2 + (b * 0.2) ** 2 + c ** 2)
+    sigma_far = np.sqrt((a * 0.1) ** 2 + (b * 0.9) ** 2 + c ** 2)
+    assert sigma_far >= sigma_near
+    model.save(tmp_path / "cal")
+    again = load_predictor(tmp_path / "cal")
+    assert isinstance(again, CalibratedPredictor)
+    for key in ("mean", "std", "lower", "upper", "similarity"):
+        assert np.allclose(again.predict_intervals(mols[120:])[key], model.predict_intervals(mols[120:])[key], equal_nan=True)
+
+
+def test_mpnn_with_descriptors_learns_and_reloads(data, tmp_path):
+    from molgen.predictors.molecules import MPNNPredictor
+
+    mols, y = data
+    model = MPNNPredictor(descriptors=True, hidden=32, ffn_hidden=32, n_models=2, epochs=25, lr=3e-3, seed=0)
+    model.fit(mols[:120], y[:120])
+    mean, _ = model.predict(mols[120:])
+    assert rmse(y[120:], mean) < 0.8 * np.std(y[120:])
+    model.save(tmp_path / "m")
+    assert np.allclose(load_predictor(tmp_path / "m").predict(mols[120:])[0], mean)
+
+
+def _csv(path, mols, y):
+    path.write_text("smiles,logp\n" + "".join(f"{Chem.MolToSmiles(m)},{v:.3f}\n" for m, v in zip(mols, y)))
+    return path
+
+
+def test_cli_forest_with_cv_calibration_predict_and_ad_objective(data, tmp_path, capsys):
+    from molgen.domains import SmilesDomain
+    from molgen.scoring import Objective
+
+    mols, y = data
+    csv_path = _csv(tmp_path / "d.csv", mols, y)
+    out = tmp_path / "rf"
+    assert main(["fit-predictor", "--data", str(csv_path), "--target", "logp", "--model", "descriptor-forest",
+                 "--cv-folds", "3", "--coverage", "0.8", "--out", str(out)]) == 0
+    report = json.loads((out / "predictor.json").read_text())
+    assert report["calibrated"] and report["cv_folds"] == 3 and 0 <= report["test"]["interval_coverage"] <= 1
+    inputs = tmp_path / "in.smi"
+    inputs.write_text("CCCCCCO\nC1CC\n[Cl-].[Na+]\n")
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert rows[0]["in_domain"] == "true" and rows[2]["in_domain"] == "false" and rows[1]["in_domain"] == ""
+    objective = tmp_path / "o.toml"
+    objective.write_text(f'[[components]]\ntype = "predictor:{out}"\nname = "ad"\nstatistic = "ad"\n'
+                         f'[[components]]\ntype = "predictor:{out}"\nname = "logp"\nrequire_in_domain = true\n')
+    parse = SmilesDomain().parse
+    table = Objective.from_toml(objective)([parse("CCCCCCO"), parse("[Cl-].[Na+]")])
+    assert 0 < table.raw["ad"][0] <= 1 and table.raw["ad"][1] < table.raw["ad"][0]
+    assert np.isfinite(table.raw["logp"][0]) and np.isnan(table.raw["logp"][1])
+    assert any("out of domain" in (r or "") for r in table.reasons)
+    capsys.readouterr()
+    # a forest has no epochs: naming one is an error, not silently ignored
+    assert main(["fit-predictor", "--data", str(csv_path), "--target", "logp", "--model", "descriptor-forest",
+                 "--epochs", "3", "--out", str(tmp_path / "x")]) == 2
+    assert "no setting epochs" in capsys.readouterr().err
+
+
+def test_ad_statistic_needs_a_calibrated_predictor(data, tmp_path):
+    from molgen.scoring.learned import PredictorComponent
+
+    mols, y = data
+    ForestPredictor(n_trees=5).fit(mols[:40], y[:40]).save(tmp_path / "bare")
+    with pytest.raises(ConfigError, match="no applicability domain"):
+        PredictorComponent(tmp_path / "bare", statistic="ad")
