@@ -135,8 +135,7 @@ def far_cluster_split(mols: list[Chem.Mol], seed: int, test_fraction: float = 0.
     kept = test_idx[sim < max_similarity]
     info = {"rule": f"Butina clusters (Morgan r2 2048, distance cutoff {cutoff}) shuffled with seed {seed}, whole clusters to "
                     f"test until {test_fraction:.0%} of rows; test molecules with max Tanimoto >= {max_similarity} to train dropped",
-            "n_clusters": len(clusters), "n_test_before_filter": int(len(test_idx)), "n_test": int(len(kept)),
-            "n_dropped_from_training": 0}
+            "n_clusters": len(clusters), "n_test_before_filter": int(len(test_idx)), "n_test": int(len(kept))}
     return train_idx, kept, info
 
 
