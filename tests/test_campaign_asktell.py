@@ -100,6 +100,30 @@ def test_restart_keeps_state_and_never_reasks(tmp_path):
         assert status["best"]["value"] == max(lab(p.key) for p in batch)
 
 
+def test_generator_learns_over_all_measurements_once_per_new_answers(tmp_path):
+    folder = make(tmp_path, learn_steps=3)
+    with open_campaign(folder) as c:
+        calls = []
+        learn = c.strategy.learn
+
+        def spy(texts, keys, rewards):
+            stats = learn(texts, keys, rewards)
+            calls.append((list(keys), list(rewards), stats["loss"]))
+            return stats
+
+        c.strategy.learn = spy
+        batch = c.ask(6)
+        assert calls == []  # nothing measured yet: nothing to learn
+        c.tell([{"id": p.id, "value": lab(p.key)} for p in batch[:4]])
+        c.ask(2)
+        assert len(calls) == 3 and all(len(keys) == 4 for keys, _, _ in calls)
+        best = max(batch[:4], key=lambda p: lab(p.key)).key
+        assert dict(zip(calls[0][0], calls[0][1]))[best] == 1.0  # rewards are ranks: the best measured gets 1
+        assert calls[-1][2] < calls[0][2]  # the steps move the agent towards the measured ranking
+        c.ask(2)
+        assert len(calls) == 3  # no new answers: no update
+
+
 def test_objective_filters_and_prescreen_apply_before_asking(tmp_path):
     objective = tmp_path / "cheap.toml"
     objective.write_text('[[components]]\ntype = "qed"\n\n[[filters]]\ntype = "molecular_weight"\nmax = 350\n')

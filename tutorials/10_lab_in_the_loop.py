@@ -47,9 +47,10 @@ batch_size = max(int(os.environ.get("MOLGEN_TUTORIAL_SAMPLES", 24)), 4)
 out = Path(os.environ.get("MOLGEN_TUTORIAL_OUT", "runs/tutorial-10"))
 out.mkdir(parents=True, exist_ok=True)
 
-# 1. The "lab": an assay the optimiser never sees. Here PMO's osimertinib MPO
-#    stands in for a measurement; in real use this is a robot, an assay or a chemist.
-assay = get_objective("pmo/osimertinib_mpo")
+# 1. The "lab": an assay the optimiser never sees. Here PMO's sitagliptin MPO
+#    stands in for a measurement whose good values are rare among the prior's
+#    molecules, as actives are; in real use this is a robot, an assay or a chemist.
+assay = get_objective("pmo/sitagliptin_mpo")
 generator = load_generator(resolve_model_path("zinc250k"))
 domain = generator.domain
 
@@ -77,7 +78,7 @@ campaign_dir = out / "campaign"
 shutil.rmtree(campaign_dir, ignore_errors=True)
 new_campaign(campaign_dir, {"generator": "zinc250k", "objective": str(cheap),
                             "campaign": {"budget": rounds * batch_size, "batch_size": batch_size,
-                                         "pool_size": max(10 * batch_size, 100), "prescreen_fraction": 0.5, "seed": 0}})
+                                         "pool_size": 40 * batch_size, "prescreen_fraction": 0.5, "seed": 0}})
 rng = np.random.default_rng(0)
 for r in range(rounds):
     with open_campaign(campaign_dir) as campaign:

@@ -11,10 +11,11 @@ and never re-asks a pending candidate as new.
 
 What each ask does, in order:
 
-1. **learn** from measurements the generator has not learned from yet
-   (REINVENT's prior-regularised update, rewards = ranks of the measured
-   values among all measured, so no scale has to be known); the generator's
-   state and the set of learned ids are checkpointed together;
+1. **learn** once new measurements have arrived: ``learn_steps``
+   prior-regularised updates (REINVENT's) over all measurements, rewards =
+   ranks of the measured values, so no scale has to be known; the
+   generator's state and the set of learned ids are checkpointed together,
+   so a restart never learns from the same answers twice;
 2. **propose** a pool from the generator, minus everything ever asked;
 3. **filter and pre-screen** with the objective (the cheap fidelity): its
    filters drop candidates, and with ``prescreen_fraction`` < 1 only the
@@ -75,6 +76,9 @@ class AskTellConfig(StrictModel):
     min_measurements: int = Field(5, ge=2, description="measured values before the surrogate is used (cold start before)")
     maximize: bool = Field(True, description="False when lower measured values are better (IC50, docking score)")
     learn: bool = Field(True, description="update the generator from the measurements (autoregressive generators)")
+    learn_steps: int = Field(
+        4, ge=1, le=100, description="policy updates per ask that brings new measurements, each over every measurement "
+        "so far (a lab batch is small: one step on it barely moves the generator)")
     seed: int = 0
 
 
@@ -329,18 +333,20 @@ class AskTellCampaign:
         return [Proposal.of(r) for r in records]
 
     def _learn(self) -> None:
-        """One prior-regularised update on the measurements not learned yet."""
+        """Prior-regularised updates once new measurements have arrived:
+        ``learn_steps`` passes over all measurements, rewards = their ranks."""
         if not self.can_learn:
             return
         measured = self.store.asks(status="measured")
-        new = [i for i, r in enumerate(measured) if r.id not in self.checkpoint.learned]
-        if not new:
+        if all(r.id in self.checkpoint.learned for r in measured):
             return
         sign = 1.0 if self.config.maximize else -1.0
         values = sign * np.array([r.value for r in measured], dtype=float)
         rewards = (rankdata(values) - 1) / max(1, len(values) - 1) if len(values) > 1 else np.full(1, 0.5)
-        self.strategy.learn([measured[i].text for i in new], [measured[i].key for i in new], [float(rewards[i]) for i in new])
-        self.checkpoint.learned.update(measured[i].id for i in new)
+        texts, keys = [r.text for r in measured], [r.key for r in measured]
+        for _ in range(self.config.learn_steps):
+            self.strategy.learn(texts, keys, [float(v) for v in rewards])
+        self.checkpoint.learned.update(r.id for r in measured)
         self.run.save_checkpoint(self.checkpoint, self.store.last_batch())
 
     def _pool(self, n: int) -> tuple[list[str], list[str], np.ndarray | None, list[str]]:
