@@ -14,7 +14,7 @@ from rdkit.Chem import Crippen
 from molgen.cli.main import main
 from molgen.core.errors import ConfigError, DataError
 from molgen.predictors.calibrated import CalibratedPredictor
-from molgen.predictors.domain import ApplicabilityDomain
+from molgen.predictors.domain import ApplicabilityDomain, LatentDomain
 from molgen.predictors.forest import ForestPredictor, forest_features
 from molgen.predictors.metrics import rmse
 from molgen.predictors.registry import load_predictor
@@ -94,7 +94,8 @@ def test_calibrated_intervals_cover_and_grow_out_of_domain(data, tmp_path):
     inside = (y[120:] >= out["lower"][:-1, 0]) & (y[120:] <= out["upper"][:-1, 0])
     assert 0.6 <= inside.mean() <= 1.0
     assert out["similarity"][-1] < np.median(out["similarity"][:-1]) and not out["in_domain"][-1]
-    a, b, c = model.variance_[0]
+    a, b, c, e = model.variance_[0]
+    assert e == 0  # a forest has no embedding: no latent term
     # the distance term is what lets sigma grow away from the data
     sigma_near = np.sqrt((a * 0.1) ** 2 + (b * 0.2) ** 2 + c ** 2)
     sigma_far = np.sqrt((a * 0.1) ** 2 + (b * 0.9) ** 2 + c ** 2)
@@ -116,6 +117,48 @@ def test_mpnn_with_descriptors_learns_and_reloads(data, tmp_path):
     assert rmse(y[120:], mean) < 0.8 * np.std(y[120:])
     model.save(tmp_path / "m")
     assert np.allclose(load_predictor(tmp_path / "m").predict(mols[120:])[0], mean)
+
+
+def test_latent_domain_orders_by_distance():
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(200, 8))
+    domain = LatentDomain(k=5).fit(train)
+    near, far = rng.normal(size=(20, 8)), rng.normal(size=(20, 8)) + 6.0
+    d_near, d_far = domain.distance(near), domain.distance(far)
+    assert 0.5 < np.median(d_near) < 2.0  # about as close as training rows are to each other
+    assert d_far.min() > d_near.max()
+    assert np.isnan(domain.distance(np.full((1, 8), np.nan)))[0]
+    with pytest.raises(DataError):
+        LatentDomain().fit(train[:1])
+
+
+def test_consensus_with_latent_domain_calibrates_saves_and_reloads(data, tmp_path):
+    from molgen.predictors.consensus import ConsensusPredictor
+
+    mols, y = data
+    consensus = ConsensusPredictor(members=[{"kind": "descriptor-forest", "features": "descriptors", "n_trees": 40},
+                                            {"kind": "mpnn", "descriptors": True, "hidden": 32, "ffn_hidden": 32,
+                                             "n_models": 2, "epochs": 25, "lr": 3e-3}])
+    consensus.fit(mols[:100], y[:100])
+    members = [m.predict(mols[120:])[0] for m in consensus.models_]
+    mean, std = consensus.predict(mols[120:])
+    assert np.allclose(mean, np.mean(members, axis=0))
+    assert (std >= np.abs(members[0] - members[1]) / 2 - 1e-9).all()  # disagreement is part of the spread
+    assert rmse(y[120:], mean) < 0.8 * np.std(y[120:])
+    model = CalibratedPredictor(consensus, coverage=0.8).calibrate(mols[:100], mols[100:], y[100:])
+    assert model.latent is not None  # the D-MPNN member's embedding
+    odd = Chem.MolFromSmiles("FC(F)(F)C(F)(F)C(F)(F)S(=O)(=O)[O-]")
+    out = model.predict_intervals(mols[120:] + [odd])
+    assert np.isfinite(out["latent_distance"]).all() and out["latent_distance"][-1] > np.median(out["latent_distance"][:-1])
+    assert model.calibration_report_["tasks"][0]["e_latent"] >= 0
+    model.save(tmp_path / "cons")
+    again = load_predictor(tmp_path / "cons")
+    for key in ("mean", "std", "lower", "upper", "latent_distance"):
+        assert np.allclose(again.predict_intervals(mols[120:])[key], out[key][:-1], equal_nan=True)
+    with pytest.raises(ConfigError, match="at least two"):
+        ConsensusPredictor(members=[{"kind": "mpnn"}])
+    with pytest.raises(ConfigError, match="trainable predictor"):
+        ConsensusPredictor(members=[{"kind": "mpnn"}, {"kind": "nope"}])
 
 
 def _csv(path, mols, y):

@@ -299,6 +299,32 @@ class MPNNPredictor(Predictor):
             self._descriptor_stats = (scaler.mean_, scaler.std_)
         return super().fit(objs, y, val=val)
 
+    def embed(self, objs: Sequence[Chem.Mol | None], *, batch_size: int = 256) -> np.ndarray:
+        """Learned molecule embeddings (the first member's message-passing
+        output, before the head), e.g. for a latent-space applicability domain.
+
+        Args:
+            objs: RDKit molecules (``None`` -> a NaN row).
+            batch_size: Molecules per forward pass.
+
+        Returns:
+            ``[n, hidden]`` float32.
+        """
+        self._check_fitted()
+        objs = list(objs)
+        out = np.full((len(objs), self.hidden), np.nan, dtype=np.float32)
+        valid = [i for i, m in enumerate(objs) if m is not None]
+        if not valid:
+            return out
+        features = self._featurize([objs[i] for i in valid])
+        network = self.members_[0]
+        network.eval()
+        with torch.no_grad():
+            rows = [network.encode(self._collate(features, list(range(s, min(len(valid), s + batch_size)))))
+                    for s in range(0, len(valid), batch_size)]
+        out[valid] = torch.cat(rows).float().cpu().numpy()
+        return out
+
     def _featurize(self, mols: Sequence[Chem.Mol]) -> list[Data]:
         # Graphs stay on the CPU; each mini-batch is moved to the device when collated.
         graphs = [mol_to_graph(m) for m in mols]

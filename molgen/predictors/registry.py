@@ -30,7 +30,8 @@ __all__ = ["KINDS", "PREDICTORS", "load_predictor", "register", "saved_kind"]
 
 T = TypeVar("T", bound=type)
 
-_FAMILIES = ("molgen.predictors.molecules", "molgen.predictors.forest", "molgen.predictors.calibrated",
+_FAMILIES = ("molgen.predictors.molecules", "molgen.predictors.forest", "molgen.predictors.consensus",
+             "molgen.predictors.calibrated",
              "molgen.predictors.crystals", "molgen.predictors.peptides")
 #: Kinds whose older files name them as ``"kind"`` (the AMP classifier's format before the unification).
 _LEGACY_KINDS = frozenset({"amp-cnn"})

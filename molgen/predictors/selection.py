@@ -23,7 +23,7 @@ from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from molgen.core.errors import ConfigError, DataError
 from molgen.predictors.calibrated import CalibratedPredictor
-from molgen.predictors.domain import ApplicabilityDomain
+from molgen.predictors.domain import ApplicabilityDomain, LatentDomain
 
 __all__ = ["CVResult", "cross_validate", "fit_calibrated", "scaffold_folds", "select_model"]
 
@@ -78,6 +78,8 @@ class CVResult:
     Attributes:
         mean, std: ``[n, n_tasks]`` predictions, each by the fold model that did not see the row.
         similarity: ``[n]`` max Tanimoto of each row to its fold model's training rows.
+        latent: ``[n]`` latent distance of each row to its fold model's
+            training rows in that model's embedding (None: no embedding).
         rmse: RMSE of ``mean`` over all finite rows.
         fold_rmse: RMSE per fold.
     """
@@ -87,6 +89,7 @@ class CVResult:
     similarity: np.ndarray
     rmse: float
     fold_rmse: list[float] = field(default_factory=list)
+    latent: np.ndarray | None = None
 
 
 def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0) -> CVResult:
@@ -109,6 +112,7 @@ def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
     y2 = targets.reshape(len(mols), -1)
     mean, std = np.full(y2.shape, np.nan), np.full(y2.shape, np.nan)
     similarity = np.full(len(mols), np.nan)
+    latent: np.ndarray | None = None
     fold_rmse = []
     for k, held in enumerate(scaffold_folds(mols, folds, seed)):
         train = np.setdiff1d(np.arange(len(mols)), held)
@@ -117,8 +121,13 @@ def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
         m, s = model.predict(held_mols)
         mean[held], std[held] = np.asarray(m).reshape(len(held), -1), np.asarray(s).reshape(len(held), -1)
         similarity[held] = ApplicabilityDomain().fit([mols[i] for i in train]).similarity(held_mols)["max"]
+        embed = getattr(model, "embed", None)
+        train_embedding = None if embed is None else embed([mols[i] for i in train])
+        if train_embedding is not None:
+            latent = np.full(len(mols), np.nan) if latent is None else latent
+            latent[held] = LatentDomain().fit(train_embedding).distance(embed(held_mols))
         fold_rmse.append(rmse(y2[held], mean[held]))
-    return CVResult(mean, std, similarity, rmse(y2, mean), fold_rmse)
+    return CVResult(mean, std, similarity, rmse(y2, mean), fold_rmse, latent)
 
 
 def fit_calibrated(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0,
@@ -140,7 +149,8 @@ def fit_calibrated(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
     mols = list(mols)
     cv = cv or cross_validate(factory, mols, y, folds=folds, seed=seed)
     base = factory(seed).fit(mols, y)
-    return CalibratedPredictor(base, coverage=coverage).calibrate_from(y, cv.mean, cv.std, cv.similarity, train_objs=mols)
+    return CalibratedPredictor(base, coverage=coverage).calibrate_from(y, cv.mean, cv.std, cv.similarity, train_objs=mols,
+                                                                       latent_distance=cv.latent)
 
 
 def select_model(candidates: dict[str, Factory], mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0,

@@ -74,7 +74,10 @@ def _accepted(cls: type, hparams: dict[str, Any], strict: bool) -> dict[str, Any
     """The settings ``cls`` takes; with ``strict`` an unknown one is an error."""
     import inspect
 
-    names = set(inspect.signature(cls.__init__).parameters) - {"self", "task", "seed"}
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(hparams)  # a composite (consensus) hands each member what it takes
+    names = set(parameters) - {"self", "task", "seed"}
     unknown = sorted(set(hparams) - names)
     if unknown and strict:
         raise ConfigError(f"{cls.name} has no setting {', '.join(unknown)}; valid: {', '.join(sorted(names - {'device'}))}")
@@ -305,8 +308,9 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
             bar.update(len(part))
     table = {key: np.concatenate(parts) for key, parts in columns.items()}
     mean = table["mean"]
-    # lower/upper are the conformal interval; in_domain and similarity (max Tanimoto to
-    # the training set) are per molecule. Older, uncalibrated predictors write mean and std only.
+    # lower/upper are the conformal interval; in_domain, similarity (max Tanimoto to the
+    # training set) and latent_distance (neural bases) are per molecule. Uncalibrated
+    # predictors write mean and std only.
     per_target = ("mean", "std", "lower", "upper") if calibrated else ("mean", "std")
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -319,8 +323,9 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         header = ["input"]
         for name in report["targets"]:
             header += [f"{name}_{key}" for key in per_target]
+        latent = calibrated and "latent_distance" in table and np.isfinite(table["latent_distance"]).any()
         if calibrated:
-            header += ["in_domain", "similarity"]
+            header += ["in_domain", "similarity"] + (["latent_distance"] if latent else [])
         header.append("reason")
         if labeled.ids is not None:
             header.insert(0, labeled.id_name if labeled.id_name not in header else "id")
@@ -332,5 +337,6 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
             if calibrated:
                 valid = objs[i] is not None
                 row += [str(bool(table["in_domain"][i, 0])).lower() if valid else "", cell(table["similarity"][i, 0])]
+                row += [cell(table["latent_distance"][i, 0])] if latent else []
             writer.writerow(row + [reasons[i]])
     return {"n": len(records), "n_predicted": int(np.isfinite(mean[:, 0]).sum()), "path": output}

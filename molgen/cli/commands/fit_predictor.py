@@ -28,8 +28,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, help="registered data set (esol, lipo, bbbp, perov-5, ...) or a CSV/SDF path (SD properties as targets)")
     parser.add_argument("--target", required=True, action="append", help="target column (repeat for multi-task)")
     parser.add_argument("--domain", default="smiles", help="smiles (default) or crystal")
-    parser.add_argument("--model", help="mpnn (default for molecules), fingerprint-mlp, descriptor-forest, cgcnn (crystals), "
-                        "or auto (lowest scaffold-CV RMSE of descriptor-forest and mpnn with RDKit descriptors)")
+    parser.add_argument("--model", help="mpnn (default for molecules), fingerprint-mlp, descriptor-forest, consensus (mean of "
+                        "descriptor-forest and mpnn with RDKit descriptors), cgcnn (crystals), or auto (lowest scaffold-CV RMSE of descriptor-forest and mpnn with RDKit descriptors)")
     parser.add_argument("--task", choices=["regression", "classification"], help="default: classification for 0/1 targets")
     parser.add_argument("--split", choices=["scaffold", "random"], help="default: scaffold for molecules, random otherwise")
     parser.add_argument("--n-models", type=int, help="ensemble members of a neural model (default 5)")

@@ -18,8 +18,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "predict", help="predict a file with a trained predictor",
         description="Write a CSV: the input, then <target>_mean, <target>_std and (calibrated predictors) <target>_lower, "
-        "<target>_upper (conformal interval) for each target, then in_domain and similarity (max Tanimoto to the training "
-        "set), then a reason column for rows without a prediction (invalid inputs stay in the table).",
+        "<target>_upper (conformal interval) for each target, then in_domain, similarity (max Tanimoto to the training "
+        "set) and, for neural models, latent_distance (1: as close as a typical training molecule), "
+        "then a reason column for rows without a prediction (invalid inputs stay in the table).",
     )
     parser.add_argument("predictor", help="directory written by molgen fit-predictor")
     parser.add_argument("inputs", help=".smi/.csv/.sdf of molecules, or a CSV with a 'cif' column for crystals")
