@@ -63,7 +63,7 @@ factory = lambda seed: ForestPredictor(n_trees=100, seed=seed)  # noqa: E731
 cv = cross_validate(factory, mols, y, folds=4, seed=0)
 print(f"scaffold-CV RMSE {cv.rmse:.3f} (predicting the mean: {np.std(y):.3f})")
 model = fit_calibrated(factory, mols, y, seed=0, coverage=0.9, cv=cv)  # refitted on all molecules
-a, b, c = model.variance_[0]
+a, b, c, _ = model.variance_[0]  # the fourth, a latent-distance term, is 0 for a forest (no embedding)
 print(f"sigma^2 = ({a:.2f} tree std)^2 + ({b:.2f} (1 - similarity))^2 + {c:.2f}^2; "
       f"90 % interval = mean +- {model.quantile_[0]:.2f} sigma; in domain when similarity >= {model.domain.threshold:.2f}")
 
