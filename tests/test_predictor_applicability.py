@@ -159,6 +159,24 @@ def test_consensus_with_latent_domain_calibrates_saves_and_reloads(data, tmp_pat
         ConsensusPredictor(members=[{"kind": "mpnn"}])
     with pytest.raises(ConfigError, match="trainable predictor"):
         ConsensusPredictor(members=[{"kind": "mpnn"}, {"kind": "nope"}])
+    with pytest.raises(ConfigError, match="no consensus member has a setting bogus"):
+        ConsensusPredictor(bogus=1)
+
+
+def test_cli_consensus_fits_and_predicts_latent_distance(data, tmp_path, capsys):
+    mols, y = data
+    csv_path = _csv(tmp_path / "d.csv", mols, y)
+    out = tmp_path / "cons"
+    # --epochs and --n-models reach the D-MPNN member; the forest has neither and is left alone
+    assert main(["fit-predictor", "--data", str(csv_path), "--target", "logp", "--model", "consensus",
+                 "--epochs", "3", "--n-models", "1", "--out", str(out)]) == 0
+    config = json.loads((out / "base" / "config.json").read_text())
+    assert config["predictor"] == "consensus" and config["params"]["epochs"] == 3
+    inputs = tmp_path / "in.smi"
+    inputs.write_text("CCCCCCO\nnot_a_smiles\n")
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    assert float(rows[0]["latent_distance"]) > 0 and rows[1]["latent_distance"] == "" and rows[1]["reason"]
 
 
 def _csv(path, mols, y):

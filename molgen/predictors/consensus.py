@@ -36,6 +36,13 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
 )
 
 
+def _settings_of(cls: type) -> set[str]:
+    """Constructor settings a member class takes."""
+    import inspect
+
+    return set(inspect.signature(cls.__init__).parameters) - {"self", "task", "seed", "device"}
+
+
 @register(trainable=True)
 class ConsensusPredictor:
     """Average of several predictors of different kinds, fitted on the same rows.
@@ -70,6 +77,9 @@ class ConsensusPredictor:
             if not isinstance(spec, dict) or spec.get("kind") not in PREDICTORS or spec.get("kind") == self.name:
                 raise ConfigError(f"consensus member {spec!r}: 'kind' must name a trainable predictor "
                                   f"({', '.join(n for n in sorted(PREDICTORS) if n != self.name)})")
+        unused = sorted(k for k in self.shared if not any(k in _settings_of(PREDICTORS[m["kind"]]) for m in self.members))
+        if unused:
+            raise ConfigError(f"no consensus member has a setting {', '.join(unused)}")
         self.models_: list[Any] = []
         self.n_tasks_: int | None = None
         self.target_ndim_ = 1
@@ -80,10 +90,8 @@ class ConsensusPredictor:
         return {"task": self.task, "members": self.members, "seed": self.seed, **self.shared}
 
     def _build(self, k: int, spec: dict[str, Any]):
-        import inspect
-
         cls = PREDICTORS[spec["kind"]]
-        accepted = inspect.signature(cls.__init__).parameters
+        accepted = _settings_of(cls)
         settings = {key: value for key, value in self.shared.items() if key in accepted}
         settings.update({key: value for key, value in spec.items() if key != "kind"})
         return cls(task=self.task, seed=self.seed + k, device=self.device, **settings)
