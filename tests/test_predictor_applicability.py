@@ -12,7 +12,7 @@ from rdkit import Chem, RDConfig
 from rdkit.Chem import Crippen
 
 from molgen.cli.main import main
-from molgen.core.errors import ConfigError, DataError
+from molgen.core.errors import CheckpointError, ConfigError, DataError
 from molgen.predictors.calibrated import CalibratedPredictor
 from molgen.predictors.domain import ApplicabilityDomain, LatentDomain
 from molgen.predictors.forest import ForestPredictor, forest_features
@@ -159,6 +159,8 @@ def test_consensus_with_latent_domain_calibrates_saves_and_reloads(data, tmp_pat
         ConsensusPredictor(members=[{"kind": "mpnn"}])
     with pytest.raises(ConfigError, match="trainable predictor"):
         ConsensusPredictor(members=[{"kind": "mpnn"}, {"kind": "nope"}])
+    with pytest.raises(CheckpointError, match="does not hold a 'descriptor-forest' predictor"):
+        ForestPredictor.load(tmp_path / "cons")  # a calibrated consensus is not a forest
     with pytest.raises(ConfigError, match="no consensus member has a setting bogus"):
         ConsensusPredictor(bogus=1)
 

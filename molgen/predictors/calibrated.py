@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from molgen.core.errors import CheckpointError, ConfigError, DataError
-from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
+from molgen.core.serialization import load_tensors, save_tensors, write_json
 from molgen.predictors.domain import ApplicabilityDomain, LatentDomain
-from molgen.predictors.registry import load_predictor, register
+from molgen.predictors.registry import load_predictor, read_saved_config, register
 
 __all__ = ["CalibratedPredictor", "fit_variance_model"]
 
@@ -327,9 +327,7 @@ class CalibratedPredictor:
             CheckpointError: missing or corrupted files.
         """
         directory = Path(directory)
-        config = read_json(directory / "config.json")
-        if not isinstance(config, dict) or config.get("predictor") != cls.name or config.get("format_version") not in (1, FORMAT_VERSION):
-            raise CheckpointError(f"{directory} does not hold a {cls.name!r} predictor of format {FORMAT_VERSION}")
+        config = read_saved_config(directory, cls.name, (1, FORMAT_VERSION))
         base = load_predictor(directory / "base", device=device)
         tensors = load_tensors(directory / "model.safetensors", device="cpu")
         try:

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from molgen.core.errors import CheckpointError, ConfigError
-from molgen.core.serialization import read_json, write_json
-from molgen.predictors.registry import PREDICTORS, load_predictor, register
+from molgen.core.serialization import write_json
+from molgen.predictors.registry import PREDICTORS, load_predictor, read_saved_config, register
 
 __all__ = ["ConsensusPredictor", "DEFAULT_MEMBERS"]
 
@@ -187,9 +187,7 @@ class ConsensusPredictor:
             CheckpointError: missing or corrupted files.
         """
         directory = Path(directory)
-        config = read_json(directory / "config.json")
-        if not isinstance(config, dict) or config.get("predictor") != cls.name or config.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"{directory} does not hold a {cls.name!r} predictor of format {FORMAT_VERSION}")
+        config = read_saved_config(directory, cls.name, (FORMAT_VERSION,))
         try:
             model = cls(**config["params"], device=device)
             model.models_ = [load_predictor(directory / f"member{k}", device=device) for k in range(len(model.members))]

@@ -27,10 +27,10 @@ from rdkit import Chem
 from rdkit.Chem import rdFingerprintGenerator
 
 from molgen.core.errors import CheckpointError, ConfigError, DataError
-from molgen.core.serialization import load_tensors, read_json, save_tensors, write_json
+from molgen.core.serialization import load_tensors, save_tensors, write_json
 from molgen.predictors.base import FORMAT_VERSION, TASK_TYPES
 from molgen.predictors.descriptors import rdkit_descriptors
-from molgen.predictors.registry import register
+from molgen.predictors.registry import read_saved_config, register
 
 __all__ = ["FEATURE_SETS", "ForestPredictor", "forest_features"]
 
@@ -277,9 +277,7 @@ class ForestPredictor:
             CheckpointError: missing or corrupted files.
         """
         directory = Path(directory)
-        config = read_json(directory / "config.json")
-        if not isinstance(config, dict) or config.get("predictor") != cls.name:
-            raise CheckpointError(f"{directory} does not hold a {cls.name!r} predictor")
+        config = read_saved_config(directory, cls.name, (FORMAT_VERSION,))
         tensors = load_tensors(directory / "model.safetensors", device="cpu")
         try:
             model = cls(**config["params"], device=device)

@@ -26,7 +26,7 @@ from molgen.core.registry import Registry
 from molgen.core.serialization import read_json
 from molgen.pretrained.predictors import predictor_dir
 
-__all__ = ["KINDS", "PREDICTORS", "load_predictor", "register", "saved_kind"]
+__all__ = ["KINDS", "PREDICTORS", "load_predictor", "read_saved_config", "register", "saved_kind"]
 
 T = TypeVar("T", bound=type)
 
@@ -97,6 +97,26 @@ def saved_kind(config: Any, directory: Path) -> str:
         if config.get("kind") in _LEGACY_KINDS:
             return str(config["kind"])
     raise CheckpointError(f"{directory / 'config.json'} does not describe a property predictor")
+
+
+def read_saved_config(directory: Path, kind: str, versions: tuple[int, ...]) -> dict[str, Any]:
+    """A saved predictor's ``config.json``, checked to be of ``kind`` in a known format.
+
+    Args:
+        directory: The saved predictor's directory.
+        kind: The kind the caller loads (its ``name``).
+        versions: The ``format_version`` values the caller can read.
+
+    Returns:
+        The parsed config.
+
+    Raises:
+        CheckpointError: missing file, another kind, or an unknown format.
+    """
+    config = read_json(Path(directory) / "config.json")
+    if not isinstance(config, dict) or config.get("predictor") != kind or config.get("format_version") not in versions:
+        raise CheckpointError(f"{directory} does not hold a {kind!r} predictor of format {' or '.join(map(str, versions))}")
+    return config
 
 
 def load_predictor(directory: str | Path, device: str | torch.device = "cpu") -> Any:
