@@ -342,10 +342,10 @@ class AskTellCampaign:
             return
         sign = 1.0 if self.config.maximize else -1.0
         values = sign * np.array([r.value for r in measured], dtype=float)
-        rewards = (rankdata(values) - 1) / max(1, len(values) - 1) if len(values) > 1 else np.full(1, 0.5)
-        texts, keys = [r.text for r in measured], [r.key for r in measured]
+        ranks = (rankdata(values) - 1) / max(1, len(values) - 1) if len(values) > 1 else np.full(1, 0.5)
+        texts, keys, rewards = [r.text for r in measured], [r.key for r in measured], [float(v) for v in ranks]
         for _ in range(self.config.learn_steps):
-            self.strategy.learn(texts, keys, [float(v) for v in rewards])
+            self.strategy.learn(texts, keys, rewards)
         self.checkpoint.learned.update(r.id for r in measured)
         self.run.save_checkpoint(self.checkpoint, self.store.last_batch())
 

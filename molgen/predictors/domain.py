@@ -166,13 +166,13 @@ class LatentDomain:
         return self
 
     def _raw(self, z: np.ndarray, leave_one_out: bool = False, chunk: int = 1024) -> np.ndarray:
-        ref = self.reference_
-        ref_sq = (ref.astype(np.float64) ** 2).sum(axis=1)
+        ref = self.reference_.astype(np.float64)
+        ref_sq = (ref ** 2).sum(axis=1)
         k = min(self.k, len(ref) - (1 if leave_one_out else 0))
         out = np.empty(len(z))
         for start in range(0, len(z), chunk):
             q = z[start:start + chunk].astype(np.float64)
-            d2 = (q ** 2).sum(axis=1)[:, None] + ref_sq[None, :] - 2.0 * q @ ref.T.astype(np.float64)
+            d2 = (q ** 2).sum(axis=1)[:, None] + ref_sq[None, :] - 2.0 * q @ ref.T
             d = np.sqrt(np.maximum(d2, 0.0))
             if leave_one_out:
                 d[np.arange(len(q)), np.arange(start, start + len(q))] = np.inf

@@ -316,7 +316,8 @@ class MPNNPredictor(Predictor):
         valid = [i for i, m in enumerate(objs) if m is not None]
         if not valid:
             return out
-        features = self._featurize([objs[i] for i in valid])
+        # Graphs only: the encoder does not read the RDKit descriptors (the costly part of _featurize).
+        features = [mol_to_graph(objs[i]) for i in valid]
         network = self.members_[0]
         network.eval()
         with torch.no_grad():
