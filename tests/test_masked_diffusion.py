@@ -70,7 +70,9 @@ def test_sampled_lengths_follow_the_training_histogram_and_learn():
     model.fit_statistics(data)
     seen = {int(n) - 2 for n in data.lengths}  # token counts without BOS/EOS
     # Every sample has a training length (EOS and PAD are placed, never predicted), untrained or not.
-    assert all(len(ids) in seen for ids in model.sample_ids(40, seed=0, steps=4))
+    assert all(len(ids) in seen for ids in model.sample_ids(40, seed=0, steps=4, semantic=False))
+    # Under the SMILES constraint a row may end early, where nothing valid extends it.
+    assert all(len(ids) <= max(seen) for ids in model.sample_ids(40, seed=0))
 
     before, after = _elbo_before_and_after_training(model)
     # Measured: -48 nats per molecule untrained (the length is given, so it starts far above the

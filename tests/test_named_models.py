@@ -60,7 +60,7 @@ def test_crystal_sampling_is_constrained_by_default():
     assert model.grammar_flags(False, None) == (False, False)
     assert model.grammar_flags(True, False) == (True, False)
     smiles = Generator.from_pretrained("zinc250k")
-    assert smiles.grammar_flags(None, None) == (False, False)
+    assert smiles.grammar_flags(None, None) == (False, True)  # no grammar; the SMILES syntax rule is on
     # The default is the constrained sampler: the same draws as asking for it.
     assert model.sample_texts(4, seed=3) == model.sample_texts(4, seed=3, constrained=True, semantic=True)
 

@@ -27,7 +27,7 @@ def test_tiny_vae_learns_to_reconstruct_and_sample(trained):
     # Measured: ELBO -48 -> -6 nats, validity 0.0 -> 0.93, exact reconstruction
     # of the 12 training molecules 0 -> 0.58 (chance would be 1/12).
     assert model.log_likelihood(batch).mean().item() > untrained["elbo"] + 30
-    valid = sum(s is not None for s in model.sample(100, seed=0)) / 100
+    valid = sum(s is not None for s in model.sample(100, seed=0, semantic=False)) / 100
     assert valid >= 0.75 and valid > untrained["valid"] + 0.5
     assert reconstruction_rate(model, domain) >= 0.35
     # The latent is used: the KL of the posterior is well above zero.
@@ -79,7 +79,7 @@ def test_cached_greedy_decoding_matches_teacher_forcing():
     torch.manual_seed(0)
     model = SequenceVAE.from_domain(_domain(), d_model=32, n_layers=2, n_heads=2, latent_dim=8, max_length=24).eval()
     z = torch.randn(6, 8, generator=torch.Generator().manual_seed(1)) * 3
-    ids = model.decode_ids(z, max_length=12)
+    ids = model.decode_ids(z, max_length=12, semantic=False)  # the plain argmax path
     with torch.no_grad():
         for row, seq in enumerate(ids):
             tokens = torch.tensor([[model.bos_id, *seq]])

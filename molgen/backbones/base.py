@@ -311,10 +311,13 @@ class TokenGenerator(Generator):
         Returns:
             ``(constrained, semantic)`` as booleans.
         """
+        has_grammar = self.domain.token_grammar() is not None
         if constrained is None:
-            constrained = self.domain.token_grammar() is not None
+            constrained = has_grammar
         if semantic is None:
-            semantic = constrained and self.domain.decoding_constraint() is not None
+            # A rule that reads a grammar's layout is on with the grammar; one
+            # of a domain without a grammar (SMILES syntax) stands alone.
+            semantic = (constrained or not has_grammar) and self.domain.decoding_constraint() is not None
         return bool(constrained), bool(semantic)
 
     def decoding_constraint(self, semantic: bool, constrained: bool) -> DecodingConstraint | None:
@@ -334,7 +337,7 @@ class TokenGenerator(Generator):
         """
         if not semantic:
             return None
-        if not constrained:
+        if not constrained and self.domain.token_grammar() is not None:
             raise MolgenError("semantic constraints need constrained=True (they read the grammar's layout)")
         constraint = self.domain.decoding_constraint()
         if constraint is None:

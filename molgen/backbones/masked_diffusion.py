@@ -173,6 +173,7 @@ class MaskedDiffusion(TokenGenerator):
         order: Literal["random", "confidence", "left-to-right"] = "random",
         use_cache: bool = True,
         confidence_noise: float = 0.0,
+        semantic: bool | None = None,
     ) -> list[list[int]]:
         """Draw ``n`` id sequences by denoising from a fully masked canvas.
 
@@ -197,6 +198,13 @@ class MaskedDiffusion(TokenGenerator):
                 noise added to the log-probability confidences, annealed
                 linearly to 0 with time (MaskGIT's choice temperature);
                 trades validity for diversity.
+            semantic: Enforce the domain's decoding constraint (SMILES:
+                syntax and valence, :class:`~molgen.domains.smiles_syntax.SmilesSyntax`):
+                the canvas is filled one position at a time, left to right,
+                each token drawn from the denoiser's distribution restricted
+                to what the constraint allows (``order`` and ``steps`` do not
+                apply). None (default): when the domain has such a rule that
+                needs no grammar and ``order`` is not ``"confidence"``.
 
         Returns:
             Id lists without BOS, cut at the first EOS or PAD.
@@ -205,15 +213,40 @@ class MaskedDiffusion(TokenGenerator):
         self.eval()
         gen = resolve_generator(generator, seed, self.device)
         steps = steps or self.config.sampling_steps
+        constraint = self._constraint(semantic, order)
         out: list[list[int]] = []
         for start in range(0, n, batch_size):
             out.extend(self._denoise(min(batch_size, n - start), steps, gen, temperature, top_k, top_p, order,
-                                     confidence_noise))
+                                     confidence_noise, constraint))
         self.train(was_training)
         return out
 
+    def _constraint(self, semantic: bool | None, order: str):
+        """The domain's decoding constraint when ``semantic`` resolves to True.
+
+        Raises:
+            MolgenError: ``semantic=True`` with a confidence order, or on a
+                domain whose rule needs its grammar (crystals) or that has none.
+        """
+        has_grammar = self.domain.token_grammar() is not None
+        if semantic is None:
+            semantic = not has_grammar and order != "confidence"
+            if not semantic or self.domain.decoding_constraint() is None:
+                return None
+        if not semantic:
+            return None
+        if order == "confidence":
+            raise MolgenError("semantic decoding fills the canvas left to right: it cannot follow order='confidence'")
+        if has_grammar:
+            raise MolgenError(f"the {self.domain.name!r} decoding rule follows its grammar, which masked diffusion "
+                              "does not decode: sample without semantic=True")
+        constraint = self.domain.decoding_constraint()
+        if constraint is None:
+            raise MolgenError(f"domain {self.domain.name!r} has no semantic decoding constraint")
+        return constraint
+
     def _denoise(self, batch, steps, gen, temperature, top_k, top_p, order="random",
-                 confidence_noise=0.0) -> list[list[int]]:
+                 confidence_noise=0.0, constraint=None) -> list[list[int]]:
         device = self.device
         length = self.config.max_length
         x = self.schedule.sample_prior((batch, length), device=device)
@@ -223,6 +256,8 @@ class MaskedDiffusion(TokenGenerator):
             position = torch.arange(length, device=device)[None, :]
             x[position == (sizes[:, None] - 1)] = self.eos_id
             x[position >= sizes[:, None]] = self.pad_id
+        if constraint is not None:
+            return self._decode_constrained(x, gen, temperature, top_k, top_p, constraint)
         times = torch.linspace(1.0, 0.0, steps + 1, device=device)
         # The denoiser is deterministic in its input, so a canvas that did not
         # change since the last step keeps its logits (MDLM's caching): with
@@ -258,6 +293,43 @@ class MaskedDiffusion(TokenGenerator):
             changed = torch.zeros_like(masked)
             changed[masked] = reveal
             stale = changed.any(-1)
+        return self._cut(x)
+
+    def _decode_constrained(self, x, gen, temperature, top_k, top_p, constraint) -> list[list[int]]:
+        """Fill the canvas one position at a time, left to right, each token
+        drawn from the denoiser's distribution at that position restricted to
+        what ``constraint`` allows; the canvas's placed end fixes each row's
+        length, so the constraint is told to finish exactly there."""
+        content = x == self.mask_id
+        exact = self.config.length_model == "sampled"
+        if exact:
+            constraint.reset_exact(content.sum(-1).cpu().numpy())
+        else:  # a padded canvas: the denoiser proposes where the molecule ends
+            constraint.reset(x.shape[0], x.shape[1] - 1)
+        for position in range(1, x.shape[1]):
+            live = content[:, position]
+            if not live.any():
+                continue
+            rows = live.nonzero().squeeze(1)
+            logits = self(x[rows])[:, position].float()
+            logits[:, self.banned] = float("-inf")
+            allowed = torch.from_numpy(constraint.allowed(rows.cpu().numpy())).to(logits.device)
+            logits = logits.masked_fill(~allowed, float("-inf"))
+            # The constraint offers EOS only when nothing else completes the
+            # row; the denoiser never predicts EOS inside content, so give it mass.
+            if exact:
+                logits[:, self.eos_id] = torch.where(allowed[:, self.eos_id], 0.0, float("-inf"))
+            tokens = sample_next(logits, gen, temperature, top_k, top_p)
+            constraint.advance(rows.cpu().numpy(), tokens.cpu().numpy())
+            x[rows, position] = tokens
+            ended = rows[tokens == self.eos_id]  # finished early: the rest is padding
+            if len(ended):
+                content[ended, position + 1:] = False
+                x[ended, position + 1:] = self.pad_id
+        return self._cut(x)
+
+    def _cut(self, x: torch.Tensor) -> list[list[int]]:
+        """Id lists after BOS, each cut at its first EOS or PAD."""
         results = []
         for row in x[:, 1:].tolist():
             seq = []

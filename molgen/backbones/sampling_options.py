@@ -32,11 +32,14 @@ class TokenSamplingOptions(SamplingOptions):
     max_length: int | None = Field(None, ge=3, description="longest sequence (BOS, one token, EOS at least)")
 
 
+SEMANTIC_HELP = "enforce the domain's decoding rule (crystals: site exclusion; SMILES: syntax and valence)"
+
+
 class GrammarSamplingOptions(TokenSamplingOptions):
     """Options of left-to-right token decoders, which can follow the domain's grammar."""
 
     constrained: bool | None = Field(None, description="follow the domain's token grammar")
-    semantic: bool | None = Field(None, description="enforce the domain's decoding rule (crystals: site exclusion)")
+    semantic: bool | None = Field(None, description=SEMANTIC_HELP)
     field_temperature: dict[str, float] | None = Field(None, description="temperature per grammar field")
 
     @field_validator("field_temperature")
@@ -54,6 +57,7 @@ class MaskedSamplingOptions(TokenSamplingOptions):
     steps: int | None = Field(None, ge=1, description="denoising steps")
     order: Literal["random", "confidence", "left-to-right"] | None = Field(None, description="which masked positions each step reveals")
     confidence_noise: float | None = Field(None, ge=0, description="Gumbel noise on confidences (order='confidence')")
+    semantic: bool | None = Field(None, description=SEMANTIC_HELP + "; fills the canvas left to right")
 
 
 class GraphSamplingOptions(SamplingOptions):

@@ -45,3 +45,13 @@ class DecodingConstraint(ABC):
     @abstractmethod
     def advance(self, rows: np.ndarray, tokens: np.ndarray) -> None:
         """Record that ``rows`` emitted ``tokens`` (ids, one per row)."""
+
+    def reset_exact(self, lengths: np.ndarray) -> None:
+        """Start one row per entry of ``lengths`` that must hold exactly that
+        many tokens, with no EOS to emit (a masked-diffusion canvas whose end
+        is already placed).
+
+        Raises:
+            NotImplementedError: the constraint cannot steer to a fixed length.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot decode into a fixed-length canvas")

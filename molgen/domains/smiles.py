@@ -11,6 +11,7 @@ from rdkit import Chem, rdBase
 from molgen.core.errors import ParseError
 from molgen.core.registry import DOMAINS
 from molgen.domains.base import Domain, Tokenizer
+from molgen.domains.smiles_syntax import SmilesSyntax
 
 # Atom-level SMILES tokens: bracket atoms, two-letter organic-subset halogens,
 # one-letter organic atoms (aliphatic and aromatic), two-digit ring closures
@@ -104,6 +105,12 @@ class SmilesDomain(Domain[Chem.Mol]):
     def key(self, obj: Chem.Mol) -> str:
         """RDKit canonical SMILES (isomeric)."""
         return Chem.MolToSmiles(obj)
+
+    def decoding_constraint(self) -> SmilesSyntax | None:
+        """SMILES syntax and valence (:class:`~molgen.domains.smiles_syntax.SmilesSyntax`)
+        over this domain's vocabulary; None before a vocabulary is fitted."""
+        vocab = self.tokenizer.vocab if self.tokenizer is not None else None
+        return None if vocab is None else SmilesSyntax(vocab)
 
     def augment(self, text: str, rng: np.random.Generator) -> str:
         """A randomized (non-canonical) SMILES of the same molecule.

@@ -33,9 +33,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         help="decode under the domain's token grammar so every sample is well formed (crystal text; "
                              "autoregressive and VAE backbones; on by default where the domain has a grammar)")
     parser.add_argument("--semantic", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --constrained: also enforce the domain's rule beyond the grammar while decoding "
-                             "(crystals: no atom within the 0.5 A validity distance of an earlier one; on by default "
-                             "with --constrained)")
+                        help="enforce the domain's decoding rule while decoding: crystals (with --constrained, on "
+                             "by default with it): no atom within the 0.5 A validity distance of an earlier one; "
+                             "SMILES (on by default): syntax and valence, so rings and branches close and no atom is "
+                             "over-bonded (masked diffusion then fills its canvas left to right)")
     parser.add_argument("--field-temperature", action="append", metavar="FIELD=T",
                         help="with --constrained: temperature of one grammar field in place of --temperature "
                              "(repeatable; crystals: length, angle, element, coordinate, end; e.g. coordinate=0.5)")
