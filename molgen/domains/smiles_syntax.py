@@ -112,7 +112,7 @@ class SmilesSyntax(DecodingConstraint):
     """
 
     def __init__(self, vocab: Vocabulary, exact_length: bool = False) -> None:
-        self.exact_length = exact_length
+        self.exact_length = self._exact_default = exact_length
         size = len(vocab)
         self.kind = np.full(size, OTHER, dtype=np.int8)
         self.capacity = np.zeros(size, dtype=np.int16)
@@ -151,7 +151,8 @@ class SmilesSyntax(DecodingConstraint):
     # -- DecodingConstraint -------------------------------------------------
     def reset(self, n: int, max_tokens: int) -> None:
         """Start ``n`` rows that may hold ``max_tokens`` tokens (EOS included
-        unless ``exact_length``)."""
+        unless the constraint was built with ``exact_length``)."""
+        self.exact_length = self._exact_default
         self.reset_lengths(np.full(n, max_tokens))
 
     def reset_lengths(self, limits) -> None:
@@ -159,7 +160,6 @@ class SmilesSyntax(DecodingConstraint):
         with ``exact_length``, the tokens it must hold)."""
         self._rows = [_Row(limit=int(limit)) for limit in limits]
         self.dead_ends = 0
-        self.dead_states = []
 
     def reset_exact(self, lengths) -> None:
         """Start rows that must end exactly at ``lengths`` tokens (no EOS)."""
@@ -180,7 +180,6 @@ class SmilesSyntax(DecodingConstraint):
             else:
                 out[j] = True
                 self.dead_ends += 1
-                self.dead_states.append(self._describe(self._rows[r]))
         return out
 
     def advance(self, rows: np.ndarray, tokens: np.ndarray) -> None:
@@ -256,11 +255,6 @@ class SmilesSyntax(DecodingConstraint):
     @staticmethod
     def _complete(row: _Row) -> bool:
         return row.prev in (ATOM, RING, CLOSE) and not row.branches and not row.rings
-
-    @staticmethod
-    def _describe(row):
-        cur = row.current
-        return (row.prev, len(row.branches), len(row.rings), row.free[cur] if cur >= 0 else None, row.limit - row.emitted)
 
     @staticmethod
     def _atoms_before_closing(row: _Row, atom: int, skip: int | None = None, new_neighbour: int | None = None) -> int:
