@@ -11,6 +11,7 @@ from torch import nn
 
 from molgen.backbones.base import TokenGenerator, TransformerHParams
 from molgen.core.registry import BACKBONES
+from molgen.core.constraint import DecodingConstraint
 from molgen.core.seeding import resolve_generator
 from molgen.nn.decoding import decode_batch, grammar_masks
 from molgen.nn.transformer import TransformerStack, init_transformer_weights
@@ -164,6 +165,44 @@ class AutoregressiveTransformer(TokenGenerator):
             results.extend(
                 self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, use_cache, grammar, constraint)
             )
+        self.train(was_training)
+        return results
+
+    @torch.inference_mode()
+    def sample_ids_under(
+        self,
+        n: int,
+        constraint: DecodingConstraint,
+        *,
+        batch_size: int = 512,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        max_length: int | None = None,
+        generator: torch.Generator | None = None,
+        seed: int | None = None,
+    ) -> list[list[int]]:
+        """Draw ``n`` sequences under ``constraint`` (e.g. a SMILES template:
+        forced tokens and spans the model writes), each step renormalised
+        over what it allows.
+
+        Args:
+            n: Number of sequences.
+            constraint: The decoding constraint, reset per batch.
+            batch_size, temperature, top_k, top_p, max_length, generator, seed:
+                As in :meth:`sample_ids`.
+
+        Returns:
+            Id lists without BOS and EOS.
+        """
+        was_training = self.training
+        self.eval()
+        gen = resolve_generator(generator, seed, self.device)
+        limit = min(max_length or self.config.max_length, self.config.max_length)
+        results: list[list[int]] = []
+        for start in range(0, n, batch_size):
+            results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, True,
+                                              constraint=constraint))
         self.train(was_training)
         return results
 

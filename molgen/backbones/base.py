@@ -220,6 +220,17 @@ class TokenGenerator(Generator):
     view: ClassVar[str] = "tokens"
     sampling_cls: ClassVar[type[SamplingOptions]] = GrammarSamplingOptions
 
+    def sample_ids_under(self, n: int, constraint: DecodingConstraint, **kwargs) -> list[list[int]]:
+        """Draw ``n`` id sequences written under a caller's decoding
+        constraint (a template that forces some tokens and leaves spans to the
+        model) in place of the domain's.
+
+        Raises:
+            MolgenError: the backbone cannot follow a left-to-right constraint.
+        """
+        raise MolgenError(f"the {self.name} backbone cannot write a template (it needs a left-to-right decoder: "
+                          "use an autoregressive model)")
+
     def sample_texts(self, n: int, **kwargs) -> list[str]:
         """Draw ``n`` samples as raw text (invalid ones included); see the
         backbone's ``sample_ids`` for the options."""

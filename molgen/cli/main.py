@@ -26,6 +26,7 @@ from molgen.cli.commands import (
     evaluate,
     export,
     fit_predictor,
+    generate,
     models,
     optimize,
     predict,
@@ -43,8 +44,8 @@ EXIT_USER_ERROR = 2
 #: Subcommands in the order ``--help`` lists them.
 COMMANDS: dict[str, ModuleType] = {
     module.NAME: module
-    for module in (train, sample, evaluate, score, optimize, discover, campaign, serve, export, fit_predictor, predict, report,
-                   demo, datasets, models)
+    for module in (train, sample, generate, evaluate, score, optimize, discover, campaign, serve, export, fit_predictor, predict,
+                   report, demo, datasets, models)
 }
 #: Commands that own a run directory (--out): it needs --resume or --overwrite when it holds a run, and
 #: one command at a time works in it.

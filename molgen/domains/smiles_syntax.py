@@ -32,7 +32,7 @@ OTHER, ATOM, BOND, RING, OPEN, CLOSE, DOT, EOS = range(8)
 START = -1
 
 _BOND_ORDERS = {"-": 1, "=": 2, "#": 3, ":": 1, "/": 1, "\\": 1}
-_ORGANIC_CAPACITY = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "F": 1, "Cl": 1, "Br": 1, "I": 5,
+_ORGANIC_CAPACITY = {"B": 3, "C": 4, "N": 3, "O": 2, "P": 5, "S": 6, "F": 1, "Cl": 1, "Br": 1, "I": 1,
                      "b": 3, "c": 4, "n": 3, "o": 2, "p": 3, "s": 2}
 # An aromatic atom sits in a ring: two ring neighbours plus at most one substituent.
 _AROMATIC_MAX_NEIGHBOURS = 3
@@ -94,6 +94,8 @@ class _Row:
     free: list = field(default_factory=list)  # remaining bond capacity per atom
     neighbours: list = field(default_factory=list)  # set of bonded atoms per atom
     aromatic: list = field(default_factory=list)
+    placed_in: list = field(default_factory=list)  # ring labels open when each atom was placed
+    ringed: list = field(default_factory=list)  # atoms that opened or closed a ring
     bond_after_atom: bool = False  # a pending bond may lead into a ring closure
     emitted: int = 0
     limit: int = 0
@@ -188,7 +190,7 @@ class SmilesSyntax(DecodingConstraint):
             self._advance_row(self._rows[r], int(token))
 
     # -- rules ----------------------------------------------------------------
-    def _closing_cost(self, depth: int, n_rings: int, prev: int, atoms: int = 0) -> int:
+    def _closing_cost(self, depth: int, n_rings: int, prev: int, atoms: int = 0, exact: bool | None = None) -> int:
         """Fewest tokens that complete a state (EOS included when the row
         ends with one): one per open branch and ring, an atom after a bond or
         an open branch, and ``atoms`` more atoms a ring needs before it can
@@ -197,54 +199,91 @@ class SmilesSyntax(DecodingConstraint):
         cost = depth + n_rings + atoms
         if prev in (START, BOND, OPEN, DOT) and not atoms:
             cost += 1
-        return cost + (0 if self.exact_length else 1)
+        exact = self.exact_length if exact is None else exact
+        return cost + (0 if exact else 1)
 
-    def _allowed_row(self, row: _Row) -> np.ndarray:
+    def allowed_in_span(self, r: int, base_depth: int, frozen: frozenset, left: int, exact: bool,
+                        must_continue: bool = False) -> np.ndarray:
+        """Allowed tokens of row ``r`` inside a span of a template: branches
+        opened before the span (``base_depth``) and rings open at its start
+        (``frozen`` labels) belong to the template and are left alone, and
+        what the span opens must close within ``left`` more tokens (exactly
+        then when ``exact``; otherwise one more token, the span's end, follows).
+        The span's end token (')' at ``base_depth``, EOS) is the caller's to allow.
+        With ``must_continue`` the template goes on from the span's last atom
+        (a linker), so atoms on the span's own chain keep a free bond."""
+        return self._allowed_row(self._rows[r], base_depth, frozen, left, exact, must_continue)
+
+    def span_complete(self, r: int, base_depth: int, frozen: frozenset) -> bool:
+        """Whether row ``r`` could end its span here (see :meth:`allowed_in_span`)."""
+        row = self._rows[r]
+        return (row.prev in (ATOM, RING, CLOSE) and len(row.branches) == base_depth
+                and all(label in frozen for label in row.rings) and not self._must_open_ring(row, frozen))
+
+    @staticmethod
+    def _must_open_ring(row: _Row, frozen: frozenset) -> bool:
+        """An aromatic atom just written outside any ring must open one: it lies on a ring path."""
+        cur = row.current
+        return (row.prev == ATOM and cur >= 0 and row.aromatic[cur] and not row.ringed[cur]
+                and not (row.placed_in[cur] - frozen))
+
+    def _allowed_row(self, row: _Row, base_depth: int = 0, frozen: frozenset = frozenset(), left: int | None = None,
+                     exact: bool | None = None, must_continue: bool = False) -> np.ndarray:
         mask = np.zeros(len(self.kind), dtype=bool)
-        left = row.limit - row.emitted - 1  # tokens left after this one
-        depth, n_rings, prev = len(row.branches), len(row.rings), row.prev
+        if left is None:
+            left = row.limit - row.emitted - 1  # tokens left after this one
+        in_span = bool(base_depth or frozen)
+        depth = len(row.branches) - base_depth
+        n_rings, prev = sum(1 for label in row.rings if label not in frozen), row.prev
         cur = row.current
         free = row.free[cur] if cur >= 0 else 0
         after_atom = prev in (ATOM, RING, CLOSE)
 
+        def cost(d, n, p, atoms=0):
+            return self._closing_cost(d, n, p, atoms, exact)
+
         # Atoms: a new fragment after START/'.', else bonded to the current atom.
         # A ring opened at the current atom cannot close on its new neighbour.
-        if self._closing_cost(depth, n_rings, ATOM, 1 if self._rings_at(row, cur) else 0) <= left:
+        if cost(depth, n_rings, ATOM, 1 if self._rings_at(row, cur, frozen) else 0) <= left:
             if prev in (START, DOT):
                 mask[self._atoms] = True
             elif cur >= 0 and free >= (row.bond or 1) and self._can_bond(row, cur):
                 # A new atom left with no free valence is a dead end while rings
                 # wait to close outside any branch.
-                need = (row.bond or 1) + (1 if n_rings and not depth else 0)
+                need = (row.bond or 1) + (1 if (n_rings or must_continue) and not depth else 0)
                 mask[self._atoms[self.capacity[self._atoms] >= need]] = True
+            if not n_rings and cost(depth, 1, RING, 2) > left - 1:
+                mask[self._atoms[self.is_aromatic[self._atoms]]] = False  # no room for the ring it must open
         if (after_atom or prev == OPEN) and cur >= 0:
             # A bond leads into an atom, or straight into a ring closure ("C=1").
             into_ring = prev in (ATOM, RING) and any(
-                a != cur and a not in row.neighbours[cur] for a, _ in row.rings.values())
-            bond_cost = self._closing_cost(depth, n_rings, BOND) - (1 if into_ring else 0)
+                a != cur and a not in row.neighbours[cur] for label, (a, _) in row.rings.items() if label not in frozen)
+            bond_cost = cost(depth, n_rings, BOND) - (1 if into_ring else 0)
             if bond_cost <= left:
                 # A bond opening a branch of an atom that must go on (rings
                 # wait, outside any branch) leaves it one bond.
                 spare = 1 if prev == OPEN and n_rings and depth == 1 else 0
                 mask[self._bonds[self.order[self._bonds] <= free - spare]] = True
         if after_atom and cur >= 0:
-            # A branch needs an atom inside and a ')' after.
-            # ... and the atom must keep valence to go on after it while rings wait.
+            # A branch needs an atom inside and a ')' after, and the atom must
+            # keep valence to go on after it while rings wait.
             branch_need = 2 if n_rings and not depth else 1
-            if free >= branch_need and self._closing_cost(depth + 1, n_rings, OPEN) <= left:
+            if free >= branch_need and cost(depth + 1, n_rings, OPEN) <= left:
                 mask[self.kind == OPEN] = True
             # Closing onto an atom with no valence left strands the open rings.
             stranded = depth == 1 and n_rings and row.free[row.branches[-1]] < 1
-            if depth and not stranded and self._closing_cost(depth - 1, n_rings, CLOSE,
-                                                             self._atoms_before_closing(row, row.branches[-1])) <= left:
+            if depth > 0 and not stranded and cost(depth - 1, n_rings, CLOSE,
+                                                   self._atoms_before_closing(row, row.branches[-1], frozen=frozen)) <= left:
                 mask[self.kind == CLOSE] = True
-            if depth == 0 and not n_rings and self._closing_cost(0, 0, DOT) <= left:
+            if not in_span and depth == 0 and not n_rings and cost(0, 0, DOT) <= left:
                 mask[self.kind == DOT] = True
-            if not self.exact_length and depth == 0 and not n_rings:
+            if not in_span and not self.exact_length and depth == 0 and not n_rings:
                 mask[self.kind == EOS] = True
         # Ring digits follow an atom, another ring digit, or a bond that did.
         if cur >= 0 and (prev in (ATOM, RING) or (prev == BOND and row.bond_after_atom)):
-            self._ring_digits(row, mask, depth, n_rings, left)
+            self._ring_digits(row, mask, depth, n_rings, left, frozen, exact, must_continue)
+        if self._must_open_ring(row, frozen):
+            mask &= (self.kind == RING) & ~np.isin(self.label, list(row.rings))
         return mask
 
     def _can_bond_closing(self, row: _Row, atom: int) -> bool:
@@ -257,14 +296,15 @@ class SmilesSyntax(DecodingConstraint):
         return row.prev in (ATOM, RING, CLOSE) and not row.branches and not row.rings
 
     @staticmethod
-    def _atoms_before_closing(row: _Row, atom: int, skip: int | None = None, new_neighbour: int | None = None) -> int:
+    def _atoms_before_closing(row: _Row, atom: int, skip: int | None = None, new_neighbour: int | None = None,
+                              frozen: frozenset = frozenset()) -> int:
         """Atoms the chain needs beyond ``atom`` before every open ring (but
         ``skip``) can close: two if one opened at ``atom``, one if one opened
         at a neighbour (closing there would double a bond), else none."""
         neighbours = row.neighbours[atom] | ({new_neighbour} if new_neighbour is not None else set())
         need = 0
         for label, (opener, _) in row.rings.items():
-            if label == skip:
+            if label == skip or label in frozen:
                 continue
             if opener == atom:
                 return 2
@@ -272,8 +312,9 @@ class SmilesSyntax(DecodingConstraint):
                 need = 1
         return need
 
-    def _rings_at(self, row: _Row, atom: int) -> bool:
-        return any(a == atom for a, _ in row.rings.values())
+    @staticmethod
+    def _rings_at(row: _Row, atom: int, frozen: frozenset = frozenset()) -> bool:
+        return any(a == atom for label, (a, _) in row.rings.items() if label not in frozen)
 
     def _can_bond(self, row: _Row, atom: int) -> bool:
         if not row.aromatic[atom]:
@@ -281,12 +322,15 @@ class SmilesSyntax(DecodingConstraint):
         reserved = sum(1 for a, _ in row.rings.values() if a == atom)
         return len(row.neighbours[atom]) + reserved < _AROMATIC_MAX_NEIGHBOURS
 
-    def _ring_digits(self, row: _Row, mask: np.ndarray, depth: int, n_rings: int, left: int) -> None:
+    def _ring_digits(self, row: _Row, mask: np.ndarray, depth: int, n_rings: int, left: int,
+                     frozen: frozenset = frozenset(), exact: bool | None = None, must_continue: bool = False) -> None:
         cur = row.current
         free = row.free[cur]
         order = row.bond or 1
         for i in self._digits:
             label = int(self.label[i])
+            if label in frozen:
+                continue  # the template's ring: closed by the template
             if label in row.rings:  # closing
                 atom, opened = row.rings[label]
                 if atom == cur or atom in row.neighbours[cur]:
@@ -297,15 +341,15 @@ class SmilesSyntax(DecodingConstraint):
                 extra = order_here - (opened or 1)
                 if free < order_here or row.free[atom] < extra or not self._can_bond_closing(row, cur):
                     continue
-                if free == order_here and n_rings > 1 and not depth:
-                    continue  # no valence left to reach the other open rings
-                atoms = self._atoms_before_closing(row, cur, skip=label, new_neighbour=atom)
-                if self._closing_cost(depth, n_rings - 1, RING, atoms) <= left:
+                if free == order_here and (n_rings > 1 or must_continue) and not depth:
+                    continue  # no valence left to go on (other open rings, or the template after a linker)
+                atoms = self._atoms_before_closing(row, cur, skip=label, new_neighbour=atom, frozen=frozen)
+                if self._closing_cost(depth, n_rings - 1, RING, atoms, exact) <= left:
                     mask[i] = True
             else:  # opening
                 if free < order + (0 if depth else 1) or not self._can_bond(row, cur):
                     continue  # the chain must go on from here to close the ring
-                if self._closing_cost(depth, n_rings + 1, RING, 2) <= left:
+                if self._closing_cost(depth, n_rings + 1, RING, 2, exact) <= left:
                     mask[i] = True
 
     def _advance_row(self, row: _Row, token: int) -> None:
@@ -316,6 +360,8 @@ class SmilesSyntax(DecodingConstraint):
             row.free.append(int(self.capacity[token]))
             row.neighbours.append(set())
             row.aromatic.append(bool(self.is_aromatic[token]))
+            row.placed_in.append(frozenset(row.rings))
+            row.ringed.append(False)
             if row.prev not in (START, DOT) and row.current >= 0:
                 self._bond(row, row.current, atom, row.bond or 1)
             row.current, row.bond = atom, 0
@@ -324,6 +370,7 @@ class SmilesSyntax(DecodingConstraint):
             row.bond_after_atom = row.prev in (ATOM, RING)
         elif kind == RING:
             label = int(self.label[token])
+            row.ringed[row.current] = True
             if label in row.rings:
                 atom, opened = row.rings.pop(label)
                 order = row.bond or opened or 1
