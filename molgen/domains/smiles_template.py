@@ -292,6 +292,15 @@ class TemplateConstraint(DecodingConstraint):
         self.close_id = vocab.stoi.get(")")
         if self.close_id is None and any(isinstance(s, Span) and s.end == CLOSE for s in self.segments):
             raise MolgenError("the model's vocabulary has no ')' token: it cannot write branches")
+        # Tokens the template still needs after each segment: its forced tokens, and an atom
+        # and an end token for each later span, so a span leaves room for what follows.
+        self.after = [0] * len(self.segments)
+        needed = 0
+        for k in range(len(self.segments) - 1, -1, -1):
+            self.after[k] = needed
+            segment = self.segments[k]
+            needed += segment.lengths[0] if isinstance(segment, Span) and segment.end == LENGTH else (
+                2 if isinstance(segment, Span) else len(segment))
         self._cursors: list[_Cursor] = []
 
     def reset(self, n: int, max_tokens: int) -> None:
@@ -334,7 +343,8 @@ class TemplateConstraint(DecodingConstraint):
                 continue
             row = self.syntax._rows[r]
             exact = segment.end == LENGTH
-            budget = cursor.length if exact else min(self.max_span, row.limit - row.emitted + cursor.used)
+            room = row.limit - row.emitted + cursor.used - self.after[cursor.segment] - 1  # the span's end token
+            budget = cursor.length if exact else min(self.max_span, room)
             left = budget - cursor.used - 1
             mask = self.syntax.allowed_in_span(r, cursor.base_depth, cursor.frozen, left, exact, must_continue=exact)
             if cursor.used == 0:  # the span starts with its bond or atom: nothing else on the attachment atom
