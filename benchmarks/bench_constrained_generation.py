@@ -194,6 +194,7 @@ def main() -> None:
                   flush=True)
         merged = pooled(results)
         total = merged.summary(reference)
+        total["kept"] = sum(d["kept"] for d in per_drug.values())
         report["tasks"][task] = {"pooled": total, "per_drug": per_drug,
                                  "min_satisfaction": min(d["satisfaction"] for d in per_drug.values()),
                                  "seconds": time.perf_counter() - t0}

@@ -124,3 +124,23 @@ def test_a_backbone_without_a_left_to_right_decoder_refuses():
     model = MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=48)
     with pytest.raises(MolgenError, match="cannot write a template"):
         generate_constrained(model, make_templates(scaffold="c1ccc(*)cc1"), 4)
+
+
+def test_reinvent_with_a_scaffold_proposes_decorations_and_learns(tiny_prior_dir):
+    """LibInvent-style RL: every proposal keeps the scaffold, and a policy step runs on them."""
+    from molgen.backbones.base import Generator
+    from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+
+    prior = Generator.from_pretrained(tiny_prior_dir)
+    strategy = PriorRegularizedRL(prior, ReinforceConfig(scaffold="c1ccc(*)cc1", replay_batch=2), seed=0)
+    texts = strategy.propose(16)
+    template = decoration("c1ccc(*)cc1")
+    valid = [Chem.MolFromSmiles(t) for t in texts]
+    valid = [m for m in valid if m is not None]
+    assert valid and all(template.satisfied_by(m) for m in valid)
+    stats = strategy.update(texts, [None] * len(texts), [0.5] * len(texts))
+    assert np.isfinite(stats["loss"])
+    with pytest.raises(ValueError, match="scaffold and constrained"):
+        ReinforceConfig(scaffold="c1ccc(*)cc1", constrained=True)
+    with pytest.raises(MolgenError, match="not in the model's vocabulary"):
+        PriorRegularizedRL(prior, ReinforceConfig(scaffold="*[Te]c1ccccc1"), seed=0)

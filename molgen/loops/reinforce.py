@@ -28,6 +28,7 @@ from molgen.core.errors import MolgenError, ParseError, UnknownTokenError
 from molgen.core.seeding import make_generator
 from molgen.core.serialization import flatten_state, unflatten_state
 from molgen.core.vocab import pad_batch
+from molgen.domains.smiles_template import decoration
 from molgen.loops.replay import ReplayBuffer
 
 
@@ -72,10 +73,16 @@ class ReinforceConfig(StrictModel):
         "drop from the replay memory every molecule of a scaffold the filter has just penalised, so augmented "
         "rounds stop re-learning a saturated scaffold; no effect without augmentation or without a filter")
 
+    scaffold: str | None = Field(
+        None, description="LibInvent-style: propose only decorations of this SMILES scaffold ('*' at each attachment "
+        "point); the scaffold's tokens are forced and the agent writes the substituents, learning from their scores")
+
     @model_validator(mode="after")
     def _semantic_needs_grammar(self) -> "ReinforceConfig":
         if self.semantic and not self.constrained:
             raise ValueError("semantic = true needs constrained = true (the constraint reads the grammar's layout)")
+        if self.scaffold is not None and self.constrained:
+            raise ValueError("scaffold and constrained cannot be combined (a scaffold is a SMILES template)")
         return self
 
 
@@ -118,6 +125,12 @@ class PriorRegularizedRL:
         self.update_generator = make_generator(seed + 2)
         self.skipped_updates = 0
         self.last_skip_reason: str | None = None
+        self.template = None
+        if self.config.scaffold is not None:
+            if prior.domain.name != "smiles":
+                raise MolgenError(f"a scaffold is a SMILES template; this prior's domain is {prior.domain.name!r}")
+            self.template = decoration(self.config.scaffold)
+            self.template.constraint(prior.domain.tokenizer.vocab)  # refuses tokens the prior cannot write, now
         self.replay = ReplayBuffer(self.config.replay_capacity, self.config.replay_weighting)
         self._last: list[list[int]] = []
 
@@ -142,7 +155,14 @@ class PriorRegularizedRL:
         flags = {}
         if "constrained" in self.agent.sampling_options():
             flags = {"constrained": bool(self.config.constrained), "semantic": bool(self.config.semantic)}
-        ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature, generator=self.sample_generator, **flags)
+        if self.template is not None:
+            seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.sample_generator, device=self.device))
+            constraint = self.template.constraint(self.domain.tokenizer.vocab, seed=seed)
+            ids = self.agent.sample_ids_under(n, constraint, batch_size=n, temperature=self.config.temperature,
+                                              generator=self.sample_generator)
+        else:
+            ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature,
+                                        generator=self.sample_generator, **flags)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:

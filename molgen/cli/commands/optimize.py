@@ -59,6 +59,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     reinvent("--augmentation-rounds", path="augmentation_rounds",
              help="Augmented Memory: extra policy steps per batch on randomized SMILES of the batch and the "
              "replay memory (default 0: off)")
+    reinvent("--scaffold", path="scaffold",
+             help="LibInvent-style: propose only decorations of this SMILES scaffold ('*' at each attachment point)")
     option("--diversity-filter", path="campaign.diversity.kind", help="scaffold buckets (default murcko)")
     option("--bucket-size", path="campaign.diversity.bucket_size", help="molecules per scaffold before the penalty (default 25)")
     option("--patience", path="campaign.converged_patience",
