@@ -144,3 +144,60 @@ def test_reinvent_with_a_scaffold_proposes_decorations_and_learns(tiny_prior_dir
         ReinforceConfig(scaffold="c1ccc(*)cc1", constrained=True)
     with pytest.raises(MolgenError, match="not in the model's vocabulary"):
         PriorRegularizedRL(prior, ReinforceConfig(scaffold="*[Te]c1ccccc1"), seed=0)
+
+
+@pytest.mark.parametrize("parts, lengths, message", [
+    ("1:GLB", (5, 20), "unknown residue"),
+    ("40:K", (5, 30), "beyond the maximum length 30"),
+    ("1:G,1:A", (5, 20), "both G and A at position 1"),
+    ("K", (5, 20), "POSITION:RESIDUES"),
+    ("1:K", (9, 3), "length range"),
+])
+def test_bad_motifs_get_clear_errors(parts, lengths, message):
+    from molgen.domains.peptide_motif import PeptideMotif
+
+    with pytest.raises(MolgenError, match=message):
+        PeptideMotif.parse(parts, *lengths)
+
+
+def _peptide_models():
+    from molgen.backbones.autoregressive import AutoregressiveTransformer
+    from molgen.domains.protein import ProteinDomain
+
+    torch.manual_seed(0)
+    domain = ProteinDomain()
+    ar = AutoregressiveTransformer.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=40)
+    md = MaskedDiffusion.from_domain(domain, d_model=32, n_layers=1, n_heads=2, max_length=40, length_model="sampled")
+    md.length_counts[8:30] = 1.0  # untrained: some lengths to draw
+    return ar, md
+
+
+def test_both_backbones_keep_a_motif_and_a_length_range():
+    from molgen.domains.peptide_motif import PeptideMotif
+    from molgen.workflows.constrained import generate_motif
+
+    motif = PeptideMotif.parse("1:GL,8:KK", 12, 20)
+    for model in _peptide_models():
+        result = generate_motif(model, motif, 30, seed=2)
+        assert all(r["satisfied"] and r["valid"] for r in result.rows), [r["smiles"] for r in result.rows][:3]
+        assert all(12 <= len(r["smiles"]) <= 20 and r["smiles"][:2] == "GL" and r["smiles"][7:9] == "KK"
+                   for r in result.rows)
+        again = generate_motif(model, motif, 30, seed=2)
+        assert [r["smiles"] for r in again.rows] == [r["smiles"] for r in result.rows]
+    with pytest.raises(MolgenError, match="domain is 'smiles'"):
+        generate_motif(MaskedDiffusion.from_domain(_smiles_fixture_domain(), d_model=32, n_layers=1, n_heads=2,
+                                                   max_length=40), motif, 2)
+
+
+def _smiles_fixture_domain():
+    domain = SmilesDomain()
+    domain.tokenizer.fit(SMALL_SMILES)
+    return domain
+
+
+def test_cli_generate_peptides_with_a_motif(tmp_path):
+    out = tmp_path / "motif.csv"
+    assert main(["generate", "amp", "--motif", "1:GL,8:KK", "--length", "12", "20", "-n", "6", "-o", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 6 and all(r["sequence"].startswith("GL") and r["satisfied"] == "1" for r in rows)
+    assert main(["generate", "amp", "--motif", "1:GL", "--scaffold", "c1ccc(*)cc1", "-n", "2"]) == 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -245,13 +246,53 @@ class MaskedDiffusion(TokenGenerator):
             raise MolgenError(f"domain {self.domain.name!r} has no semantic decoding constraint")
         return constraint
 
+    @torch.inference_mode()
+    def sample_ids_under(self, n: int, constraint, *, steps: int | None = None, batch_size: int = 256,
+                         temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                         generator: torch.Generator | None = None, seed: int | None = None) -> list[list[int]]:
+        """Infill: a constraint that lays out a canvas (``canvas(n, length_probs)
+        -> (lengths, fixed ids or -1)``, e.g. a peptide motif) gets its fixed
+        positions written before denoising, and the reverse process fills the
+        rest in random order, the model's own distribution given them.
+
+        Raises:
+            MolgenError: a constraint with no canvas (a left-to-right template),
+                or a model without sampled lengths, or a canvas too long.
+        """
+        if not hasattr(constraint, "canvas"):
+            return super().sample_ids_under(n, constraint)
+        if self.config.length_model != "sampled":
+            raise MolgenError("infilling needs a masked-diffusion model that samples lengths (length_model = 'sampled')")
+        was_training = self.training
+        self.eval()
+        gen = resolve_generator(generator, seed, self.device)
+        length_probs = self._length_log_probs().exp().cpu().numpy()[2:]  # index k: k content tokens
+        out: list[list[int]] = []
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            lengths, fixed = constraint.canvas(b, length_probs)
+            if int(lengths.max()) + 2 > self.config.max_length:
+                raise MolgenError(f"a length of {int(lengths.max())} does not fit this model's canvas "
+                                  f"({self.config.max_length - 2} tokens)")
+            x = torch.full((b, self.config.max_length), self.pad_id, dtype=torch.long, device=self.device)
+            x[:, 0] = self.bos_id
+            for row, size in enumerate(lengths.tolist()):
+                x[row, 1:size + 1] = self.mask_id
+                x[row, size + 1] = self.eos_id
+                given = fixed[row, :size]
+                keep = np.flatnonzero(given >= 0)
+                x[row, 1 + keep] = torch.as_tensor(given[keep], device=self.device)
+            out.extend(self._denoise(b, steps or self.config.sampling_steps, gen, temperature, top_k, top_p, canvas=x))
+        self.train(was_training)
+        return out
+
     def _denoise(self, batch, steps, gen, temperature, top_k, top_p, order="random",
-                 confidence_noise=0.0, constraint=None) -> list[list[int]]:
+                 confidence_noise=0.0, constraint=None, canvas=None) -> list[list[int]]:
         device = self.device
         length = self.config.max_length
-        x = self.schedule.sample_prior((batch, length), device=device)
+        x = self.schedule.sample_prior((batch, length), device=device) if canvas is None else canvas
         x[:, 0] = self.bos_id
-        if self.config.length_model == "sampled":
+        if canvas is None and self.config.length_model == "sampled":
             sizes = torch.multinomial(self._length_log_probs().exp(), batch, replacement=True, generator=gen)
             position = torch.arange(length, device=device)[None, :]
             x[position == (sizes[:, None] - 1)] = self.eos_id

@@ -30,6 +30,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     what.add_argument("--grow", metavar="FRAGMENT", help="fragment SMILES with one '*' to grow from")
     what.add_argument("--link", nargs=2, metavar=("FRAG1", "FRAG2"), help="two fragments, each with one '*', to join")
     what.add_argument("--analogs", metavar="LEAD", help="lead SMILES: regrow one side of each acyclic single bond")
+    what.add_argument("--motif", metavar="POS:RESIDUES", help="peptides: fixed residues, comma separated, 1-based "
+                      "(e.g. '1:GL,8:KK'); an autoregressive model writes the rest, masked diffusion infills it")
+    parser.add_argument("--length", nargs=2, type=int, metavar=("MIN", "MAX"), default=None,
+                        help="peptides with --motif: length range (default: 1 to the model's longest)")
     parser.add_argument("--similarity", type=float, default=0.4,
                         help="analogs: keep those with Morgan Tanimoto to the lead >= this (default 0.4)")
     parser.add_argument("--linker-tokens", nargs=2, type=int, default=(2, 12), metavar=("MIN", "MAX"),
@@ -51,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.temperature < 0:
         raise MolgenError("--temperature must be >= 0 (0 means greedy)")
+    if args.motif:
+        return _run_motif(args)
     templates = make_templates(scaffold=args.scaffold, grow=args.grow, link=args.link, analogs=args.analogs,
                                linker_tokens=tuple(args.linker_tokens))
     model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
@@ -60,6 +66,28 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
     print(f"{len(result.kept)} kept of {len(result.rows)} ({templates[0].kind}: {', '.join(t.text for t in templates[:3])}"
           f"{', ...' if len(templates) > 3 else ''})")
+    if args.output:
+        print(f"written: {write_constrained(result, args.output)}")
+    return 0
+
+
+def _run_motif(args: argparse.Namespace) -> int:
+    from molgen.backbones.base import Generator
+    from molgen.core.device import select_device
+    from molgen.domains.peptide_motif import PeptideMotif
+    from molgen.workflows.constrained import generate_motif, motif_text, write_constrained
+    from molgen.workflows.sampling import resolve_model_dir
+
+    if any(v for v in (args.scaffold, args.grow, args.link, args.analogs)):
+        raise MolgenError("give exactly one of --scaffold, --grow, --link, --analogs, --motif")
+    model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
+    longest = model.config.max_length - 2
+    low, high = args.length or (1, longest)
+    motif = PeptideMotif.parse(args.motif, low, high)
+    result = generate_motif(model, motif, args.n, seed=args.seed, temperature=args.temperature)
+    summary = result.summary()
+    print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}))
+    print(f"{len(result.kept)} kept of {len(result.rows)} (motif {motif_text(motif)})")
     if args.output:
         print(f"written: {write_constrained(result, args.output)}")
     return 0
