@@ -129,6 +129,7 @@ class SmilesSyntax(DecodingConstraint):
         self._atoms = np.flatnonzero(self.kind == ATOM)
         self._bonds = np.flatnonzero(self.kind == BOND)
         self._digits = np.flatnonzero(self.kind == RING)
+        self._digit_of = {int(self.label[i]): int(i) for i in self._digits}
 
     def _classify(self, token: str, i: int) -> None:
         if token in _ORGANIC_CAPACITY:
@@ -326,31 +327,30 @@ class SmilesSyntax(DecodingConstraint):
                      frozen: frozenset = frozenset(), exact: bool | None = None, must_continue: bool = False) -> None:
         cur = row.current
         free = row.free[cur]
-        order = row.bond or 1
-        for i in self._digits:
-            label = int(self.label[i])
-            if label in frozen:
-                continue  # the template's ring: closed by the template
-            if label in row.rings:  # closing
-                atom, opened = row.rings[label]
-                if atom == cur or atom in row.neighbours[cur]:
-                    continue
-                if opened and row.bond and opened != row.bond:
-                    continue
-                order_here = row.bond or opened or 1
-                extra = order_here - (opened or 1)
-                if free < order_here or row.free[atom] < extra or not self._can_bond_closing(row, cur):
-                    continue
-                if free == order_here and (n_rings > 1 or must_continue) and not depth:
-                    continue  # no valence left to go on (other open rings, or the template after a linker)
-                atoms = self._atoms_before_closing(row, cur, skip=label, new_neighbour=atom, frozen=frozen)
-                if self._closing_cost(depth, n_rings - 1, RING, atoms, exact) <= left:
-                    mask[i] = True
-            else:  # opening
-                if free < order + (0 if depth else 1) or not self._can_bond(row, cur):
-                    continue  # the chain must go on from here to close the ring
-                if self._closing_cost(depth, n_rings + 1, RING, 2, exact) <= left:
-                    mask[i] = True
+        # Opening: any label not open now (the template's open labels are open, so excluded too).
+        if (free >= (row.bond or 1) + (0 if depth else 1) and self._can_bond(row, cur)
+                and self._closing_cost(depth, n_rings + 1, RING, 2, exact) <= left):
+            closed = [self._digit_of[label] for label in row.rings if label in self._digit_of]
+            mask[self._digits] = True
+            mask[closed] = False
+        # Closing: one of the open rings (not the template's), on another atom not yet bonded to this one.
+        if not row.rings or not self._can_bond_closing(row, cur):
+            return
+        for label, (atom, opened) in row.rings.items():
+            if label in frozen or label not in self._digit_of:
+                continue
+            if atom == cur or atom in row.neighbours[cur]:
+                continue
+            if opened and row.bond and opened != row.bond:
+                continue
+            order_here = row.bond or opened or 1
+            if free < order_here or row.free[atom] < order_here - (opened or 1):
+                continue
+            if free == order_here and (n_rings > 1 or must_continue) and not depth:
+                continue  # no valence left to go on (other open rings, or the template after a linker)
+            atoms = self._atoms_before_closing(row, cur, skip=label, new_neighbour=atom, frozen=frozen)
+            if self._closing_cost(depth, n_rings - 1, RING, atoms, exact) <= left:
+                mask[self._digit_of[label]] = True
 
     def _advance_row(self, row: _Row, token: int) -> None:
         kind = int(self.kind[token])
