@@ -51,6 +51,14 @@ class GrammarSamplingOptions(TokenSamplingOptions):
         return value
 
 
+class ConditionalSamplingOptions(GrammarSamplingOptions):
+    """Options of the autoregressive decoder, which can also be conditioned."""
+
+    condition: dict[str, float | tuple[float, float]] | None = Field(
+        None, description="property values (or (low, high) ranges, drawn uniformly per sample) to condition on")
+    guidance: float | None = Field(None, ge=0, description="classifier-free guidance weight (0: conditional only)")
+
+
 class MaskedSamplingOptions(TokenSamplingOptions):
     """Options of the masked-diffusion sampler."""
 

@@ -12,9 +12,22 @@ def quiet(args: argparse.Namespace) -> bool:
     return bool(getattr(args, "quiet", False) or getattr(args, "no_progress", False))
 
 
-def parse_conditions(items: list[str] | None) -> dict[str, float] | None:
-    """``["heat_ref=-0.5"]`` -> ``{"heat_ref": -0.5}`` (None when empty)."""
-    return parse_assignments(items, "--condition")
+def parse_conditions(items: list[str] | None) -> dict[str, float | tuple[float, float]] | None:
+    """``["heat_ref=-0.5", "logP=2:3"]`` -> ``{"heat_ref": -0.5, "logP": (2.0, 3.0)}``
+    (a range is drawn uniformly per sample; None when empty)."""
+    if not items:
+        return None
+    out: dict[str, float | tuple[float, float]] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        low, colon, high = value.partition(":")
+        try:
+            if not name.strip():
+                raise ValueError
+            out[name.strip()] = (float(low), float(high)) if colon else float(value)
+        except ValueError:
+            raise MolgenError(f"--condition expects NAME=NUMBER or NAME=LOW:HIGH, got {item!r}") from None
+    return out
 
 
 def parse_assignments(items: list[str] | None, flag: str) -> dict[str, float] | None:

@@ -123,9 +123,11 @@ class TokenBatches(SeededBatches):
         on_unknown: str = "error",
         lines: Sequence[int] | None = None,
         max_length: int | None = None,
+        conditions: np.ndarray | None = None,
     ):
         if batch_size <= 0:
             raise ValueError("batch_size must be positive")
+        kept_rows: list[int] = []
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.seed = seed
@@ -147,8 +149,11 @@ class TokenBatches(SeededBatches):
                 continue
             self.encoded.append(ids)
             self.texts.append(text)
+            kept_rows.append(i)
         if not self.encoded:
             raise DataError("no sequences left to train on (all longer than max_length?)")
+        #: ``[n, k]`` property values per kept sequence (a conditional model's targets), or None.
+        self.conditions = None if conditions is None else np.asarray(conditions, dtype=np.float32)[kept_rows]
         self.max_length = max_length
         self.lengths = np.array([len(ids) for ids in self.encoded])
         self._init_order()
@@ -165,7 +170,12 @@ class TokenBatches(SeededBatches):
                 ids = self.tokenizer.encode(self.augment(self.texts[r], rng), "unk")
                 too_long = self.max_length is not None and len(ids) > self.max_length
                 seqs.append(self.encoded[r] if too_long else ids)
-        return pad_batch(seqs, self.tokenizer.vocab.pad_id)
+        return self._with_conditions(pad_batch(seqs, self.tokenizer.vocab.pad_id), rows)
+
+    def _with_conditions(self, batch: dict[str, torch.Tensor], rows) -> dict[str, torch.Tensor]:
+        if self.conditions is not None:
+            batch["condition"] = torch.from_numpy(self.conditions[np.asarray(rows)])
+        return batch
 
     def fixed_batches(self, limit: int | None = None) -> list[dict[str, torch.Tensor]]:
         """Consecutive unshuffled batches (validation), at most ``limit``."""
@@ -173,5 +183,7 @@ class TokenBatches(SeededBatches):
         for start in range(0, len(self.encoded), self.batch_size):
             if limit is not None and len(out) >= limit:
                 break
-            out.append(pad_batch(self.encoded[start : start + self.batch_size], self.tokenizer.vocab.pad_id))
+            rows = range(start, min(start + self.batch_size, len(self.encoded)))
+            out.append(self._with_conditions(pad_batch(self.encoded[start : start + self.batch_size],
+                                                       self.tokenizer.vocab.pad_id), rows))
         return out

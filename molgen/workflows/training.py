@@ -138,9 +138,16 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
         Encoded batches.
     """
     d = config.data
+    names = list(config.model.get("conditions", []))
+    from molgen.properties.molecular import MOSES_PROPERTIES
+
+    computable = {n.lower() for n in MOSES_PROPERTIES} if domain.name == "smiles" else set()
+    columns = tuple(n for n in names if n.lower() not in computable)
     loaded = load_texts(
-        d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid, canonicalize=d.canonicalize
+        d.source, domain, limit=d.limit, seed=config.seed, on_invalid=d.on_invalid, canonicalize=d.canonicalize,
+        targets=columns or None,
     )
+    values = condition_values(loaded, domain, names) if names else None
     val_idx, train_idx = split_train_val(len(loaded.texts), d.val_fraction, config.seed)
     train_texts = [loaded.texts[i] for i in train_idx]
     augment = domain.augment if d.augment else None
@@ -154,15 +161,40 @@ def prepare_data(config: RunConfig, domain, fit_vocab: bool, max_length: int | N
     common = dict(tokenizer=domain.tokenizer, on_unknown=d.on_unknown_token, max_length=max_length)
     train = TokenBatches(
         train_texts, batch_size=config.train.batch_size, seed=config.seed, augment=augment,
-        lines=[loaded.lines[i] for i in train_idx], **common,
+        lines=[loaded.lines[i] for i in train_idx], conditions=None if values is None else values[train_idx], **common,
     )
     val = None
     if len(val_idx):
         val = TokenBatches(
             [loaded.texts[i] for i in val_idx], batch_size=config.train.batch_size, seed=config.seed,
-            lines=[loaded.lines[i] for i in val_idx], **common,
+            lines=[loaded.lines[i] for i in val_idx], conditions=None if values is None else values[val_idx], **common,
         )
     return PreparedData(train, val, str(loaded.path), len(loaded.texts), len(loaded.skipped), longest_augmented)
+
+
+def condition_values(loaded, domain, names: list[str]) -> np.ndarray:
+    """``[n, k]`` values of a conditional model's properties for the loaded
+    texts: computed with RDKit for molecules (logP, QED, SA, weight; any
+    case), else the data set's columns of those names.
+
+    Raises:
+        DataError: a name that is neither a computable property nor a column.
+    """
+    from molgen.properties.molecular import MOSES_PROPERTIES
+
+    computable = {name.lower(): fn for name, fn in MOSES_PROPERTIES.items()} if domain.name == "smiles" else {}
+    columns = []
+    for name in names:
+        fn = computable.get(name.lower())
+        if fn is not None:
+            columns.append([fn(domain.parse(text)) for text in loaded.texts])
+            continue
+        source_values = (loaded.targets or {}).get(name)
+        if source_values is None or not np.isfinite(np.asarray(source_values, dtype=np.float64)).any():
+            raise DataError(f"condition {name!r} is neither a computed property ({', '.join(MOSES_PROPERTIES)}) "
+                            "nor a column of the data")
+        columns.append(list(source_values))
+    return np.asarray(columns, dtype=np.float32).T
 
 
 def load_graphs(config: RunConfig, domain, fit_types: bool, conditions: list[str]) -> tuple[list, list, str, int, int]:

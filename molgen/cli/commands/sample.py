@@ -53,7 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                         help="Langevin corrector steps per denoising step on crystal coordinates (graph diffusion; default: the model's)")
     parser.add_argument(
         "--condition", action="append", metavar="NAME=VALUE",
-        help="property value to condition on (repeatable; models trained with conditions, e.g. heat_ref=-0.5)",
+        help="property value to condition on (repeatable; models trained with conditions, e.g. heat_ref=-0.5); "
+        "autoregressive models also take a range NAME=LOW:HIGH, drawn uniformly per sample (e.g. logP=2:3)",
     )
     parser.add_argument("--guidance", type=float, help="classifier-free guidance weight with --condition (default 0)")
     parser.add_argument("--valid-only", action="store_true", help="write only valid samples")

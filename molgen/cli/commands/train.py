@@ -41,6 +41,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     option("--batch-size", path="train.batch_size", help="sequences per step")
     option("--lr", path="train.lr")
     option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--condition-on", metavar="NAMES",
+                        help="comma-separated properties to condition an autoregressive model on (molecules: logP, "
+                        "QED, SA, weight, computed with RDKit; otherwise columns of the data), for "
+                        "`molgen sample --condition NAME=LOW:HIGH --guidance W`")
     parser.add_argument("--skip-invalid", action="store_true", help="skip unparsable entries instead of failing")
     option("--on-unknown-token", path="data.on_unknown_token",
            help="with --init-from: fail on, or map to <unk>, tokens outside the vocabulary")
@@ -59,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         "data.on_invalid": "skip" if args.skip_invalid else None,
         "data.augment": True if args.augment else None,
         "train.progress": False if quiet(args) else None,
+        "model.conditions": [n.strip() for n in args.condition_on.split(",") if n.strip()] if args.condition_on else None,
     }
     if args.config:
         config = RunConfig.from_toml(args.config, **overrides)
