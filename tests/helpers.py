@@ -31,3 +31,25 @@ def fitted_domain(name: str):
     if "graph" in domain.views:
         domain.fit_graph([domain.parse(t) for t in DOMAIN_FIXTURES[name]])
     return domain
+
+
+def draw_uniform(constraint, vocab, limits, seed: int = 0) -> list[str]:
+    """Texts written by uniformly random choices among the tokens a decoding
+    constraint allows (reset by the caller), row ``r`` for at most
+    ``limits[r]`` tokens: whatever a model prefers, the constraint must hold."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n = len(limits)
+    seqs: list[list[int]] = [[] for _ in range(n)]
+    for step in range(int(max(limits))):
+        rows = np.array([r for r in range(n) if step < limits[r] and not (seqs[r] and seqs[r][-1] == vocab.eos_id)])
+        if not len(rows):
+            break
+        allowed = constraint.allowed(rows)
+        allowed[:, [vocab.pad_id, vocab.bos_id, vocab.mask_id, vocab.unk_id]] = False
+        tokens = np.array([rng.choice(np.flatnonzero(a)) for a in allowed])
+        constraint.advance(rows, tokens)
+        for r, t in zip(rows, tokens):
+            seqs[r].append(int(t))
+    return ["".join(vocab.itos[t] for t in s if t != vocab.eos_id) for s in seqs]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SMALL_SMILES
+from helpers import draw_uniform
 from rdkit import Chem
 
 from molgen.backbones.masked_diffusion import MaskedDiffusion
@@ -29,19 +30,7 @@ def _uniform(template, n=60, seed=0, limit=60):
     hold whatever the 'model' prefers."""
     constraint = template.constraint(VOCAB, seed=seed)
     constraint.reset(n, limit)
-    rng = np.random.default_rng(seed)
-    seqs = [[] for _ in range(n)]
-    for _ in range(limit):
-        rows = np.array([r for r in range(n) if not seqs[r] or seqs[r][-1] != VOCAB.eos_id])
-        if not len(rows):
-            break
-        allowed = constraint.allowed(rows)
-        allowed[:, [VOCAB.pad_id, VOCAB.bos_id, VOCAB.mask_id, VOCAB.unk_id]] = False
-        tokens = np.array([rng.choice(np.flatnonzero(a)) for a in allowed])
-        constraint.advance(rows, tokens)
-        for r, t in zip(rows, tokens):
-            seqs[r].append(int(t))
-    return ["".join(VOCAB.itos[t] for t in s if t != VOCAB.eos_id) for s in seqs]
+    return draw_uniform(constraint, VOCAB, [limit] * n, seed)
 
 
 def test_templates_cut_at_attachment_points():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SMALL_SMILES
+from helpers import draw_uniform
 from rdkit import Chem
 
 from molgen.backbones.autoregressive import AutoregressiveTransformer
@@ -86,21 +87,8 @@ def test_valence_is_counted_with_bond_orders():
 
 def _draw(constraint: SmilesSyntax, vocab: Vocabulary, limits: np.ndarray, exact: bool, seed: int) -> list[str]:
     """Uniformly random tokens among those allowed."""
-    rng = np.random.default_rng(seed)
-    n = len(limits)
     (constraint.reset_exact if exact else constraint.reset_lengths)(limits)
-    seqs: list[list[int]] = [[] for _ in range(n)]
-    for step in range(int(limits.max())):
-        rows = np.array([r for r in range(n) if step < limits[r] and not (seqs[r] and seqs[r][-1] == vocab.eos_id)])
-        if not len(rows):
-            break
-        allowed = constraint.allowed(rows)
-        allowed[:, [vocab.pad_id, vocab.bos_id, vocab.mask_id, vocab.unk_id]] = False
-        tokens = np.array([rng.choice(np.flatnonzero(a)) for a in allowed])
-        constraint.advance(rows, tokens)
-        for r, t in zip(rows, tokens):
-            seqs[r].append(int(t))
-    return ["".join(vocab.itos[t] for t in s if t != vocab.eos_id) for s in seqs]
+    return draw_uniform(constraint, vocab, limits, seed)
 
 
 @pytest.mark.parametrize("exact", [False, True])
