@@ -77,11 +77,15 @@ def decoration_scaffold(smiles: str) -> str:
     """The Murcko scaffold with '*' at each side-chain position."""
     mol = Chem.MolFromSmiles(smiles)
     core = MurckoScaffold.GetScaffoldForMol(mol)
-    marked = Chem.ReplaceSidechains(mol, core)
-    for atom in marked.GetAtoms():
+    return _with_plain_dummies(Chem.ReplaceSidechains(mol, core))
+
+
+def _with_plain_dummies(mol: Chem.Mol) -> str:
+    """SMILES with the numbered dummies RDKit writes when cutting ([1*]) as plain '*'."""
+    for atom in mol.GetAtoms():
         if atom.GetAtomicNum() == 0:
             atom.SetIsotope(0)
-    return Chem.MolToSmiles(marked)
+    return Chem.MolToSmiles(mol)
 
 
 def linking_pair(smiles: str) -> tuple[str, str] | None:
@@ -105,27 +109,15 @@ def linking_pair(smiles: str) -> tuple[str, str] | None:
             continue
         key = (heavy, min(p.GetNumAtoms() for p in outer))
         if best_key is None or key > best_key:
-            texts = []
-            for p in outer:
-                for atom in p.GetAtoms():
-                    if atom.GetAtomicNum() == 0:
-                        atom.SetIsotope(0)
-                texts.append(Chem.MolToSmiles(p))
-            best, best_key = tuple(texts), key
+            best, best_key = tuple(_with_plain_dummies(p) for p in outer), key
     if best is None:  # no linker: two ring systems joined by one bond
         for b in bonds:
             bond = mol.GetBondWithIdx(b)
             if bond.GetBeginAtom().IsInRing() and bond.GetEndAtom().IsInRing():
                 pieces = Chem.GetMolFrags(Chem.FragmentOnBonds(mol, [b], addDummies=True), asMols=True)
-                texts = []
-                for p in pieces:
-                    for atom in p.GetAtoms():
-                        if atom.GetAtomicNum() == 0:
-                            atom.SetIsotope(0)
-                    texts.append(Chem.MolToSmiles(p))
                 key = min(p.GetNumAtoms() for p in pieces)
                 if best_key is None or key > best_key:
-                    best, best_key = tuple(texts), key
+                    best, best_key = tuple(_with_plain_dummies(p) for p in pieces), key
     return best
 
 
