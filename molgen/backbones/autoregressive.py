@@ -16,6 +16,7 @@ from molgen.backbones.sampling_options import ConditionalSamplingOptions
 from molgen.core.errors import MolgenError
 from molgen.core.registry import BACKBONES
 from molgen.core.constraint import DecodingConstraint
+from molgen.core.grammar import TokenGrammar
 from molgen.core.seeding import resolve_generator
 from molgen.nn.decoding import decode_batch, grammar_masks
 from molgen.nn.transformer import TransformerStack, init_transformer_weights
@@ -282,6 +283,7 @@ class AutoregressiveTransformer(TokenGenerator):
         max_length: int | None = None,
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        grammar: TokenGrammar | None = None,
     ) -> list[list[int]]:
         """Draw ``n`` sequences under ``constraint`` (e.g. a SMILES template:
         forced tokens and spans the model writes), each step renormalised
@@ -292,6 +294,8 @@ class AutoregressiveTransformer(TokenGenerator):
             constraint: The decoding constraint, reset per batch.
             batch_size, temperature, top_k, top_p, max_length, generator, seed:
                 As in :meth:`sample_ids`.
+            grammar: A token grammar followed as well (e.g. a crystal layout
+                with its site lines fixed by a composition).
 
         Returns:
             Id lists without BOS and EOS.
@@ -300,10 +304,11 @@ class AutoregressiveTransformer(TokenGenerator):
         self.eval()
         gen = resolve_generator(generator, seed, self.device)
         limit = min(max_length or self.config.max_length, self.config.max_length)
+        table = None if grammar is None else grammar.compile(self.domain.tokenizer.vocab).to(self.device)
         results: list[list[int]] = []
         for start in range(0, n, batch_size):
             results.extend(self._sample_chunk(min(batch_size, n - start), limit, gen, temperature, top_k, top_p, True,
-                                              constraint=constraint))
+                                              grammar=(table, None), constraint=constraint))
         self.train(was_training)
         return results
 

@@ -391,6 +391,7 @@ class GraphDiffusion(GraphGenerator):
         batch_size: int = 256,
         generator: torch.Generator | None = None,
         seed: int | None = None,
+        node_types: Sequence[Sequence[int]] | None = None,
     ) -> list[dict[str, torch.Tensor]]:
         """Draw ``n`` graphs as per-graph tensors (``node_type``, and
         ``adjacency`` or ``frac_coords``/``lattice``).
@@ -411,9 +412,20 @@ class GraphDiffusion(GraphGenerator):
             batch_size: Graphs per forward pass.
             generator: Source of randomness.
             seed: Seed used when ``generator`` is None.
+            node_types: Fix the nodes (crystal structure prediction: the
+                atoms of a composition): one list of node-type indices per
+                sample (``n`` lists, or one list for all); the size is its
+                length and the rest is sampled. The given types are inpainted
+                (noised to each step's level, RePaint-style, so the denoiser
+                sees inputs like those it was trained on) and exact at the end.
+
+        Raises:
+            MolgenError: ``n`` < 1, bad options, or ``node_types`` of the
+                wrong count, empty, longer than ``max_nodes`` or out of range.
         """
         if n <= 0:
             raise MolgenError(f"number of samples must be positive, got {n}")
+        fixed = self._fixed_nodes(node_types, n)
         was_training = self.training
         self.eval()
         gen = resolve_generator(generator, seed, self.device)
@@ -430,25 +442,60 @@ class GraphDiffusion(GraphGenerator):
             for start in range(0, n, batch_size):
                 m = min(batch_size, n - start)
                 chunk = values[start : start + m] if values is not None else None
-                out.extend(self._sample_chunk(m, chunk, guidance, steps, corrector_steps, temperature, gen))
+                given = fixed[start : start + m] if fixed is not None else None
+                out.extend(self._sample_chunk(m, chunk, guidance, steps, corrector_steps, temperature, gen, given))
         finally:
             self.train(was_training)
         return out
 
+    def _fixed_nodes(self, node_types, n: int) -> torch.Tensor | None:
+        """``node_types`` as a ``[n, width]`` tensor padded with -1 (None when not given)."""
+        if node_types is None:
+            return None
+        rows = [list(map(int, r)) for r in node_types]
+        if len(rows) == 1:
+            rows = rows * n
+        if len(rows) != n:
+            raise MolgenError(f"node_types: give one list or {n}, got {len(rows)}")
+        longest = max(len(r) for r in rows)
+        if min(len(r) for r in rows) < 1 or longest > self.config.max_nodes:
+            raise MolgenError(f"node_types: each sample needs 1 to {self.config.max_nodes} nodes (this model's max_nodes)")
+        if any(not 0 <= v < self.num_node_types for r in rows for v in r):
+            raise MolgenError(f"node_types: indices must be in [0, {self.num_node_types})")
+        fixed = torch.full((n, longest), -1, dtype=torch.long)
+        for i, r in enumerate(rows):
+            fixed[i, : len(r)] = torch.tensor(r)
+        return fixed.to(self.device)
+
+    def _pinned_types(self, given: torch.Tensor, mask: torch.Tensor, time: torch.Tensor, gen) -> torch.Tensor:
+        """The fixed node types noised to ``time`` (exact at 0)."""
+        clean = given.clamp(min=0)
+        if float(time.max()) > 0 and self.node_field.learned:
+            clean = self.noise[self.node_field.key].add_noise(clean, time, gen)[0]
+        return self.node_field.constrain(clean, mask)
+
     def _sample_chunk(
-        self, m: int, condition, guidance: float, steps: int, corrector_steps: int, temperature: float, gen
+        self, m: int, condition, guidance: float, steps: int, corrector_steps: int, temperature: float, gen,
+        given: torch.Tensor | None = None,
     ) -> list[dict[str, torch.Tensor]]:
         device = self.device
-        hist = self.size_histogram.clone()
-        if hist.sum() <= 0:
-            hist = torch.ones_like(hist).index_fill_(0, torch.tensor([0], device=device), 0.0)
-        sizes = torch.multinomial(hist, m, replacement=True, generator=gen)
+        if given is not None:
+            sizes = (given >= 0).sum(1)
+        else:
+            hist = self.size_histogram.clone()
+            if hist.sum() <= 0:
+                hist = torch.ones_like(hist).index_fill_(0, torch.tensor([0], device=device), 0.0)
+            sizes = torch.multinomial(hist, m, replacement=True, generator=gen)
         width = int(sizes.max())
         mask = torch.arange(width, device=device).unsqueeze(0) < sizes.unsqueeze(1)
         noise = self.noise
+        node_key = self.node_field.key
         state = {"node_mask": mask}
         for f in self.fields:
             state[f.key] = f.constrain(noise[f.key].sample_prior(f.prior_shape(m, width), gen, device), mask)
+        if given is not None:
+            given = given[:, :width]
+            state[node_key] = self._pinned_types(given, mask, torch.ones(m, device=device), gen)
         for k in range(steps, 0, -1):
             t = torch.full((m,), k / steps, device=device)
             s = torch.full((m,), (k - 1) / steps, device=device)
@@ -458,6 +505,8 @@ class GraphDiffusion(GraphGenerator):
             for f in self.fields:
                 xs = noise[f.key].reverse_step(state[f.key], f.prediction(pred[f.output], temperature), s, t, gen)
                 state[f.key] = f.constrain(xs, mask)
+            if given is not None:
+                state[node_key] = self._pinned_types(given, mask, s, gen)
         stats = self._stats()
         decoded = {f.sample_key: (f, f.decode(state[f.key], stats)) for f in self.fields}
         graphs = []

@@ -249,7 +249,8 @@ class MaskedDiffusion(TokenGenerator):
     @torch.inference_mode()
     def sample_ids_under(self, n: int, constraint, *, steps: int | None = None, batch_size: int = 256,
                          temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-                         generator: torch.Generator | None = None, seed: int | None = None) -> list[list[int]]:
+                         generator: torch.Generator | None = None, seed: int | None = None,
+                         grammar=None) -> list[list[int]]:
         """Infill: a constraint that lays out a canvas (``canvas(n, length_probs)
         -> (lengths, fixed ids or -1)``, e.g. a peptide motif) gets its fixed
         positions written before denoising, and the reverse process fills the
@@ -257,8 +258,12 @@ class MaskedDiffusion(TokenGenerator):
 
         Raises:
             MolgenError: a constraint with no canvas (a left-to-right template),
-                or a model without sampled lengths, or a canvas too long.
+                a grammar (masked diffusion does not decode one), or a model
+                without sampled lengths, or a canvas too long.
         """
+        if grammar is not None:
+            raise MolgenError("masked diffusion does not decode under a token grammar (e.g. a crystal layout fixed by a "
+                              "composition): use an autoregressive or graph-diffusion model")
         if not hasattr(constraint, "canvas"):
             return super().sample_ids_under(n, constraint)
         if self.config.length_model != "sampled":

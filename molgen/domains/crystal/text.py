@@ -84,7 +84,7 @@ class CrystalTextCodec:
         lines += [f"{symbols[i]} {frac[i, 0]:.{c}f} {frac[i, 1]:.{c}f} {frac[i, 2]:.{c}f}" for i in order]
         return "\n".join(lines)
 
-    def grammar(self) -> TokenGrammar:
+    def grammar(self, sites: Sequence[str] | None = None) -> TokenGrammar:
         """The layout :meth:`encode` writes, as a token automaton: three
         positive lengths (below 1000 A), three angles between 1 and 179
         degrees, then one or more site lines ``Element 0.xx 0.xx 0.xx`` with
@@ -92,10 +92,19 @@ class CrystalTextCodec:
         integer part is always ``0``). A text it accepts always parses unless
         its three angles cannot close a cell.
 
+        Args:
+            sites: Fix the site lines (crystal structure prediction): exactly
+                these element symbols, one line each, in this order; lattice
+                and coordinates stay free. None: any elements, any count.
+
         Returns:
-            The grammar (a sequence may end after any complete site line),
-            its states labelled ``length``, ``angle``, ``element``,
-            ``coordinate`` and ``end`` (after a site line: another or stop).
+            The grammar (a sequence may end after any complete site line, or
+            only after the last of ``sites``), its states labelled ``length``,
+            ``angle``, ``element``, ``coordinate`` and ``end`` (after a site
+            line: another or stop).
+
+        Raises:
+            ValueError: ``sites`` empty or holding a symbol that is not an element.
         """
         g = TokenGrammar()
 
@@ -109,15 +118,31 @@ class CrystalTextCodec:
         for name, number, decimals in (("length", _length, self.length_decimals), ("angle", _angle, self.angle_decimals)):
             for separator in "  \n":
                 ends = _then(g, field(name, ends[0], number, decimals), separator)
-        site_start = ends[0]
-        g.label([site_start], "element")
-        ends = _then(g, _then(g, ends, ELEMENT_SYMBOLS), " ")
-        for separator in "  ":
-            ends = _then(g, field("coordinate", ends[0], _coordinate, self.coord_decimals), separator)
-        ends = field("coordinate", ends[0], _coordinate, self.coord_decimals)
-        g.label(ends, "end")  # another site line or the end of the crystal
+        if sites is not None:
+            unknown = [s for s in sites if s not in _ELEMENT_SET]
+            if not sites or unknown:
+                raise ValueError(f"site elements must be element symbols, got {list(sites)!r}")
+
+        def site_line(start: int, elements) -> list[int]:
+            g.label([start], "element")
+            ends = _then(g, _then(g, [start], elements), " ")
+            for separator in "  ":
+                ends = _then(g, field("coordinate", ends[0], _coordinate, self.coord_decimals), separator)
+            ends = field("coordinate", ends[0], _coordinate, self.coord_decimals)
+            g.label(ends, "end")  # another site line or the end of the crystal
+            return ends
+
+        if sites is None:
+            site_start = ends[0]
+            for end in site_line(site_start, ELEMENT_SYMBOLS):
+                g.add(end, "\n", site_start)
+                g.accept(end)
+            return g
+        for position, symbol in enumerate(sites):
+            if position:
+                ends = _then(g, ends, "\n")
+            ends = site_line(ends[0], (symbol,))
         for end in ends:
-            g.add(end, "\n", site_start)
             g.accept(end)
         return g
 
