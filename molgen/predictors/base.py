@@ -182,6 +182,10 @@ class Predictor:
         if self.mc_dropout_samples > 0 and self.dropout == 0:
             raise ConfigError("mc_dropout_samples > 0 needs dropout > 0")
 
+    def _before_loading_weights(self) -> None:
+        """Hook of :meth:`load` between construction and building the networks
+        whose saved weights follow (e.g. skip computing what they overwrite)."""
+
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments (sklearn style), without ``device``.
 
@@ -516,6 +520,7 @@ class Predictor:
         tensors = load_tensors(directory / "model.safetensors", device=device)
         try:
             model = cls(**config["params"], device=device)
+            model._before_loading_weights()
             model.n_tasks_ = int(config["n_tasks"])
             model.target_ndim_ = int(config["target_ndim"])
             model.fit_report_ = config.get("fit_report", {})

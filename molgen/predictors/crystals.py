@@ -150,6 +150,56 @@ def element_descriptors() -> np.ndarray:
     return np.concatenate([numeric, blocks], axis=1).astype(np.float32)
 
 
+#: Element feature tables a :class:`CGCNNPredictor` can add to its learned embedding.
+ELEMENT_FEATURES = ("none", "descriptors", "chgnet", "descriptors+chgnet")
+
+
+@functools.lru_cache(maxsize=1)
+def chgnet_element_embedding() -> np.ndarray:
+    """CHGNet 0.3.0's pretrained atom embedding, one row per atomic number.
+
+    CHGNet learned it from energies, forces, stresses and magnetic moments of
+    ~1.5 million MPtrj structures, so it places elements by how they bond in
+    far more crystals than any one property set shows a predictor.
+
+    Returns:
+        ``float32`` ``[MAX_Z + 1, 64]``, columns standardised over the 94
+        elements CHGNet knows; rows 0 and Z > 94 are zero.
+
+    Raises:
+        MolgenError: chgnet is not installed (the ``molgen[potential]`` extra).
+    """
+    import contextlib
+    import io
+
+    from molgen.core.errors import MolgenError
+
+    try:
+        from chgnet.model import CHGNet
+    except ImportError as exc:
+        raise MolgenError(f"element_features 'chgnet' needs the optional extra molgen[potential] ({exc})") from None
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weight = CHGNet.load(model_name="0.3.0", verbose=False).atom_embedding.embedding.weight.detach().numpy()
+    weight = (weight - weight.mean(axis=0)) / np.where(weight.std(axis=0) > 0, weight.std(axis=0), 1.0)
+    table = np.zeros((MAX_Z + 1, weight.shape[1]), dtype=np.float32)
+    table[1: 1 + len(weight)] = weight
+    return table
+
+
+def element_feature_table(kind: str) -> np.ndarray | None:
+    """The fixed element table of one :data:`ELEMENT_FEATURES` choice (None for ``"none"``)."""
+    parts = {"descriptors": element_descriptors, "chgnet": chgnet_element_embedding}
+    tables = [parts[name]() for name in kind.split("+") if name in parts]
+    return np.concatenate(tables, axis=1) if tables else None
+
+
+def _element_table_width(kind: str) -> int:
+    """Width of :func:`element_feature_table` without computing it (a saved
+    model stores the table in its weights, so loading needs only its shape)."""
+    return sum({"descriptors": len(ELEMENT_DESCRIPTOR_NAMES), "chgnet": 64}.get(name, 0) for name in kind.split("+"))
+
+
 # ----------------------------------------------------------------------------- graphs
 
 
@@ -217,8 +267,12 @@ class CGCNNPredictor(Predictor):
         norm: ``"batch"``, ``"layer"`` or ``"none"`` normalisation in the
             convolutions.
         pooling: ``"mean"`` or ``"sum"`` over the atoms of a cell.
-        element_features: Add fixed element descriptors to the learned
-            atom-type embedding (helps rare elements).
+        element_features: Fixed element features added (through a linear
+            projection) to the learned atom-type embedding, which helps rare
+            elements: one of :data:`ELEMENT_FEATURES`; ``"descriptors"``:
+            14 standardised pymatgen descriptors, ``"chgnet"``: CHGNet's
+            pretrained 64-d atom embedding (needs chgnet to train, not to
+            load); True/False mean ``"descriptors"``/``"none"``.
         **kwargs: Training and ensemble settings of
             :class:`~molgen.predictors.base.Predictor` (``n_models``,
             ``epochs``, ``batch_size``, ``lr``, ``weight_decay``, ``dropout``,
@@ -241,7 +295,7 @@ class CGCNNPredictor(Predictor):
         n_gaussians: int = 41,
         norm: str = "batch",
         pooling: str = "mean",
-        element_features: bool = True,
+        element_features: bool | str = True,
         n_models: int = 5,
         epochs: int = 100,
         batch_size: int = 64,
@@ -263,7 +317,13 @@ class CGCNNPredictor(Predictor):
         self.n_gaussians = n_gaussians
         self.norm = norm
         self.pooling = pooling
+        if isinstance(element_features, bool):
+            element_features = "descriptors" if element_features else "none"
+        if element_features not in ELEMENT_FEATURES:
+            raise ConfigError(f"unknown element_features {element_features!r}; expected one of {', '.join(ELEMENT_FEATURES)}")
         self.element_features = element_features
+        # Set by load(): the table then comes from the saved weights.
+        self._table_from_weights = False
         if norm not in NORMS:
             raise ConfigError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
         if pooling not in POOLINGS:
@@ -320,8 +380,18 @@ class CGCNNPredictor(Predictor):
             n_tasks, atom_dim=self.atom_dim, n_conv=self.n_conv, head_hidden=self.head_hidden,
             head_layers=self.head_layers, n_gaussians=self.n_gaussians, cutoff=self.cutoff, dropout=self.dropout,
             norm=self.norm, pooling=self.pooling,
-            element_table=torch.from_numpy(element_descriptors()) if self.element_features else None,
+            element_table=self._element_table(),
         )
+
+    def _element_table(self) -> torch.Tensor | None:
+        if self.element_features == "none":
+            return None
+        if self._table_from_weights:  # overwritten by the saved buffer
+            return torch.zeros(MAX_Z + 1, _element_table_width(self.element_features))
+        return torch.from_numpy(element_feature_table(self.element_features))
+
+    def _before_loading_weights(self) -> None:
+        self._table_from_weights = True
 
 
 # ----------------------------------------------------------------------------- band gaps
