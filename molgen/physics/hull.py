@@ -173,7 +173,8 @@ def known_phases(source: str, settings: RelaxSettings = RelaxSettings(), device:
     wanted = ("e_above_hull",) if "e_above_hull" in (spec.targets or ()) else ()
     loaded = load_texts(source, CrystalDomain(), on_invalid="skip", targets=wanted, keep_objects=True)
     model = settings.model
-    cache = _cache_path(model, source, sha256)
+    # Keyed by the data file, not the split: every split of one file shares its energies.
+    cache = _cache_path(model, Path(spec.relpath).name.split(".")[0], sha256)
     energies = _read_energy_cache(cache, model, sha256)
     todo = [i for i, line in enumerate(loaded.lines) if str(line) not in energies]
     chunk = 512
@@ -181,7 +182,7 @@ def known_phases(source: str, settings: RelaxSettings = RelaxSettings(), device:
         rows = todo[start: start + chunk]
         values = static_energies([loaded.objects[i] for i in rows], model, device, batch_size)
         energies.update({str(loaded.lines[i]): float(v) for i, v in zip(rows, values)})
-        _write_energy_cache(cache, model, source, sha256, energies)
+        _write_energy_cache(cache, model, spec.relpath, sha256, energies)
         if progress is not None:
             progress(min(start + chunk, len(todo)), len(todo))
     dft = loaded.targets.get("e_above_hull") if loaded.targets else None

@@ -46,7 +46,36 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument(
         "--preset", help="crystals: coverage cutoffs perov-5, carbon-24 or mp-20 (default from --ref's name)"
     )
+    parser.add_argument("--sun", action="store_true",
+                        help="crystals: S.U.N. rate instead (stable, unique, novel after CHGNet relaxation against a "
+                        "convex hull of known phases; needs chgnet and --train) and the generated-to-relaxed RMSD")
+    parser.add_argument("--hull", default="mp20-biternary",
+                        help="with --sun: comma-separated registered data sets whose phases make the hull "
+                        "(default mp20-biternary)")
+    parser.add_argument("--e-hull-threshold", type=float, default=0.1,
+                        help="with --sun: eV/atom above the hull still called stable (default 0.1)")
     return parser
+
+
+def _run_sun(args: argparse.Namespace) -> int:
+    import json
+
+    from molgen.workflows.sun import evaluate_sun, read_crystals
+
+    if not args.train:
+        raise MolgenError("--sun needs --train (the generator's training set, e.g. mp20-biternary-train) for novelty")
+    structures, unparsable = read_crystals(args.generated, args.n)
+    report = evaluate_sun(structures, args.train, hull_sources=[s.strip() for s in args.hull.split(",") if s.strip()],
+                          threshold=args.e_hull_threshold, jobs=max(1, args.jobs),
+                          progress=None if quiet(args) else (lambda message: print(f"... {message}", flush=True)))
+    report["unparsable"] = unparsable
+    rows = report.pop("rows")
+    print(json.dumps(report, indent=1))
+    if args.output:
+        with open(args.output, "w") as handle:
+            json.dump({**report, "rows": rows}, handle, indent=1)
+        print(f"report: {args.output}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output:  # crystal and peptide reports are JSON too
         require_output_suffix(args.output, (".json",), "report")
+    if args.sun:
+        return _run_sun(args)
     try:
         k = tuple(int(part) for part in args.k.split(",") if part.strip())
     except ValueError:

@@ -144,3 +144,59 @@ def _mappings(template: dict[int, list[str]], target: dict[int, list[str]]):
         for part in parts:
             mapping.update(part)
         yield mapping
+
+
+def substitution_candidates(structures: Sequence[Structure], n: int, *, seed: int = 0, neighbours: int = 3,
+                            elements: Sequence[str] | None = None) -> list[Structure]:
+    """New crystals by one-element swaps of known structures (the ion-substitution
+    baseline of unconditional generation).
+
+    Each candidate takes a random known structure and one of its elements at
+    random and replaces that element by one of its ``neighbours`` most similar
+    elements (the distance of :func:`element_features`), keeping the
+    structure and scaling its volume; a swap that gives a reduced formula
+    already among the known structures (or already proposed) is drawn again.
+
+    Args:
+        structures: Known structures (e.g. the training set).
+        n: Candidates wanted.
+        seed: Seed of the draws.
+        neighbours: Most similar elements a swap chooses from.
+        elements: Elements a swap may introduce (default: those of ``structures``).
+
+    Returns:
+        Up to ``n`` structures (fewer only when the draws run dry).
+
+    Raises:
+        MolgenError: no structures or ``n`` < 1.
+    """
+    if not structures or n < 1:
+        raise MolgenError("substitution_candidates needs known structures and n >= 1")
+    rng = np.random.default_rng(seed)
+    pool = sorted(set(elements) if elements else {el.symbol for s in structures for el in s.composition.elements})
+    features = {el: element_features(el) for el in pool}
+    nearest: dict[str, list[str]] = {}
+    seen = {s.composition.reduced_formula for s in structures}
+    templates = SubstitutionTemplates(structures)
+    out: list[Structure] = []
+    for _ in range(50 * n):
+        if len(out) >= n:
+            break
+        index = int(rng.integers(len(structures)))
+        present = sorted(templates._counts[index])
+        old = present[int(rng.integers(len(present)))]
+        if old not in nearest:
+            others = [el for el in pool if el != old]
+            base = element_features(old)
+            nearest[old] = sorted(others, key=lambda el: float(np.linalg.norm(features[el] - base)))[:neighbours]
+        choices = [el for el in nearest[old] if el not in present]
+        if not choices:
+            continue
+        new = choices[int(rng.integers(len(choices)))]
+        candidate = templates.substitute(index, {old: new})
+        formula = candidate.composition.reduced_formula
+        if formula in seen:
+            continue
+        seen.add(formula)
+        out.append(candidate)
+    return out

@@ -1,0 +1,146 @@
+"""S.U.N. rate of generated crystals: stable, unique and novel (MatterGen's headline).
+
+Each generated structure is checked for validity, relaxed with the
+interatomic potential (CHGNet) and placed against a convex hull of known
+phases under the same potential (:class:`molgen.physics.hull.ConvexHull`):
+
+* **stable**: energy above hull <= ``threshold`` (0.1 eV/atom by default, as
+  MatterGen; 0.0 for the strict "on or below the hull");
+* **unique**: the first of its group of matching relaxed structures
+  (StructureMatcher) within the generated set;
+* **novel**: matches no training structure (matching within equal reduced
+  formulas);
+* **S.U.N.**: all three; the rate is over *all* generated samples, so
+  invalid structures and failed relaxations count against it.
+
+It also gives the RMSD between each generated structure and its relaxed
+form (MatterGen's second headline: how close to a local minimum the
+generator lands), in Angstrom.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from molgen.domains.crystal.matching import MatcherSettings, formula_key, group_structures
+
+
+def relaxation_rmsd(generated: Any, relaxed: Any) -> float | None:
+    """RMS displacement (A) between a structure and its relaxed form.
+
+    StructureMatcher's normalised RMS (loose tolerances, so a large
+    relaxation still maps site to site) times the cube root of the relaxed
+    volume per atom; None when the two no longer match.
+    """
+    from pymatgen.analysis.structure_matcher import StructureMatcher
+
+    matcher = StructureMatcher(ltol=0.5, stol=0.5, angle_tol=10, primitive_cell=False, scale=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rms = matcher.get_rms_dist(generated, relaxed)
+    if rms is None:
+        return None
+    return float(rms[0]) * (relaxed.volume / len(relaxed)) ** (1 / 3)
+
+
+def _novel_flags(structures: Sequence[Any], training: Sequence[Any], settings: MatcherSettings) -> list[bool]:
+    by_formula: dict[str, list[Any]] = {}
+    for s in training:
+        by_formula.setdefault(formula_key(s), []).append(s)
+    matcher = settings.matcher()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [not any(matcher.fit(s, t) for t in by_formula.get(formula_key(s), [])) for s in structures]
+
+
+def sun_report(
+    structures: Sequence[Any | None],
+    relaxations: Sequence[dict[str, Any] | None],
+    hull,
+    training: Sequence[Any],
+    *,
+    threshold: float = 0.1,
+    matcher: MatcherSettings = MatcherSettings(),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """S.U.N. figures of a generated set.
+
+    Args:
+        structures: Generated structures in sampling order (None: did not
+            parse or not valid; counted as failures).
+        relaxations: For each, the :func:`~molgen.physics.relaxation.relax_structure`
+            result (None where not relaxed).
+        hull: :class:`~molgen.physics.hull.ConvexHull` under the relaxation's potential.
+        training: Training structures (novelty).
+        threshold: eV/atom above hull still called stable.
+        matcher: Uniqueness and novelty matching.
+        progress: Called with a short message per stage.
+
+    Returns:
+        ``{"samples", "valid", "relaxed", "stable", "unique", "novel", "sun",
+        ..._rate, "e_above_hull": {mean, median, ...}, "rmsd": {...},
+        "relaxation_status": {...}, "rows": [per-sample dicts]}``; rates are
+        over all samples.
+    """
+    from pymatgen.core import Structure
+
+    n = len(structures)
+    if n == 0:
+        raise ValueError("no structures")
+    rows: list[dict[str, Any]] = []
+    statuses: dict[str, int] = {}
+    final: list[Any | None] = []
+    for s, r in zip(structures, relaxations):
+        row: dict[str, Any] = {"valid": s is not None, "status": None, "e_above_hull": None, "rmsd": None,
+                               "formula": s.composition.reduced_formula if s is not None else None}
+        relaxed = None
+        if s is not None and r is not None:
+            row["status"] = r.get("status")
+            statuses[r.get("status")] = statuses.get(r.get("status"), 0) + 1
+            if r.get("final_structure") and r.get("energy_per_atom") is not None and r.get("status") in ("ok", "unconverged"):
+                relaxed = Structure.from_dict(r["final_structure"])
+                row["e_above_hull"] = hull.e_above_hull(relaxed.composition, r["energy_per_atom"])
+                row["rmsd"] = relaxation_rmsd(s, relaxed)
+        final.append(relaxed)
+        rows.append(row)
+    if progress:
+        progress("uniqueness")
+    kept = [i for i, s in enumerate(final) if s is not None]
+    labels = group_structures([final[i] for i in kept], matcher)
+    first = {}
+    for position, label in enumerate(labels):
+        first.setdefault(label, kept[position])
+    unique = set(first.values())
+    if progress:
+        progress("novelty")
+    novel_flags = _novel_flags([final[i] for i in kept], training, matcher)
+    novel = {i for i, flag in zip(kept, novel_flags) if flag}
+    for i, row in enumerate(rows):
+        e = row["e_above_hull"]
+        row["stable"] = e is not None and e <= threshold + 1e-9  # threshold 0: on or below the hull
+        row["unique"] = i in unique
+        row["novel"] = i in novel
+        row["sun"] = row["stable"] and row["unique"] and row["novel"]
+    counts = {key: sum(bool(r[key]) for r in rows) for key in ("valid", "stable", "unique", "novel", "sun")}
+    energies = np.array([r["e_above_hull"] for r in rows if r["e_above_hull"] is not None])
+    rmsds = np.array([r["rmsd"] for r in rows if r["rmsd"] is not None])
+
+    def summary(values: np.ndarray) -> dict[str, float | int | None]:
+        if not len(values):
+            return {"n": 0, "mean": None, "median": None}
+        return {"n": int(len(values)), "mean": float(values.mean()), "median": float(np.median(values)),
+                "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90))}
+
+    report: dict[str, Any] = {"samples": n, "threshold_ev_per_atom": threshold, "relaxed": len(kept), **counts}
+    report.update({f"{key}_rate": counts[key] / n for key in counts})
+    report["stable_unique_novel_of_relaxed"] = counts["sun"] / len(kept) if kept else math.nan
+    report["e_above_hull"] = summary(energies)
+    report["on_hull_rate"] = float((energies <= 0).sum() / n) if len(energies) else 0.0
+    report["rmsd_angstrom"] = summary(rmsds)
+    report["relaxation_status"] = statuses
+    report["rows"] = rows
+    return report

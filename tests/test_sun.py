@@ -1,0 +1,94 @@
+"""Convex hull of known phases, the S.U.N. report and the ion-substitution
+candidates, on hand-built phases (no potential needed)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+from pymatgen.core import Composition, Lattice, Structure
+
+from molgen.domains.crystal.substitution import substitution_candidates
+from molgen.metrics.sun import relaxation_rmsd, sun_report
+from molgen.physics.hull import ConvexHull, KnownPhase
+
+
+def _phase(formula: str, energy: float, line: int = 0) -> KnownPhase:
+    composition = Composition(formula)
+    return KnownPhase("test", line, composition.reduced_formula, composition, energy, None)
+
+
+def _hull() -> ConvexHull:
+    # Na and Cl references at 0; NaCl 1 eV/atom below them; Na2Cl above the tie line.
+    return ConvexHull([_phase("NaCl", -1.0, 1), _phase("Na2Cl", -0.5, 2), _phase("KCl", float("nan"), 3)],
+                      {"Na": 0.0, "Cl": 0.0, "K": 0.0})
+
+
+def test_hull_distances_follow_the_tie_lines():
+    hull = _hull()
+    assert hull.e_above_hull("NaCl", -1.0) == pytest.approx(0.0, abs=1e-9)
+    assert hull.e_above_hull("NaCl", -0.9) == pytest.approx(0.1)
+    assert hull.e_above_hull("NaCl", -1.2) == pytest.approx(-0.2)  # a new ground state sits below the hull
+    # Na2Cl: the hull there is 2/3 Na + ... = -2/3 eV/atom, so -0.5 is 1/6 above it.
+    assert hull.e_above_hull("Na2Cl", -0.5) == pytest.approx(1 / 6)
+    assert hull.e_above_hull("KCl", -0.3) == pytest.approx(-0.3)  # KCl's NaN phase was left out: the tie line K-Cl
+    assert hull.e_above_hull("NaF", -1.0) is None  # F has no reference
+    assert hull.e_above_hull("NaCl", float("nan")) is None
+    distances = dict((p.formula, d) for p, d in hull.known_phase_distances())
+    assert distances["NaCl"] == pytest.approx(0.0, abs=1e-9) and distances["Na2Cl"] == pytest.approx(1 / 6)
+
+
+def _rock_salt(a: float, species=("Na", "Cl")) -> Structure:
+    return Structure(Lattice.cubic(a), list(species) * 4,
+                     [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0, 0, 0.5], [0.5, 0, 0.5], [0, 0.5, 0], [0, 0.5, 0.5], [0.5, 0, 0]])
+
+
+def _relaxed(structure: Structure, energy: float, status: str = "ok") -> dict:
+    return {"status": status, "energy_per_atom": energy, "final_structure": structure.as_dict()}
+
+
+def test_sun_report_counts_stable_unique_novel_over_all_samples():
+    hull = _hull()
+    known = _rock_salt(5.64)
+    new_kcl = _rock_salt(6.29, ("K", "Cl"))
+    cscl_nacl = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])  # another NaCl polymorph
+    generated = [_rock_salt(5.7), new_kcl, _rock_salt(6.25, ("K", "Cl")), cscl_nacl, None, new_kcl]
+    relaxations = [_relaxed(known, -1.0), _relaxed(new_kcl, -0.2), _relaxed(new_kcl, -0.2),
+                   _relaxed(cscl_nacl, -0.95), None, {"status": "failed", "error": "boom"}]
+    report = sun_report(generated, relaxations, hull, [known], threshold=0.1)
+    rows = report["rows"]
+    assert [r["stable"] for r in rows] == [True, True, True, True, False, False]
+    assert [r["unique"] for r in rows] == [True, True, False, True, False, False]  # sample 2 relaxes onto sample 1
+    assert [r["novel"] for r in rows] == [False, True, True, True, False, False]  # sample 0 relaxes onto the training NaCl
+    assert [r["sun"] for r in rows] == [False, True, False, True, False, False]
+    assert report["samples"] == 6 and report["sun"] == 2 and report["sun_rate"] == pytest.approx(2 / 6)
+    assert report["relaxation_status"] == {"ok": 4, "failed": 1}
+    assert report["rmsd_angstrom"]["n"] == 4
+    strict = sun_report(generated, relaxations, hull, [known], threshold=0.0)
+    assert strict["stable"] == 3  # the CsCl-type NaCl is 0.05 eV/atom above the hull
+
+
+def test_relaxation_rmsd_is_in_angstrom():
+    a = _rock_salt(5.64)
+    b = a.copy()
+    b.translate_sites([0], [0.1 / 5.64, 0, 0], frac_coords=True)  # one atom of eight moved by 0.1 A
+    rmsd = relaxation_rmsd(a, b)
+    assert 0.01 < rmsd < 0.1
+    assert relaxation_rmsd(a, a.copy()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_substitution_candidates_are_new_compositions_of_known_structures():
+    known = [_rock_salt(5.64), _rock_salt(6.29, ("K", "Cl")), _rock_salt(5.0, ("Li", "F"))]
+    candidates = substitution_candidates(known, 6, seed=0, elements=["Na", "K", "Li", "Rb", "Cl", "F", "Br", "I"])
+    formulas = [c.composition.reduced_formula for c in candidates]
+    assert len(candidates) == 6 and len(set(formulas)) == 6
+    assert not set(formulas) & {"NaCl", "KCl", "LiF"}
+    assert all(len(c) == 8 and Counter(c.composition.element_composition.values()) == Counter({4: 2}) for c in candidates)
+    again = [c.composition.reduced_formula for c in substitution_candidates(known, 6, seed=0, elements=["Na", "K", "Li", "Rb", "Cl", "F", "Br", "I"])]
+    assert again == formulas
+    rb = [c for c in candidates if "Rb" in c.composition.reduced_formula]
+    for c in rb:  # a larger ion grows the cell
+        assert c.volume > min(k.volume for k in known)
+    assert all(math.isfinite(c.volume) for c in candidates) and np.all([c.is_ordered for c in candidates])
