@@ -210,6 +210,29 @@ def test_save_load_round_trip(tmp_path, crystals, regressor):
         np.testing.assert_array_equal(got[1], expected[1])
 
 
+def test_chgnet_element_embedding_trains_and_loads_without_chgnet(tmp_path, crystals, monkeypatch):
+    pytest.importorskip("chgnet")
+    from molgen.predictors import crystals as crystal_predictors
+
+    structures, volume = crystals
+    table = crystal_predictors.element_feature_table("descriptors+chgnet")
+    assert table.shape == (119, 14 + 64) and np.isfinite(table).all()
+    assert np.abs(table[[11, 19], 14:] - table[[19, 11], 14:]).sum() > 0  # Na and K differ
+    model = CGCNNPredictor(**{**FAST, "n_models": 1, "epochs": 30}, element_features="chgnet").fit(
+        structures[:N_TRAIN], volume[:N_TRAIN])
+    mean, _ = model.predict(structures[N_TRAIN:])
+    assert np.mean(np.abs(mean - volume[N_TRAIN:])) < 0.5 * np.mean(np.abs(volume[N_TRAIN:] - volume[:N_TRAIN].mean()))
+    directory = model.save(tmp_path / "chgnet-table")
+
+    def unavailable():
+        raise AssertionError("loading must take the table from the saved weights")
+
+    monkeypatch.setattr(crystal_predictors, "chgnet_element_embedding", unavailable)
+    np.testing.assert_array_equal(load_predictor(directory).predict(structures[N_TRAIN:])[0], mean)
+    with pytest.raises(ConfigError, match="element_features"):
+        CGCNNPredictor(element_features="magpie")
+
+
 def test_network_without_element_features_and_with_sum_pooling():
     batch = pack_crystal_graphs([structure_to_graph(rock_salt(5.6, "Na", "Cl"))]).select([0])
     net = CGCNN(2, atom_dim=8, head_hidden=8, element_table=None, pooling="sum", norm="layer").eval()

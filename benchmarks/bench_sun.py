@@ -1,0 +1,77 @@
+"""S.U.N. rates on MP-20 binary/ternary chemistry: a generator vs ion substitution.
+
+Same sample count for each method, scored by :func:`molgen.workflows.sun.evaluate_sun`
+(CHGNet 0.3.0 relaxation, hull of all ``mp20-biternary`` phases under CHGNet,
+stable = e_hull <= 0.1 eV/atom, novelty against ``mp20-biternary-train``):
+
+* ``generator``: an autoregressive crystal model trained on
+  ``mp20-biternary-train`` (``--model``), sampled unconditionally (a
+  conditional model with its null condition), grammar and site exclusion on;
+  unparsable or invalid samples count as failures;
+* ``substitution``: :func:`~molgen.domains.crystal.substitution.substitution_candidates`,
+  one-element swaps of training structures to one of the 3 most similar
+  elements, new reduced formulas only.
+
+    OMP_NUM_THREADS=1 MOLGEN_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/bench_sun.py \\
+        --model runs/mp20-ar --n 100 --jobs 2 --seed 0 --out benchmarks/results/sun_mp20.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--parts", default="generator,substitution")
+    parser.add_argument("--out", default="benchmarks/results/sun_mp20.json")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    from molgen.backbones.base import Generator
+    from molgen.datasets.loading import load_texts
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.domains.crystal.substitution import substitution_candidates
+    from molgen.workflows.sampling import resolve_model_dir
+    from molgen.workflows.sun import evaluate_sun
+
+    out_path = Path(args.out)
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results["setup"] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+                        "date": datetime.date.today().isoformat(), "seed": args.seed, "n": args.n,
+                        "training": "mp20-biternary-train", "hull": "mp20-biternary (all 7,140 phases, CHGNet)"}
+    domain = CrystalDomain()
+    for part in args.parts.split(","):
+        start = time.perf_counter()
+        if part == "generator":
+            model = Generator.from_pretrained(resolve_model_dir(args.model))
+            structures = [s if s is not None and domain.is_valid(s) else None for s in model.sample(args.n, seed=args.seed)]
+        elif part == "substitution":
+            train = load_texts("mp20-biternary-train", domain, on_invalid="skip", keep_objects=True, targets=()).objects
+            structures = substitution_candidates(train, args.n, seed=args.seed)
+        else:
+            parser.error(f"unknown part {part!r}")
+        seconds = time.perf_counter() - start
+        report = evaluate_sun(structures, "mp20-biternary-train", jobs=args.jobs,
+                              progress=lambda message: print(f"  [{part}] {message}", flush=True))
+        report["generation_seconds"] = round(seconds, 1)
+        report.pop("rows")
+        results[part] = report
+        print(part, json.dumps({k: v for k, v in report.items() if k != "settings"}), flush=True)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
