@@ -86,6 +86,29 @@ def _text_tokens(codec, n_sites: int) -> int:
     return 3 * length + 3 + 3 * angle + 3 + n_sites * (site + 1) - 1
 
 
+def rank_structures(structures: Sequence[Structure | None], rules=None) -> dict[int, int]:
+    """Distinct valid structures (StructureMatcher), most often sampled first.
+
+    Args:
+        structures: Samples of one composition.
+        rules: Validity rules (default: the domain's).
+
+    Returns:
+        ``{index of the first sample of each distinct structure: how many
+        samples match it}``, in ranking order (count, then first index).
+    """
+    from molgen.domains.crystal.matching import group_structures
+    from molgen.domains.crystal.validity import ValidityRules, structure_is_valid
+
+    rules = rules or ValidityRules()
+    valid = [i for i, s in enumerate(structures) if s is not None and structure_is_valid(s, rules)]
+    labels = group_structures([structures[i] for i in valid])
+    counts: dict[int, int] = {}
+    for label in labels:
+        counts[valid[label]] = counts.get(valid[label], 0) + 1
+    return {i: counts[i] for i in sorted(counts, key=lambda i: (-counts[i], i))}
+
+
 def summarize_structures(structures: Sequence[Structure | None], rules=None) -> tuple[dict, list[dict]]:
     """Validity and the distinct structures, most often sampled first (a
     sampling-based ranking: a generator that keeps returning one
@@ -100,20 +123,14 @@ def summarize_structures(structures: Sequence[Structure | None], rules=None) -> 
         "volume_per_atom"}, ...])``, the list over distinct valid structures
         (``index``: the first sample of each).
     """
-    from molgen.domains.crystal.matching import group_structures
-    from molgen.domains.crystal.validity import ValidityRules, structure_is_valid
     from molgen.report.crystals import space_group
 
-    rules = rules or ValidityRules()
-    valid = [i for i, s in enumerate(structures) if s is not None and structure_is_valid(s, rules)]
-    labels = group_structures([structures[i] for i in valid])
-    counts: dict[int, int] = {}
-    for label in labels:
-        counts[valid[label]] = counts.get(valid[label], 0) + 1
-    ranked = sorted(counts, key=lambda i: (-counts[i], i))
+    counts = rank_structures(structures, rules)
+    ranked = list(counts)
+    valid = sum(counts.values())
     rows = [{"index": i, "count": counts[i], "spacegroup": space_group(structures[i]),
              "volume_per_atom": round(structures[i].volume / len(structures[i]), 3)} for i in ranked]
-    return {"samples": len(structures), "valid": len(valid), "distinct": len(ranked)}, rows
+    return {"samples": len(structures), "valid": valid, "distinct": len(ranked)}, rows
 
 
 def write_structures(structures: Sequence[Structure | None], path, formula: str):
