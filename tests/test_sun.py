@@ -92,3 +92,35 @@ def test_substitution_candidates_are_new_compositions_of_known_structures():
     for c in rb:  # a larger ion grows the cell
         assert c.volume > min(k.volume for k in known)
     assert all(math.isfinite(c.volume) for c in candidates) and np.all([c.is_ordered for c in candidates])
+
+
+def test_cli_sun_reports_rates_and_refuses_without_training(tmp_path, monkeypatch, capsys):
+    import csv
+    import json
+
+    from molgen.cli.main import main
+    from molgen.domains.crystal import to_cif
+    from molgen.physics import hull as hull_module
+    from molgen.workflows import sun as sun_workflow
+
+    known, new_kcl = _rock_salt(5.64), _rock_salt(6.29, ("K", "Cl"))
+    for name, structures in (("train.csv", [known]), ("generated.csv", [known, new_kcl])):
+        with open(tmp_path / name, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["cif"])
+            writer.writerows([[to_cif(s)] for s in structures])
+    (tmp_path / "broken.csv").write_text("cif\nnot a cif\n")
+    monkeypatch.setattr(hull_module.ConvexHull, "from_sources", classmethod(lambda cls, sources, **kw: _hull()))
+    monkeypatch.setattr(sun_workflow, "relax_all", lambda structures, jobs=1: [
+        None if s is None else _relaxed(s, -1.0 if s.composition.reduced_formula == "NaCl" else -0.2) for s in structures])
+    monkeypatch.setattr("molgen.physics.relaxation._chgnet_model_module", lambda: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "-q", "-o", "sun.json"]) == 0
+    report = json.loads((tmp_path / "sun.json").read_text())
+    assert report["samples"] == 2 and report["stable"] == 2 and report["novel"] == 1 and report["sun_rate"] == 0.5
+    assert [row["sun"] for row in report["rows"]] == [False, True]
+    assert main(["evaluate", "generated.csv", "--sun"]) == 2
+    assert "--sun needs --train" in capsys.readouterr().err
+    assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "--e-hull-threshold", "-1"]) == 2
+    assert main(["evaluate", "broken.csv", "--sun", "--train", "train.csv", "-q", "-o", "b.json"]) == 0
+    assert json.loads((tmp_path / "b.json").read_text())["unparsable"] == 1
