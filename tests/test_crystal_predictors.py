@@ -312,3 +312,14 @@ def test_gap_predictor_rejects_unusable_data(gap_data):
     with pytest.raises(ConfigError, match="task"):
         GapPredictor(classifier_params={"task": "regression"})
     assert GapPredictor(threshold=0.5).labels([0.0, 0.5, 0.7, np.nan]).tolist()[:3] == [0.0, 0.0, 1.0]
+
+
+def test_shipped_mp20_gap_model_tells_a_salt_from_an_alloy():
+    from molgen.pretrained.predictors import predictor_dir
+
+    model = load_predictor(predictor_dir("mp20-gap"))
+    salt = rock_salt(5.64, "Na", "Cl")
+    alloy = Structure(Lattice.cubic(3.75), ["Au", "Cu", "Cu", "Cu"], [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+    parts = model.predict_parts([salt, alloy])
+    assert parts["p_nonmetal"][0] > model.decision_threshold > parts["p_nonmetal"][1]
+    assert parts["gap_if_nonmetal"][0] > 3.0  # PBE gap of NaCl: ~5 eV

@@ -6,7 +6,8 @@ Each is a folder of ``molgen/pretrained/data/predictors/`` in the one saved
 predictor format (:mod:`molgen.predictors.registry`). The Perov-5 models are
 trained by ``benchmarks/bench_crystal_predictors.py --save`` on the registry's
 Perov-5 training split, the AMP classifier by
-``benchmarks/train_amp_classifier.py``; their held-out figures are in
+``benchmarks/train_amp_classifier.py``, ``mp20-gap`` by
+``bench_crystal_predictors.py --tasks mp20-gap --element-features descriptors+chgnet --save``; their held-out figures are in
 ``benchmarks/RESULTS.md`` and in each ``config.json``.
 """
 
@@ -23,6 +24,8 @@ SHIPPED_PREDICTORS: dict[str, str] = {
     "perov5-gap": "CGCNN metal/non-metal classifier + non-metal gap regressor for Perov-5 direct GLLB-SC gaps (eV)",
     "perov5-ind-gap": "the same model for Perov-5 indirect GLLB-SC gaps (eV), for the direct-gap preference",
     "perov5-heat": "CGCNN regressor of the Perov-5 heat of formation heat_all (eV per 5-atom cell)",
+    "mp20-gap": "CGCNN metal/non-metal classifier + non-metal gap regressor for MP-20 binary/ternary PBE band gaps (eV); "
+                "element descriptors + CHGNet's pretrained atom embedding, 3-member ensembles",
     "amp-classifier": "CNN + descriptor classifier of antimicrobial peptides (probability of being antimicrobial)",
 }
 
