@@ -96,7 +96,8 @@ def sun_report(
     final: list[Any | None] = []
     for s, r in zip(structures, relaxations):
         row: dict[str, Any] = {"valid": s is not None, "status": None, "e_above_hull": None, "rmsd": None,
-                               "formula": s.composition.reduced_formula if s is not None else None}
+                               "formula": s.composition.reduced_formula if s is not None else None,
+                               "n_elements": len(s.composition.elements) if s is not None else None}
         relaxed = None
         if s is not None and r is not None:
             row["status"] = r.get("status")
@@ -142,5 +143,14 @@ def sun_report(
     report["on_hull_rate"] = float((energies <= 0).sum() / n) if len(energies) else 0.0
     report["rmsd_angstrom"] = summary(rmsds)
     report["relaxation_status"] = statuses
+    # A hull of binary/ternary phases is sparse for quaternaries: report S.U.N. per arity.
+    by_arity: dict[int, dict[str, int]] = {}
+    for row in rows:
+        if row["n_elements"] is not None:
+            entry = by_arity.setdefault(row["n_elements"], {"samples": 0, "stable": 0, "sun": 0})
+            entry["samples"] += 1
+            entry["stable"] += int(row["stable"])
+            entry["sun"] += int(row["sun"])
+    report["by_number_of_elements"] = {str(k): by_arity[k] for k in sorted(by_arity)}
     report["rows"] = rows
     return report
