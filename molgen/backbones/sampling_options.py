@@ -76,6 +76,8 @@ class GraphSamplingOptions(SamplingOptions):
     corrector_steps: int | None = Field(None, ge=0, description="Langevin corrector steps per step (crystal coordinates)")
     condition: dict[str, float] | None = Field(None, description="property values to condition on")
     guidance: float | None = Field(None, description="classifier-free guidance weight")
+    node_types: list[list[int]] | None = Field(
+        None, description="fixed node-type indices, one list for all samples or one per sample (structure prediction)")
 
 
 def validate_sampling_options(options: dict[str, Any], schema: type[SamplingOptions], backbone: str = "this") -> dict[str, Any]:
