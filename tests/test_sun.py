@@ -124,3 +124,15 @@ def test_cli_sun_reports_rates_and_refuses_without_training(tmp_path, monkeypatc
     assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "--e-hull-threshold", "-1"]) == 2
     assert main(["evaluate", "broken.csv", "--sun", "--train", "train.csv", "-q", "-o", "b.json"]) == 0
     assert json.loads((tmp_path / "b.json").read_text())["unparsable"] == 1
+
+
+def test_hull_energy_cache_keeps_failures_and_ignores_foreign_files(tmp_path):
+    from molgen.physics.hull import _read_energy_cache, _write_energy_cache
+
+    path = tmp_path / "hull" / "cache.json"
+    _write_energy_cache(path, "chgnet-0.3.0", "x.csv", "abc", {"2": -3.5, "3": float("nan")})
+    cached = _read_energy_cache(path, "chgnet-0.3.0", "abc")
+    assert cached["2"] == -3.5 and math.isnan(cached["3"])  # a failure is remembered, not retried
+    assert _read_energy_cache(path, "chgnet-0.3.0", "other-data") == {}
+    path.write_text("{not json")
+    assert _read_energy_cache(path, "chgnet-0.3.0", "abc") == {}

@@ -30,8 +30,6 @@ import itertools
 import json
 import logging
 import math
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +39,7 @@ import numpy as np
 
 from molgen.core.errors import MolgenError
 from molgen.core.paths import molgen_home
+from molgen.core.serialization import write_json
 from molgen.physics.relaxation import RelaxSettings, _calculator, elemental_references
 
 logger = logging.getLogger(__name__)
@@ -117,7 +116,8 @@ def _read_energy_cache(path: Path, model: str, sha256: str) -> dict[str, float]:
         data = json.loads(path.read_text())
         if data.get("format") != _CACHE_FORMAT or data.get("model") != model or data.get("sha256") != sha256:
             raise ValueError("format, model or data mismatch")
-        return {str(k): float(v) for k, v in data["energies"].items()}
+        # null: the potential failed on that structure; keep it so it is not retried
+        return {str(k): math.nan if v is None else float(v) for k, v in data["energies"].items()}
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -126,19 +126,11 @@ def _read_energy_cache(path: Path, model: str, sha256: str) -> dict[str, float]:
 
 
 def _write_energy_cache(path: Path, model: str, source: str, sha256: str, energies: dict[str, float]) -> None:
-    """Atomic write (tmp file + rename), so an interrupted run keeps what it had."""
+    """Atomic write, so an interrupted run keeps what it had (NaN is written as null)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps({"format": _CACHE_FORMAT, "model": model, "source": source, "sha256": sha256,
-                           "energies": {k: (v if math.isfinite(v) else None) for k, v in energies.items()}})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(path, {"format": _CACHE_FORMAT, "model": model, "source": source, "sha256": sha256,
+                          "energies": energies})
     except OSError as exc:
         logger.warning("could not write hull cache %s: %s", path, exc)
 

@@ -37,8 +37,6 @@ import io
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -61,6 +59,7 @@ except ImportError:  # ASE < 3.23
 from molgen.core.config import StrictModel, validate
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.core.paths import molgen_home
+from molgen.core.serialization import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -444,15 +443,7 @@ def _write_cache(path: Path, model: str, entries: dict[str, dict[str, Any]]) -> 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         merged = {**_read_cache(path, model), **entries}
-        text = json.dumps({"format": _CACHE_FORMAT, "model": model, "references": merged}, indent=1, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_json(path, {"format": _CACHE_FORMAT, "model": model, "references": merged})
     except OSError as exc:  # a read-only home only costs recomputation next time
         logger.warning("could not write reference cache %s: %s", path, exc)
 
