@@ -50,6 +50,7 @@ RESULTS = HERE / "results"
 #: Default sampling options of each shipped model (stored in its card).
 SAMPLING: dict[str, dict] = {
     "perov5": {"constrained": True, "semantic": True},  # token grammar + no atom closer than the validity distance
+    "mp20": {"constrained": True, "semantic": True},
 }
 
 #: One-line description of each shipped model.
@@ -57,6 +58,8 @@ DESCRIPTIONS: dict[str, str] = {
     "zinc250k": "autoregressive SMILES transformer trained on ZINC250k (PMO's prior data); the default prior of molgen optimize",
     "perov5": "autoregressive crystal-text transformer trained on the Perov-5 training split; the default generator of the photovoltaic preset",
     "amp": "autoregressive peptide transformer trained on the antimicrobial peptides of the AMP train split",
+    "mp20": "autoregressive crystal-text transformer trained on mp20-biternary-train (band-gap conditional, classifier-free); "
+            "the generator of the photovoltaic-mp20 presets",
     "qm9": "DiGress-style graph diffusion model of QM9 molecular graphs (heavy atoms only) trained on the QM9 train split",
 }
 

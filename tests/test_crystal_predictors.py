@@ -183,6 +183,16 @@ def test_none_rows_give_nan_and_bad_inputs_are_rejected(crystals, regressor):
         CGCNNPredictor(max_neighbors=0)
 
 
+def test_a_collapsed_generated_cell_gets_nan_instead_of_a_hanging_neighbour_search(crystals, regressor):
+    structures, _ = crystals
+    # 6 atoms in a 0.009 A^3 cell: millions of periodic images within the 6 A cutoff.
+    flat = Structure(Lattice([[3, 0, 0], [0, 3, 0], [0, 0, 0.001]]), ["Na", "Cl"] * 3, [[0, 0, 0], [0.5, 0.5, 0.5]] * 3)
+    mean, _ = regressor.predict([structures[0], flat])
+    assert np.isfinite(mean[0]) and np.isnan(mean[1])
+    with pytest.raises(DataError, match="degenerate"):
+        structure_to_graph(flat)
+
+
 def test_single_atom_cells_train_with_batch_norm():
     # bcc and fcc metals in one-atom primitive cells: batches of one cell hold
     # a single atom, where plain BatchNorm1d would raise in training mode.

@@ -6,6 +6,7 @@ test_potential.py)."""
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 
 import numpy as np
@@ -76,7 +77,7 @@ def reference_csv(tmp_path):
     return path
 
 
-def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0):
+def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, relax=None, hull=None):
     from molgen.backbones.base import load_generator
     from molgen.loops.reinforce import PriorRegularizedRL
     from molgen.pretrained import pretrained_dir
@@ -84,11 +85,11 @@ def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0):
     config = DiscoveryConfig.model_validate({
         "rounds": rounds, "per_round": 48,
         "strategy": {"update_batch": 24},
-        "relax": {"per_round": 3, "budget": 5, "max_formation_energy": 0.0, "executor": "serial"},
+        "relax": {"per_round": 3, "budget": 5, "max_formation_energy": 0.0, "executor": "serial", **(relax or {})},
     })
     strategy = PriorRegularizedRL(load_generator(pretrained_dir("perov5")), config.strategy, seed=seed)
     objective = Objective.from_spec(objective_spec(reference_csv))
-    return MaterialsDiscovery(strategy, objective, out_dir, config, relax_fn=relax_fn, executor=SerialExecutor())
+    return MaterialsDiscovery(strategy, objective, out_dir, config, relax_fn=relax_fn, executor=SerialExecutor(), hull=hull)
 
 
 def store_rows(out_dir):
@@ -131,6 +132,56 @@ def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
     with (out / "selected.csv").open() as handle:
         selected = list(csv.DictReader(handle))
     assert len(selected) == 5 and {"predicted_gap", "gap_if_nonmetal", "p_nonmetal", "formation_energy", "energy_per_atom"} <= set(selected[0])
+
+
+def test_relaxed_candidates_are_gated_by_their_distance_to_the_hull(tmp_path, reference_csv):
+    from pymatgen.core import Element
+
+    from molgen.physics.hull import ConvexHull
+
+    # No known phases and zero references: the hull is at 0 eV/atom, so a candidate's distance
+    # to it is its (stand-in) energy, -volume/atom/4; the gate at -4 splits the relaxed ones.
+    hull = ConvexHull([], {el.symbol: 0.0 for el in Element})
+    CALLS.clear()
+    result = make_loop(tmp_path / "run", reference_csv, relax={"hull": ["hand-built"], "max_e_above_hull": -4.0,
+                                                               "max_formation_energy": None}, hull=hull).run()
+    with sqlite3.connect(result.out_dir / "candidates.sqlite") as db:
+        rows = [(status, json.loads(raw)) for status, raw in db.execute("SELECT status, result FROM followups")]
+    usable = [r for status, r in rows if status == "ok"]
+    assert len(usable) == 4
+    for r in usable:
+        assert r["e_above_hull"] == pytest.approx(r["energy_per_atom"], abs=1e-6)
+    stable = sum(r["e_above_hull"] <= -4.0 for r in usable)
+    assert 0 < stable < 4  # the gate decides, not the (here disabled) formation-energy proxy
+    assert result.summary["stable"] == stable and "hull of hand-built" in result.summary["stability"]
+    with (result.out_dir / "rounds.csv").open() as handle:
+        assert all("e_above_hull_median" in row for row in csv.DictReader(handle))
+    with (result.out_dir / "selected.csv").open() as handle:
+        selected = list(csv.DictReader(handle))
+    assert sum(row["stable"] == "True" for row in selected) == stable and all("e_above_hull" in row for row in selected)
+
+
+def test_element_count_filter_keeps_binary_and_ternary_chemistry():
+    from pymatgen.core import Lattice, Structure
+
+    from molgen.scoring.crystals import ElementCountParams, element_count
+
+    count = element_count(ElementCountParams())
+    cell = Lattice.cubic(4.0)
+    assert count(Structure(cell, ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])) == 2.0
+    assert count(Structure(cell, ["Ba", "Ti", "O", "N"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0, 0.5, 0.5]])) == 4.0
+
+
+def test_the_mp20_presets_use_the_mp20_generator_gap_model_and_hull():
+    from molgen.workflows.discovery import load_preset
+
+    for name in ("photovoltaic-mp20", "photovoltaic-mp20-known-gap"):
+        preset = load_preset(name)
+        assert preset.generator == "mp20" and preset.discovery.relax.hull == ["mp20-biternary"]
+        assert {"type": "element_count", "max": 3} in preset.objective["filters"]
+    paths = {c.get("path") for c in load_preset("photovoltaic-mp20").objective["components"]}
+    assert paths == {"mp20-gap"}
+    assert load_preset("photovoltaic").generator is None  # Perov-5: the default generator
 
 
 def test_a_killed_run_resumes_without_rescoring_or_rerelaxing(tmp_path, reference_csv):
@@ -188,6 +239,7 @@ def test_discover_command_runs_a_preset_file_and_resumes(tmp_path, capsys):
     assert main(["discover", "--preset", str(preset), "--out", str(out), "--seed", "1"]) == 0
     text = capsys.readouterr().out
     assert "round 1: 16 sampled" in text and "1 rounds" in text
+    assert text.index("stability is not checked") < text.index("round 1:")  # said up front
     assert main(["discover", "--resume", "--rounds", "2", "--out", str(out)]) == 0
     assert "round 2:" in capsys.readouterr().out
     with (out / "rounds.csv").open() as handle:

@@ -63,7 +63,13 @@ class RelaxStageConfig(StrictModel):
     budget: int = Field(200, ge=0, description="relaxations in the whole run")
     min_score: float = Field(0.0, description="only candidates whose cheap score exceeds this")
     max_formation_energy: float | None = Field(
-        0.0, description="eV/atom: a relaxed candidate above this formation-energy proxy counts as unstable (None: no gate)")
+        0.0, description="eV/atom: without a hull, a relaxed candidate above this formation-energy proxy counts as "
+        "unstable (None: no gate)")
+    hull: list[str] = Field(
+        default_factory=list, description="registered crystal data sets whose known phases make the convex hull "
+        "(energies under the same potential, cached under MOLGEN_HOME/hull); empty: the formation-energy proxy")
+    max_e_above_hull: float | None = Field(
+        0.1, description="eV/atom: with a hull, a relaxed candidate further above it counts as unstable (None: no gate)")
     unstable_reward: float = Field(0.0, ge=0, le=1, description="reward factor of relaxed candidates that failed or are unstable")
     settings: dict[str, Any] = Field(default_factory=dict, description="RelaxSettings of the potential (steps, fmax, ...)")
     executor: Literal["serial", "process", "ray"] = "process"
@@ -180,11 +186,14 @@ class MaterialsDiscovery:
         log: Called with one line per round (e.g. ``print``).
         progress: Show a bar over the rounds (on a terminal).
         report: What the preset counts per round (default: from ``config.report``, else nothing more).
+        hull: A :class:`~molgen.physics.hull.ConvexHull` to measure relaxed
+            candidates against (default: built from ``config.relax.hull``
+            when relaxations run).
     """
 
     def __init__(self, strategy, objective, out_dir: str | Path, config: DiscoveryLoopConfig,
                  relax_fn: Callable[[dict], dict] | None = None, executor=None, log: Callable[[str], None] | None = None,
-                 progress: bool = False, report: RoundReport | None = None):
+                 progress: bool = False, report: RoundReport | None = None, hull=None):
         from molgen.domains.crystal.matching import StructureIndex
 
         self.strategy = strategy
@@ -200,6 +209,7 @@ class MaterialsDiscovery:
             spec: ReportSpec | None = getattr(config, "report", None)
             report = spec.build(objective) if spec is not None else RoundReport()
         self.report = report
+        self.hull = hull
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
@@ -233,6 +243,8 @@ class MaterialsDiscovery:
                     if self.relax_fn is None:
                         require_relaxation_support(self.config)
                     executor = make_executor(self.config.relax.executor, self.config.relax.workers)
+                if executor is not None and self.config.relax.hull and self.hull is None:
+                    self.hull = self._build_hull()
                 rows = run.read_records(ROUNDS_NAME)
                 with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
                     for r in range(self.round + 1, self.config.rounds + 1):
@@ -326,11 +338,41 @@ class MaterialsDiscovery:
         store.add_scored(self.round, keys, [self._texts.get(k, k) for k in keys], table)
 
     # -- the expensive stage -----------------------------------------------------
+    def _build_hull(self):
+        """The convex hull of ``config.relax.hull`` under the relaxation's potential
+        (computed once, then read from the ``MOLGEN_HOME`` cache)."""
+        from molgen.core.config import validate
+        from molgen.physics.hull import ConvexHull
+        from molgen.physics.relaxation import RelaxSettings
+
+        sources = self.config.relax.hull
+        self.log(f"convex hull of the known phases of {', '.join(sources)} (CHGNet energies; computed once, then cached)")
+        start = time.perf_counter()
+        settings = validate(RelaxSettings, dict(self.config.relax.settings), where="[discovery.relax.settings]")
+        hull = ConvexHull.from_sources(sources, settings)
+        self.log(f"hull: {len(hull.phases)} known phases, {len(hull.references)} elements ({time.perf_counter() - start:.0f} s)")
+        return hull
+
+    def _e_above_hull(self, result: dict) -> float | None:
+        """The relaxed structure's energy above the hull (None without a hull or an energy)."""
+        if self.hull is None or not result.get("final_structure") or result.get("energy_per_atom") is None:
+            return None
+        from pymatgen.core import Structure
+
+        raw = result["final_structure"]
+        structure = Structure.from_dict(raw) if isinstance(raw, dict) else Structure.from_str(raw, fmt="cif")
+        return self.hull.e_above_hull(structure.composition, float(result["energy_per_atom"]))
+
     def _stable(self, followup: dict) -> bool:
+        """Usable relaxation and within the gate: the hull distance when the run has a
+        hull, else the formation-energy proxy."""
         if followup["status"] not in USABLE:
             return False
-        limit = self.config.relax.max_formation_energy
-        value = followup["result"].get("formation_energy_per_atom")
+        rc = self.config.relax
+        if rc.hull:
+            value, limit = followup["result"].get("e_above_hull"), rc.max_e_above_hull
+        else:
+            value, limit = followup["result"].get("formation_energy_per_atom"), rc.max_formation_energy
         return limit is None or (value is not None and value <= limit)
 
     def _relax_round(self, store: CandidateStore, executor) -> int:
@@ -355,6 +397,12 @@ class MaterialsDiscovery:
             if not isinstance(result, dict):  # a TaskFailure: the worker raised or died
                 result = {"status": "failed", "error": getattr(result, "error", str(result))}
             status = str(result.get("status", "failed"))
+            if status in USABLE and rc.hull:
+                try:
+                    result["e_above_hull"] = self._e_above_hull(result)
+                except Exception as exc:  # no hull distance is recorded as None: the candidate then counts as unstable
+                    result["e_above_hull"] = None
+                    self.log(f"no hull distance for {key}: {type(exc).__name__}: {exc}")
             store.add_followup(key, FOLLOWUP, self.round, status, result.get("error"), result, result.get("seconds"))
             if status in USABLE and result.get("final_structure"):
                 try:
@@ -382,10 +430,19 @@ class MaterialsDiscovery:
         if db.count(candidate_key=key) == 0:
             pairs = {"candidate_key": key, "reduced_formula": structure.composition.reduced_formula, "discovery_round": self.round,
                      "score": float(total), "status": str(result["status"])}
-            for name in ("energy_per_atom", "formation_energy_per_atom"):
+            for name in ("energy_per_atom", "formation_energy_per_atom", "e_above_hull"):
                 if result.get(name) is not None and math.isfinite(result[name]):
                     pairs[name] = float(result[name])
             db.write(AseAtomsAdaptor.get_atoms(structure), **pairs)
+
+    def _stability_rule(self) -> str:
+        """What "stable" meant in this run (for summary.json)."""
+        rc = self.config.relax
+        if not (rc.per_round and rc.budget):
+            return "not checked: no relaxations"
+        if rc.hull:
+            return f"CHGNet-relaxed energy above the hull of {', '.join(rc.hull)} <= {rc.max_e_above_hull} eV/atom"
+        return f"CHGNet formation-energy proxy against elemental references <= {rc.max_formation_energy} eV/atom"
 
     # -- resume -------------------------------------------------------------
     def _restore(self, run: RunDirectory, oracle: Oracle) -> None:
@@ -425,6 +482,8 @@ class MaterialsDiscovery:
         formation = [f["result"].get("formation_energy_per_atom") for f in followups.values() if f["status"] in USABLE]
         energies = np.array([e for e in energies if e is not None], dtype=float)
         formation = np.array([e for e in formation if e is not None], dtype=float)
+        hull = np.array([f["result"].get("e_above_hull") for f in followups.values() if f["status"] in USABLE
+                         and f["result"].get("e_above_hull") is not None], dtype=float)
         row.update({
             "relaxed": len(followups),
             "relax_ok": sum(f["status"] == "ok" for f in followups.values()),
@@ -435,6 +494,7 @@ class MaterialsDiscovery:
             "energy_per_atom_min": float(energies.min()) if len(energies) else float("nan"),
             "energy_per_atom_max": float(energies.max()) if len(energies) else float("nan"),
             "formation_proxy_median": float(np.median(formation)) if len(formation) else float("nan"),
+            "e_above_hull_median": float(np.median(hull)) if len(hull) else float("nan"),
         })
         return row
 
@@ -455,6 +515,7 @@ class MaterialsDiscovery:
             entry = {"key": key, "round": f["step"], "score": cand.total, "status": f["status"], "stable": self._stable(f),
                      "energy_per_atom": f["result"].get("energy_per_atom"),
                      "formation_energy_per_atom": f["result"].get("formation_energy_per_atom"),
+                     "e_above_hull": f["result"].get("e_above_hull"),
                      "error": f["error"] or "", "cif": f"{RELAXED_DIR}/{_safe_name(key)}.cif" if f["status"] in USABLE else ""}
             entry.update(self.report.candidate_fields(cand.components))
             for name, values in cand.components.items():
@@ -471,6 +532,7 @@ class MaterialsDiscovery:
             "relaxations": len(followups),
             "relaxation_status": {s: sum(f["status"] == s for f in followups.values()) for s in sorted({f["status"] for f in followups.values()})},
             "stable": sum(e["stable"] for e in selected),
+            "stability": self._stability_rule(),
             "last_round": last,
             "top": selected[:10],
             "matcher": self.domain.matcher.to_dict(),

@@ -409,6 +409,7 @@ class Predictor:
         valid = [i for i, m in enumerate(objs) if m is not None]
         if any(not self._is_input(objs[i]) for i in valid):
             raise DataError(f"predict: entries must be {self.input_description} or None")
+        valid = [i for i in valid if self._can_featurize(objs[i])]
         passes = self.n_models * max(1, self.mc_dropout_samples)
         out = np.full((passes, len(objs), self.n_tasks_), np.nan)
         if not valid:
@@ -439,6 +440,11 @@ class Predictor:
             values = 1.0 / (1.0 + np.exp(-raw))
         out[:, valid] = values
         return out
+
+    def _can_featurize(self, obj: Any) -> bool:
+        """Whether an input of the right type can be featurised; the rest get NaN
+        like ``None`` (a family overrides this for inputs its featuriser would choke on)."""
+        return True
 
     def predict(self, objs: Sequence[Chem.Mol | None], *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Predicted mean and uncertainty.

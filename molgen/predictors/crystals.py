@@ -349,6 +349,12 @@ class CGCNNPredictor(Predictor):
 
         return isinstance(obj, IStructure) and len(obj) > 0 and obj.is_ordered
 
+    def _can_featurize(self, obj: Any) -> bool:
+        # A collapsed generated cell gets NaN instead of hanging the neighbour search.
+        from molgen.domains.crystal.graph import graphable
+
+        return graphable(obj)
+
     def graphs(self, structures: Sequence[Any]) -> list[Any]:
         """Periodic graphs of structures with this predictor's neighbour settings.
 

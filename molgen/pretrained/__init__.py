@@ -36,6 +36,7 @@ PRETRAINED: dict[str, str] = {
     "perov5": "autoregressive crystal-text transformer trained on the Perov-5 training split",
     "amp": "autoregressive peptide transformer trained on the antimicrobial peptides of amp-positive-train",
     "qm9": "graph-diffusion model of QM9 molecular graphs (heavy atoms)",
+    "mp20": "autoregressive crystal-text transformer trained on the MP-20 binary/ternary training split, conditionable on band gap",
 }
 
 

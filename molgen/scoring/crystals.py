@@ -73,6 +73,10 @@ class AbundanceParams(StrictModel):
     pass
 
 
+class ElementCountParams(StrictModel):
+    pass
+
+
 def structure_valid(p: StructureValidParams):
     """``Structure -> 1.0 / 0.0``: CDVAE's structural validity."""
     from molgen.domains.crystal.validity import ValidityRules, structure_is_valid
@@ -98,6 +102,14 @@ def excluded_elements(p: ExcludedElementsParams):
         raise DataError(f"excluded_elements: unknown element symbols {unknown}")
     banned = set(p.elements)
     return lambda s: float(len({el.symbol for el in s.composition.elements} & banned))
+
+
+def element_count(p: ElementCountParams):
+    """``Structure -> number of distinct elements``: a filter ``max = 3`` keeps
+    candidates in the binary/ternary chemistry that MP-20-biternary predictors
+    and its convex hull cover (a quaternary faces no competing phases there,
+    so its hull distance would flatter it)."""
+    return lambda s: float(len(s.composition.elements))
 
 
 def crustal_abundance(p: AbundanceParams):
@@ -295,6 +307,7 @@ PER_OBJECT = {
     "composition_valid": (CompositionValidParams, composition_valid),
     "excluded_elements": (ExcludedElementsParams, excluded_elements),
     "crustal_abundance": (AbundanceParams, crustal_abundance),
+    "element_count": (ElementCountParams, element_count),
 }
 BATCH = {
     "novelty": (KnownStructuresParams, NoveltyComponent),

@@ -22,7 +22,11 @@ PRESET_DIR = Path(__file__).resolve().parent / "data"
 PRESETS = {
     "photovoltaic": "photovoltaic.toml",
     "photovoltaic-known-gap": "photovoltaic_known_gap.toml",
+    "photovoltaic-mp20": "photovoltaic_mp20.toml",
+    "photovoltaic-mp20-known-gap": "photovoltaic_mp20_known_gap.toml",
 }
+#: Generator of a preset that names none.
+DEFAULT_GENERATOR = "perov5"
 
 
 class DiscoveryConfig(DiscoveryLoopConfig):
@@ -37,6 +41,8 @@ class PresetSpec(StrictModel):
     TOML files) and a ``[discovery]`` table (:class:`DiscoveryConfig`)."""
 
     name: str
+    generator: str | None = Field(None, description="the preset's crystal generator (shipped name or model directory; "
+                                  "None: perov5); --generator overrides it")
     objective: dict[str, Any]
     discovery: DiscoveryConfig = DiscoveryConfig()
 
@@ -46,7 +52,7 @@ class DiscoverSettings(StrictModel):
     restarts from the same settings without the preset file."""
 
     preset: PresetSpec
-    generator: str = Field("perov5", description="shipped generator name or a model/run directory")
+    generator: str | None = Field(None, description="shipped generator name or a model/run directory (None: the preset's)")
     seed: int = 0
     device: str = "auto"
 
@@ -108,9 +114,15 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
     if relax_fn is None:
         require_relaxation_support(settings.preset.discovery)
     objective = Objective.from_spec(settings.preset.objective, where=f"preset {settings.preset.name} [objective]")
-    generator = load_generator(resolve_prior(settings.generator), select_device(settings.device))
+    name = settings.generator or settings.preset.generator or DEFAULT_GENERATOR
+    generator = load_generator(resolve_prior(name), select_device(settings.device))
     if generator.domain.name != "crystal":
-        raise MolgenError(f"--generator {settings.generator}: a {generator.domain.name!r} model; discovery presets need a crystal generator")
+        raise MolgenError(f"--generator {name}: a {generator.domain.name!r} model; discovery presets need a crystal generator")
+    relax = settings.preset.discovery.relax
+    if log is not None and not (relax.per_round and relax.budget):
+        # Said before the first round: without relaxations nothing in the run checks stability.
+        log("no relaxations (relax per_round or budget is 0): candidates are ranked by the learned predictors only; "
+            "stability is not checked (install molgen[potential] and keep relaxations on for CHGNet and the hull)")
     strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
     loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
                               progress=progress)

@@ -26,8 +26,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "RUN/relaxed/*.cif and RUN/relaxed.db (ASE database); RUN/rounds.csv has the per-round funnel. A killed run "
         "continues with --resume without re-scoring or re-relaxing anything.",
     )
-    parser.add_argument("--preset", default="photovoltaic", help="photovoltaic (default), photovoltaic-known-gap or a preset TOML")
-    parser.add_argument("--generator", help="shipped crystal generator (perov5, the default) or a model/run directory")
+    parser.add_argument("--preset", default="photovoltaic",
+                        help="photovoltaic (default, Perov-5 chemistry), photovoltaic-mp20 (MP-20 binary/ternary chemistry, "
+                        "CHGNet convex hull), their -known-gap sanity presets, or a preset TOML")
+    parser.add_argument("--generator", help="shipped crystal generator or a model/run directory (default: the preset's; "
+                        "perov5 or mp20)")
     parser.add_argument("--rounds", type=int, help="rounds (preset default 10; with --resume: extend to this many)")
     parser.add_argument("--per-round", type=int, help="structures sampled per round (preset default 512)")
     parser.add_argument("--relax-per-round", type=int, help="best new candidates relaxed per round (preset default 16; 0: off)")

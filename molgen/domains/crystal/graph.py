@@ -9,6 +9,20 @@ import torch
 from pymatgen.core import Lattice, Structure
 
 
+#: Smallest cell volume per atom (A^3) a radius graph is built for. Real
+#: crystals have > 5 A^3/atom (diamond 5.7); a generated cell that has
+#: collapsed toward zero volume would put thousands of images within the
+#: cutoff, and pymatgen's neighbour search then runs for minutes or forever.
+MIN_VOLUME_PER_ATOM = 1.0
+
+
+def graphable(structure: Structure) -> bool:
+    """Whether :func:`structure_to_graph` accepts the structure: a finite
+    lattice with at least :data:`MIN_VOLUME_PER_ATOM` A^3 per atom."""
+    volume = structure.lattice.volume
+    return len(structure) > 0 and bool(np.isfinite(volume)) and volume / len(structure) >= MIN_VOLUME_PER_ATOM
+
+
 def structure_to_graph(structure: Structure, cutoff: float = 6.0, max_neighbors: int | None = 12):
     """Crystal -> PyG ``Data``.
 
@@ -26,6 +40,11 @@ def structure_to_graph(structure: Structure, cutoff: float = 6.0, max_neighbors:
     """
     from torch_geometric.data import Data
 
+    from molgen.core.errors import DataError
+
+    if not graphable(structure):
+        raise DataError(f"{structure.composition.reduced_formula}: cell volume {structure.lattice.volume:.3g} A^3 for "
+                        f"{len(structure)} atoms is degenerate (below {MIN_VOLUME_PER_ATOM} A^3 per atom); no radius graph")
     centres, neighbours, images, distances = structure.get_neighbor_list(cutoff)
     if max_neighbors is not None and len(centres):
         keep = []
