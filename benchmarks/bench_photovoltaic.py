@@ -1,4 +1,4 @@
-"""The photovoltaic discovery loop on Perov-5 (issue 9).
+"""The photovoltaic discovery loop on Perov-5 (issue 9) and on MP-20 chemistry (issue 32, ``--chemistry mp20``).
 
 Parts (``--parts``, comma-separated):
 
@@ -34,17 +34,28 @@ import numpy as np
 from bench_crystal_predictors import cpu_model  # benchmarks/ is the script's directory
 
 
-def base_rate(window: tuple[float, float]) -> dict:
-    """In-window fractions of the Perov-5 splits (true GLLB-SC gaps)."""
+#: Per chemistry: data set, gap columns (the first is the sanity oracle's), presets.
+CHEMISTRIES = {
+    "perov5": {"data": "perov-5", "columns": ("dir_gap", "ind_gap"), "loop": "photovoltaic",
+               "sanity": "photovoltaic-known-gap"},
+    "mp20": {"data": "mp20-biternary", "columns": ("band_gap",), "loop": "photovoltaic-mp20",
+             "sanity": "photovoltaic-mp20-known-gap"},
+}
+
+
+def base_rate(window: tuple[float, float], chemistry: str = "perov5") -> dict:
+    """In-window fractions of the chemistry's splits (true gaps: GLLB-SC for
+    Perov-5, PBE for MP-20)."""
     from molgen.datasets import load_texts
     from molgen.domains.crystal import CrystalDomain
 
     domain = CrystalDomain()
+    spec = CHEMISTRIES[chemistry]
     out = {}
     for split in ("train", "val", "test"):
-        loaded = load_texts(f"perov-5-{split}", domain, on_invalid="skip")
+        loaded = load_texts(f"{spec['data']}-{split}", domain, on_invalid="skip")
         row = {"n": len(loaded.texts)}
-        for column in ("dir_gap", "ind_gap"):
+        for column in spec["columns"]:
             gaps = np.asarray(loaded.targets[column], dtype=float)
             inside = (gaps >= window[0]) & (gaps <= window[1])
             row[f"{column}_in_window"] = int(inside.sum())
@@ -64,7 +75,7 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
     spec = apply_overrides(load_preset(preset).model_dump(mode="json"), {
         "discovery.rounds": args.rounds,
         "discovery.per_round": args.per_round,
-        "discovery.relax.per_round": args.relax_per_round if preset == "photovoltaic" else args.sanity_relax_per_round,
+        "discovery.relax.per_round": args.relax_per_round if not preset.endswith("known-gap") else args.sanity_relax_per_round,
         "discovery.relax.workers": args.workers,
         "discovery.formula_bucket": args.formula_bucket,
     })
@@ -117,29 +128,79 @@ def top_candidates(run_dir: Path, k: int = 10) -> list[dict]:
     return [{name: row[name] for name in keep if name in row} for row in rows]
 
 
-def sanity_rediscoveries(run_dir: Path, window: tuple[float, float]) -> dict:
-    """Held-out in-window structures the sanity run proposed: stored candidates
-    whose true gap is known (they match a Perov-5 structure), that are novel
-    against the training split (so they are validation / test structures), and
-    whose gap lies in the window."""
-    import sqlite3
-
-    held_out = base_rate(window)
-    with sqlite3.connect(run_dir / "candidates.sqlite") as db:
-        rows = db.execute("SELECT key, step, components FROM candidates ORDER BY call").fetchall()
+def held_out_found(rows, window: tuple[float, float], rejected_by: dict | None = None) -> tuple[int, list[dict]]:
+    """``(held-out known structures, those in the window)`` among
+    ``(key, round, components)`` rows: a true gap is known (the structure
+    matches a data-set structure), it is novel against the training split (so
+    a validation / test structure), and its gap lies in the window."""
     known, found = 0, []
-    for key, step, components in rows:
-        c = json.loads(components)
+    for key, step, c in rows:
         gap = (c.get("band_gap") or {}).get("raw")
         novel = (c.get("novelty") or {}).get("raw")
         if gap is None or novel != 1.0:
             continue
         known += 1
         if window[0] <= gap <= window[1]:
-            found.append({"key": key, "round": step, "dir_gap": gap})
-    target = held_out["val"]["dir_gap_in_window"] + held_out["test"]["dir_gap_in_window"]
+            found.append({"key": key, "round": step, "gap": gap, "rejected_by": (rejected_by or {}).get(key)})
+    return known, found
+
+
+def sanity_rediscoveries(run_dir: Path, window: tuple[float, float], chemistry: str = "perov5") -> dict:
+    """Held-out in-window structures the sanity run proposed (see :func:`held_out_found`)."""
+    import sqlite3
+
+    held_out = base_rate(window, chemistry)
+    column = CHEMISTRIES[chemistry]["columns"][0]
+    with sqlite3.connect(run_dir / "candidates.sqlite") as db:
+        rows = db.execute("SELECT key, step, components, rejected_by FROM candidates ORDER BY call").fetchall()
+    known, found = held_out_found([(k, st, json.loads(c)) for k, st, c, _ in rows], window, {k: r for k, _, _, r in rows})
+    target = held_out["val"][f"{column}_in_window"] + held_out["test"][f"{column}_in_window"]
     return {"held_out_known_proposed": known, "held_out_in_window_total": target,
-            "rediscovered_in_window": len(found), "rediscovered": found}
+            "rediscovered_in_window": len(found), "admissible_rediscovered": sum(f["rejected_by"] is None for f in found),
+            "rediscovered": found}
+
+
+def prior_by_chance(preset: str, window: tuple[float, float], args) -> dict:
+    """What the sanity loop's count is worth: the same number of samples
+    (rounds x per-round) from the prior, never updated, scored by the sanity
+    objective, deduplicated across the run the way the loop does."""
+    from molgen.backbones.base import load_generator
+    from molgen.core.seeding import seed_everything
+    from molgen.domains.crystal.matching import StructureIndex
+    from molgen.loops.discovery import decode
+    from molgen.loops.reinforce import PriorRegularizedRL
+    from molgen.scoring.objective import Objective
+    from molgen.workflows.discovery import load_preset
+    from molgen.workflows.optimization import resolve_prior
+
+    spec = load_preset(preset)
+    objective = Objective.from_spec(spec.objective)
+    seed_everything(args.seed)
+    strategy = PriorRegularizedRL(load_generator(resolve_prior(spec.generator or "perov5"), "cpu"), spec.discovery.strategy,
+                                  seed=args.seed)
+    index = StructureIndex(strategy.domain.matcher)
+    rows, rejected, start = [], {}, time.perf_counter()
+    for r in range(1, args.rounds + 1):
+        objs = [decode(strategy.domain, t) for t in strategy.propose(args.per_round)]
+        new = []
+        for obj in objs:
+            try:
+                key = None if obj is None else index.add(obj)
+            except Exception:
+                key = None
+            if key is not None and key not in rejected:  # new to the run
+                rejected[key] = None
+                new.append((key, obj))
+        table = objective([o for _, o in new])
+        for i, (key, _) in enumerate(new):
+            components = {name: {"raw": None if not np.isfinite(v[i]) else float(v[i])} for name, v in table.raw.items()}
+            rejected[key] = table.rejected_by[i]
+            rows.append((key, r, components))
+        print(f"[chance] round {r}: {len(new)} new structures")
+    known, found = held_out_found(rows, window, rejected)
+    return {"samples": args.rounds * args.per_round, "distinct": len(rows), "held_out_known_proposed": known,
+            "rediscovered_in_window": len(found), "admissible_rediscovered": sum(f["rejected_by"] is None for f in found),
+            "rediscovered": found, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def throughput(n: int, workers: int) -> dict:
@@ -180,7 +241,8 @@ def throughput(n: int, workers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="base,loop,sanity,throughput")
+    parser.add_argument("--parts", default="base,loop,sanity,throughput", help="also: chance (the prior's count, no updates)")
+    parser.add_argument("--chemistry", choices=sorted(CHEMISTRIES), default="perov5")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=512)
     parser.add_argument("--relax-per-round", type=int, default=16)
@@ -205,17 +267,23 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {k: v for k, v in vars(args).items() if k not in ("parts", "out", "results")},
     })
     window = (1.1, 1.8)
+    chem = CHEMISTRIES[args.chemistry]
+    column = chem["columns"][0]
     if "base" in parts:
-        results["base_rate"] = base_rate(window)
-        print(f"[base] perov-5-train in-window fraction (dir_gap) {results['base_rate']['train']['dir_gap_in_window_fraction']:.4f}")
+        results["base_rate"] = base_rate(window, args.chemistry)
+        print(f"[base] {chem['data']}-train in-window fraction ({column}) {results['base_rate']['train'][f'{column}_in_window_fraction']:.4f}")
     if "loop" in parts:
-        results["loop"] = run_loop("photovoltaic", out / "loop", args)
+        results["loop"] = run_loop(chem["loop"], out / "loop", args)
     if "sanity" in parts:
-        results["sanity"] = run_loop("photovoltaic-known-gap", out / "sanity", args)
-        results["sanity"]["rediscovery"] = sanity_rediscoveries(out / "sanity", window)
+        results["sanity"] = run_loop(chem["sanity"], out / "sanity", args)
+        results["sanity"]["rediscovery"] = sanity_rediscoveries(out / "sanity", window, args.chemistry)
         r = results["sanity"]["rediscovery"]
         print(f"[sanity] rediscovered {r['rediscovered_in_window']} of {r['held_out_in_window_total']} held-out in-window "
-              f"structures ({r['held_out_known_proposed']} held-out known structures proposed)")
+              f"structures ({r['admissible_rediscovered']} admissible; {r['held_out_known_proposed']} held-out known structures proposed)")
+    if "chance" in parts:
+        results["chance"] = r = prior_by_chance(chem["sanity"], window, args)
+        print(f"[chance] the prior found {r['rediscovered_in_window']} held-out in-window structures ({r['admissible_rediscovered']} "
+              f"admissible; {r['held_out_known_proposed']} held-out known) in {r['samples']} samples")
     if "throughput" in parts:
         results["throughput"] = throughput(args.throughput_n, args.workers)
     results_path.parent.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,7 @@ def load_preset(name_or_path: str) -> PresetSpec:
 
 
 def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: bool = False, rounds: int | None = None,
-             log=None, relax_fn=None, executor=None, progress: bool = False) -> DiscoveryResult:
+             log=None, relax_fn=None, executor=None, progress: bool = False, hull=None) -> DiscoveryResult:
     """Run (or resume) a discovery loop.
 
     Args:
@@ -85,6 +85,9 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
         log: Called with one line per round.
         relax_fn: Replace the expensive oracle (tests).
         executor: Replace the executor (tests).
+        hull: A :class:`~molgen.physics.hull.ConvexHull` to use instead of
+            building one from the preset's ``[discovery.relax] hull`` sources
+            (which must still be set for the hull gate to apply).
 
     Returns:
         The result (figures also in ``out_dir/summary.json``).
@@ -125,6 +128,6 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
             "stability is not checked (install molgen[potential] and keep relaxations on for CHGNet and the hull)")
     strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
     loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
-                              progress=progress)
+                              progress=progress, hull=hull)
     write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))
     return loop.run(resume=resume)
