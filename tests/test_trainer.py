@@ -26,14 +26,14 @@ def _setup(out_dir, **train):
 
 def _interrupt_at_step_three(trainer) -> None:
     """Run ``trainer`` until a Ctrl-C arrives before step 3 (its checkpoint is written on the way out)."""
-    original_batch = trainer.train_data.batch
+    original_rows = trainer.train_data.rows
 
-    def batch_until_three(step):
+    def rows_until_three(step):
         if step == 3:
             raise KeyboardInterrupt
-        return original_batch(step)
+        return original_rows(step)
 
-    trainer.train_data.batch = batch_until_three
+    trainer.train_data.rows = rows_until_three
     with pytest.raises(KeyboardInterrupt):
         trainer.fit()
 

@@ -37,7 +37,7 @@ from molgen.cli.commands import (
     train,
 )
 from molgen.core.errors import MolgenError
-from molgen.core.outputs import LOCK_NAME, RunLock, check_output_file, prepare_run_dir
+from molgen.core.outputs import LOCK_NAME, RunLock, check_output_file, prepare_run_dir, run_dir_owned_elsewhere
 
 EXIT_USER_ERROR = 2
 
@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # e.g. for `train --nproc` to relaunch itself per rank
     if args.command is None:
         parser.print_help()
         return EXIT_USER_ERROR
@@ -116,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _terminate_as_interrupt()
     try:
         _check_outputs(args)
+        if args.command in RUN_DIR_COMMANDS and run_dir_owned_elsewhere(args.out):
+            return handler(args)
         if args.command in RUN_DIR_COMMANDS:
             existed = Path(args.out).exists()
             if not getattr(args, "resume", False):

@@ -180,6 +180,23 @@ def prepare_run_dir(path: str | Path, *, resume: bool = False, overwrite: bool =
     return out
 
 
+#: Set for the worker processes of a data-parallel run (``molgen train --nproc``):
+#: the launching process already prepared and locked this run directory.
+LOCK_HELD_ENV = "MOLGEN_RUN_LOCK_HELD"
+
+
+def run_dir_owned_elsewhere(out_dir: str | os.PathLike) -> bool:
+    """Whether another process of this run owns ``out_dir``: a torchrun worker
+    of rank > 0 (rank 0 prepares and locks it), or a worker launched by
+    ``molgen train --nproc`` (the launcher did)."""
+    if os.environ.get(LOCK_HELD_ENV) == os.path.abspath(out_dir):
+        return True
+    try:
+        return int(os.environ.get("RANK", "0")) > 0
+    except ValueError:
+        return False
+
+
 class RunLock:
     """An exclusive lock on a run directory (a context manager).
 

@@ -55,6 +55,18 @@ class SeededBatches:
         epoch, index = divmod(step, self.batches_per_epoch)
         return self._epoch_batches(epoch)[index]
 
+    def rows(self, step: int) -> np.ndarray:
+        """Row indices of the global batch at optimisation step ``step`` (0-based)."""
+        return self._rows(step)
+
+    def batch(self, step: int) -> dict[str, torch.Tensor]:
+        """The batch used at optimisation step ``step`` (0-based)."""
+        return self.batch_of(self._rows(step), step)
+
+    def batch_of(self, rows: np.ndarray, step: int) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        """Tensors of the given rows of step ``step``'s batch (a rank's share, a micro-batch)."""
+        raise NotImplementedError
+
 
 class GraphBatches(SeededBatches):
     """Size-bucketed, shuffled dense batches of graph-view graphs.
@@ -79,9 +91,9 @@ class GraphBatches(SeededBatches):
         self.lengths = np.array([int(g.num_nodes) for g in self.graphs])
         self._init_order()
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch used at optimisation step ``step`` (0-based)."""
-        return self.collate([self.graphs[r] for r in self._rows(step)])
+    def batch_of(self, rows: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+        """Dense tensors of the given graphs."""
+        return self.collate([self.graphs[r] for r in rows])
 
     def fixed_batches(self, limit: int | None = None) -> list[dict[str, torch.Tensor]]:
         """Consecutive unshuffled batches (validation), at most ``limit``."""
@@ -158,15 +170,16 @@ class TokenBatches(SeededBatches):
         self.lengths = np.array([len(ids) for ids in self.encoded])
         self._init_order()
 
-    def batch(self, step: int) -> dict[str, torch.Tensor]:
-        """The batch used at optimisation step ``step`` (0-based)."""
-        rows = self._rows(step)
+    def batch_of(self, rows: np.ndarray, step: int) -> dict[str, torch.Tensor]:
+        """Padded tensors of the given rows; an augmented row's draw depends on
+        (seed, step, row) only, so it is the same whichever rank or micro-batch
+        holds the row."""
         if self.augment is None:
             seqs = [self.encoded[r] for r in rows]
         else:
-            rng = np.random.default_rng([self.seed, step, 1])
             seqs = []
             for r in rows:
+                rng = np.random.default_rng([self.seed, step, 1, int(r)])
                 ids = self.tokenizer.encode(self.augment(self.texts[r], rng), "unk")
                 too_long = self.max_length is not None and len(ids) > self.max_length
                 seqs.append(self.encoded[r] if too_long else ids)

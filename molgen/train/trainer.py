@@ -4,8 +4,10 @@ safetensors checkpoints, exact resume, progress bar and a CSV log."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from molgen.core.serialization import (
     unflatten_state,
 )
 from molgen.train.data import SeededBatches
+from molgen.train.distributed import DistributedContext, LossModule, micro_batches, shard
 from molgen.train.ema import WeightAverage
 
 CHECKPOINT_DIR = "checkpoint"
@@ -55,6 +58,10 @@ class TrainConfig(StrictModel):
     val_batches: int = Field(20, gt=0, description="validation batches per evaluation")
     checkpoint_every: int = Field(500, gt=0)
     log_every: int = Field(25, gt=0)
+    micro_batch_size: int | None = Field(
+        None, gt=0, description="rows per forward pass on each process; smaller than the process's share of "
+        "batch_size accumulates gradients over several passes (the optimisation step, and so the result, is the "
+        "same; None: the whole share at once)")
     bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
     progress: bool | None = Field(None, description="progress bar (None: only on a terminal)")
 
@@ -95,11 +102,15 @@ class Trainer:
             sample and score during a run. Its time is not counted in the
             wall-clock budget, and each training step puts the model back in
             training mode.
+        dist: This process's place in a data-parallel run (default: alone).
+            Each rank computes its share of every global batch; only rank 0
+            writes the log and checkpoints.
     """
 
     def __init__(self, model, train_data: SeededBatches, val_data: SeededBatches | None, config: TrainConfig, out_dir: str | Path,
-                 on_validation: Callable[["Trainer", float | None], None] | None = None):
+                 on_validation: Callable[["Trainer", float | None], None] | None = None, dist: DistributedContext | None = None):
         self.model = model
+        self.dist = dist or DistributedContext()
         self.on_validation = on_validation
         self.train_data = train_data
         self.val_data = val_data
@@ -127,6 +138,15 @@ class Trainer:
         self.best_val: float | None = None
         self.best_step: int | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self._loss_module = LossModule(model)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Unused parameters: a conditional model's condition embedding on a batch that drops every condition.
+            unused = bool(getattr(getattr(model, "config", None), "conditions", None))
+            self._loss_module = DistributedDataParallel(
+                self._loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=unused)
 
     # -- schedule ----------------------------------------------------------
     def progress_fraction(self) -> float:
@@ -158,27 +178,62 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_bf16)
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, int]:
-        """One optimisation step; returns (loss, predicted tokens)."""
+        """One optimisation step on a whole batch; returns (loss, predicted tokens)."""
+        return self._optimise([batch])
+
+    def train_rows(self, rows) -> tuple[float, int]:
+        """One optimisation step on the global batch ``rows`` of the training
+        data: this rank's share, in micro-batches when configured; returns the
+        global (loss, predicted tokens)."""
+        mine = shard(rows, self.dist.rank, self.dist.world_size)
+        return self._optimise([self.train_data.batch_of(part, self.step)
+                               for part in micro_batches(mine, self.config.micro_batch_size)])
+
+    def _optimise(self, batches: list[dict[str, torch.Tensor]]) -> tuple[float, int]:
+        """Accumulate the gradients of ``batches`` (this rank's share of the step)
+        and take the step. Each piece's mean loss is weighted by its tokens and
+        the sum divided by the tokens of the whole global batch, so 2 ranks x
+        B/2 rows, or micro-batches, give the gradient of one pass over B rows
+        (exactly, for losses that are means over their ``tokens``)."""
         self.model.train()
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        with self._autocast():
-            out = self.model.loss(batch)
-        loss = float(out["loss"].detach())
-        if not math.isfinite(loss):  # stop before the weights are corrupted
-            raise MolgenError(
-                f"training diverged at step {self.step + 1} (loss {loss}); lower the learning rate "
-                f"and resume from the last checkpoint in {self.out_dir / CHECKPOINT_DIR}"
-            )
         self.optimizer.zero_grad(set_to_none=True)
-        out["loss"].backward()
+        pooled = len(batches) > 1 or self.dist.enabled
+        weighted, count, tokens = 0.0, 0, 0
+        for k, batch in enumerate(batches):
+            batch = {key: v.to(self.device, non_blocking=True) for key, v in batch.items()}
+            # Gradients are all-reduced once, with the last piece of the step.
+            last = k == len(batches) - 1
+            sync = contextlib.nullcontext() if last or not self.dist.enabled else self._loss_module.no_sync()
+            with sync:
+                with self._autocast():
+                    out = self._loss_module(batch)
+                loss = float(out["loss"].detach())
+                if not math.isfinite(loss):  # stop before the weights are corrupted
+                    raise MolgenError(
+                        f"training diverged at step {self.step + 1} (loss {loss}); lower the learning rate "
+                        f"and resume from the last checkpoint in {self.out_dir / CHECKPOINT_DIR}"
+                    )
+                tokens = int(out.get("tokens", torch.tensor(0)))
+                weight = max(tokens, 1) if pooled else 1  # a backbone that reports no tokens: each piece counts once
+                (out["loss"] * weight).backward()
+            weighted += loss * weight
+            count += weight
+        if pooled:
+            weighted, total = self.dist.all_reduce_sum([weighted, count], self.device)
+            # DDP averaged the token-weighted gradients over ranks: times world / tokens gives their sum / tokens.
+            scale = self.dist.world_size / max(total, 1.0)
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(scale)
+            loss, tokens = weighted / max(total, 1.0), int(total)
         if self.config.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
             self.ema.update(self.model, self.step)
-        return loss, int(out.get("tokens", torch.tensor(0)))
+        return loss, tokens
 
     @torch.no_grad()
     def validate(self) -> float | None:
@@ -223,7 +278,10 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------
     def save_checkpoint(self) -> Path:
-        """Write ``out_dir/checkpoint`` (model, optimizer, trainer state)."""
+        """Write ``out_dir/checkpoint`` (model, optimizer, trainer state); only rank 0 writes."""
+        path = self.out_dir / CHECKPOINT_DIR
+        if not self.dist.is_main:
+            return path
         tensors, skeleton = flatten_state(self.optimizer.state_dict(), "optim")
         state = {"step": self.step, "elapsed": self.elapsed, "tokens_seen": self.tokens_seen, "optimizer": skeleton,
                  "best_val": self.best_val, "best_step": self.best_step}
@@ -287,7 +345,8 @@ class Trainer:
                                   "(or --max-minutes) to train further")
         log_path = self.out_dir / LOG_NAME
         new_log = not (resume and log_path.exists())
-        log_file = open(log_path, "w" if new_log else "a", newline="")
+        main = self.dist.is_main
+        log_file = open(log_path if main else os.devnull, "w" if new_log or not main else "a", newline="")
         writer = csv.DictWriter(log_file, fieldnames=LOG_FIELDS)
         if new_log:
             writer.writeheader()
@@ -295,7 +354,7 @@ class Trainer:
         bar = tqdm(
             total=c.max_steps,
             initial=self.step,
-            disable=(None if c.progress is None else not c.progress),
+            disable=(None if c.progress is None else not c.progress) if main else True,
             desc="train",
             unit="step",
             dynamic_ncols=True,
@@ -305,7 +364,7 @@ class Trainer:
         try:
             while not self._done():
                 t0 = time.perf_counter()
-                loss, tokens = self.train_step(self.train_data.batch(self.step))
+                loss, tokens = self.train_rows(self.train_data.rows(self.step))
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 dt = time.perf_counter() - t0
@@ -321,8 +380,9 @@ class Trainer:
                 is_val = self.step % c.val_every == 0 or self._done()
                 if self.step % c.log_every == 0 or is_val:
                     if is_val:
-                        val_loss = self.validate()
-                        self._call_on_validation(val_loss)
+                        val_loss = self.validate()  # every rank: same data, same weights, same figure
+                        if main:
+                            self._call_on_validation(val_loss)
                     row = {
                         "step": self.step,
                         "epoch": round(self.step / self.train_data.batches_per_epoch, 4),

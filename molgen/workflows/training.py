@@ -23,6 +23,7 @@ from molgen.core.serialization import read_json, write_json
 from molgen.core.errors import ConfigError, DataError, MolgenError, ParseError
 from molgen.datasets import load_texts
 from molgen.train import GraphBatches, SeededBatches, TokenBatches, TrainConfig, Trainer, TrainResult
+from molgen.train.distributed import DistributedContext
 from molgen.train.trainer import CHECKPOINT_DIR
 from molgen.workflows import auto_size
 
@@ -424,7 +425,9 @@ def run_training(config: RunConfig, out_dir: str | Path, resume: bool = False, o
         check_model_shape(config.backbone, config.model, "[model]")
     if config.init_from and not resume:
         _check_init_from(config.init_from)
-    device = select_device(config.device)
+    dist = DistributedContext.from_env()
+    device = dist.device(select_device(config.device))
+    dist.init(device)
     # Seed initialisation, batches' noise and dropout from config.seed, without
     # leaving the caller's global generator changed.
     fork_devices = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
@@ -455,7 +458,15 @@ def _token_model_and_data(config: RunConfig, out_dir: Path, resume: bool, log, d
             longest = max(longest, data.longest_augmented)
             hparams["max_length"] = longest + 8
         if config.backbone in auto_size.RULES and not auto_size.has_explicit_size(config.model):
-            config, hparams, data, choice = _choose_size(config, domain, backbone_cls, hparams, data, device)
+            dist = DistributedContext.from_env()
+            if dist.is_main:
+                config, hparams, data, choice = _choose_size(config, domain, backbone_cls, hparams, data, device)
+            if dist.enabled:  # the size rule times the machine: every rank takes rank 0's choice
+                shared = [(config, hparams, choice)]
+                torch.distributed.broadcast_object_list(shared, src=0)
+                config, hparams, choice = shared[0]
+                if not dist.is_main:
+                    data = prepare_data(config, domain, fit_vocab=False, max_length=hparams.get("max_length"))
             if log is not None:
                 log(f"model size (auto): {choice.reason}; set [model] d_model/n_layers/n_heads to choose it yourself")
         torch.manual_seed(config.seed)  # initial weights depend on the seed only, not on what ran before
@@ -475,16 +486,19 @@ def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, bac
     config, model, data, choice = _PREPARE_BY_VIEW[backbone_view](config, out_dir, resume, log, device)
     data_seconds = time.perf_counter() - t0
     model.to(device)
+    dist = DistributedContext.from_env()
     out_dir.mkdir(parents=True, exist_ok=True)
     record = choice.record() if choice is not None else None
     run_json = config.model_dump(mode="json")
     if record is not None:
         run_json[AUTO_SIZE_KEY] = record
-    write_json(out_dir / RUN_CONFIG, run_json)
-    trainer = Trainer(model, data.train, data.val, config.train, out_dir, on_validation=on_validation)
+    if dist.is_main:
+        write_json(out_dir / RUN_CONFIG, run_json)
+    trainer = Trainer(model, data.train, data.val, config.train, out_dir, on_validation=on_validation, dist=dist)
     result = trainer.fit(resume=resume)
     extra = {
-        "training": {**dataclasses.asdict(result), "init_from": config.init_from, "ema_decay": config.train.ema_decay},
+        "training": {**dataclasses.asdict(result), "init_from": config.init_from, "ema_decay": config.train.ema_decay,
+                     "world_size": dist.world_size},
         "data": {
             "source": config.data.source,
             "path": data.source_path,
@@ -498,7 +512,10 @@ def _run(config: RunConfig, out_dir: Path, resume: bool, on_validation, log, bac
     }
     if record is not None:
         extra["auto_size"] = {k: record[k] for k in ("size", "n_params", "reason")}
-    model_dir = model.save_pretrained(out_dir / MODEL_DIR, extra=extra)
+    model_dir = out_dir / MODEL_DIR
+    if dist.is_main:
+        model_dir = model.save_pretrained(model_dir, extra=extra)
+    dist.barrier()  # the model is on disk before any rank returns
     return RunSummary(
         out_dir=out_dir,
         model_dir=model_dir,

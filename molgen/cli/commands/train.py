@@ -51,13 +51,44 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--augment", action="store_true", help="augmentation each draw: randomized SMILES; for crystals a random translation and site order")
     option("--init-from", path="init_from")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="data-parallel training in N processes on this machine (one per GPU, or CPU processes with "
+                        "gloo): launches `torchrun --standalone --nproc-per-node N -m molgen train ...`; the global batch "
+                        "stays --batch-size (N shares, plus --micro-batch-size accumulation), and a run resumes with any N")
+    option("--micro-batch-size", path="train.micro_batch_size",
+           help="rows per forward pass on each process (gradient accumulation within a step)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, help="run directory")
     return parser
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
+    import os
+
+    from molgen.core.errors import MolgenError
+
+    if args.nproc < 1:
+        raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from molgen.train.distributed import launch
+
+        code = launch(_without_nproc(args.argv), args.nproc, args.out)
+        if code != 0:
+            raise MolgenError(f"distributed training failed (torchrun exit code {code}); the messages above name the rank")
+        return 0
     overrides = {
         **collect_overrides(args),
         "data.on_invalid": "skip" if args.skip_invalid else None,
@@ -73,7 +104,13 @@ def run(args: argparse.Namespace) -> int:
         config.train.max_steps = None
     if args.max_steps is not None:
         config.train.max_minutes = None
-    summary = run_training(config, args.out, resume=args.resume, log=print)
+    from molgen.train.distributed import DistributedContext
+
+    dist = DistributedContext.from_env()
+    summary = run_training(config, args.out, resume=args.resume, log=print if dist.is_main else None)
+    dist.shutdown()
+    if not dist.is_main:
+        return 0
     r = summary.result
     print(
         f"trained {summary.n_parameters:,} parameters for {r.steps} steps in {r.elapsed_s:.0f} s "
