@@ -142,11 +142,11 @@ class Trainer:
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
-            # Unused parameters: a conditional model's condition embedding on a batch that drops every condition.
-            unused = bool(getattr(getattr(model, "config", None), "conditions", None))
+            # Unused parameters exist (graph diffusion's last-layer edge/global outputs, a conditional
+            # model's condition embedding on a batch that drops every condition); DDP must look for them.
             self._loss_module = DistributedDataParallel(
                 self._loss_module, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=unused)
+                find_unused_parameters=True)
 
     # -- schedule ----------------------------------------------------------
     def progress_fraction(self) -> float:
