@@ -121,3 +121,17 @@ def test_bad_nproc_is_a_clear_error(tmp_path, setup, capsys):
     assert main(["train", "--config", str(config), "--data", str(data), "--nproc", "0", "--out", str(tmp_path / "x")]) == 2
     assert "--nproc must be at least 1" in capsys.readouterr().err
     assert os.environ.get("WORLD_SIZE") is None
+
+
+def test_two_process_sampling_writes_one_file_that_repeats(tmp_path, monkeypatch):
+    from molgen.workflows.sampling import rank_seed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    paths = [tmp_path / f"run{k}.smi" for k in range(2)]
+    for path in paths:
+        assert main(["sample", "zinc250k", "-n", "12", "--seed", "3", "--nproc", "2", "-q", "-o", str(path)]) == 0
+    lines = paths[0].read_text().splitlines()
+    assert len(lines) == 12 and paths[0].read_text() == paths[1].read_text()
+    assert [line.split("\t")[1].split(":")[0] for line in lines] == [f"sample_{i}" for i in range(12)]
+    assert len({rank_seed(3, r, 2) for r in range(2)} | {rank_seed(3, 0, 4), rank_seed(4, 0, 2)}) == 4

@@ -115,17 +115,32 @@ class LossModule(torch.nn.Module):
         return self.model.loss(batch)
 
 
-def launch(argv: Sequence[str], nproc: int, out_dir: str) -> int:
+def without_option(argv: Sequence[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE`` (e.g. ``--nproc`` before relaunching per rank)."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == name:
+            skip = True
+        elif not item.startswith(name + "="):
+            out.append(item)
+    return out
+
+
+def launch(argv: Sequence[str], nproc: int, out_dir: str | None = None) -> int:
     """Run ``molgen <argv>`` under torchrun with ``nproc`` processes on this machine.
 
     Args:
         argv: The command's arguments without ``--nproc``.
         nproc: Processes (one per GPU, or CPU processes with gloo).
-        out_dir: The run directory this (launching) process already holds.
+        out_dir: The run directory this (launching) process already holds, if any.
 
     Returns:
         torchrun's exit code.
     """
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "molgen", *argv]
-    env = {**os.environ, LOCK_HELD_ENV: os.path.abspath(out_dir)}
+    env = dict(os.environ)
+    if out_dir is not None:
+        env[LOCK_HELD_ENV] = os.path.abspath(out_dir)
     return subprocess.call(command, env=env)

@@ -112,9 +112,17 @@ def sample_to_file(
     options = model.check_sampling_options(sample_kwargs)
     start = time.perf_counter()
     tally = _Tally()
-    # Samples stream to the file chunk by chunk: memory stays bounded by one chunk (plus the distinct
-    # keys), and a run that is stopped keeps what it wrote.
-    records = tally.count(_draw(model, n, seed, progress, options))
+    from molgen.train.distributed import DistributedContext
+
+    dist = DistributedContext.from_env()
+    if dist.enabled:  # under torchrun: each rank draws its share, rank 0 writes them all
+        records = tally.count(_draw_shared(model, n, seed, options, dist))
+        if not dist.is_main:
+            out_path = None
+    else:
+        # Samples stream to the file chunk by chunk: memory stays bounded by one chunk (plus the distinct
+        # keys), and a run that is stopped keeps what it wrote.
+        records = tally.count(_draw(model, n, seed, progress, options))
     if folder:
         _write_folder(Path(out_path), domain, records, valid_only)
     elif suffix == ".sdf":
@@ -161,6 +169,42 @@ def _draw(model: Generator, n: int, seed: int | None, progress: bool, options: d
                 obj = domain.try_parse(text)
                 yield start + j, text, obj, (domain.key(obj) if obj is not None else None)
             bar.update(m)
+
+
+def rank_seed(seed: int | None, rank: int, world_size: int) -> int | None:
+    """The sampling seed of one rank of a distributed run: a pure function of
+    (seed, rank, world size), so the merged output repeats for the same three."""
+    if seed is None:
+        return None
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank, world_size]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+def _draw_shared(model: Generator, n: int, seed: int | None, options: dict, dist):
+    """Records of a distributed run: rank r draws its contiguous share of the
+    ``n`` indices with :func:`rank_seed`; rank 0 receives every rank's texts
+    (in rank order) and yields them parsed; other ranks yield nothing."""
+    import numpy as np
+    import torch
+
+    from molgen.core.seeding import make_generator
+    from molgen.train.distributed import shard
+
+    count = len(shard(np.arange(n), dist.rank, dist.world_size))
+    gen = make_generator(rank_seed(seed, dist.rank, dist.world_size), model.device)
+    chunk = int(options.get("batch_size") or 512)
+    texts: list[str] = []
+    for start in range(0, count, chunk):
+        texts.extend(model.sample_texts(min(chunk, count - start), generator=gen, **options))
+    shares: list = [None] * dist.world_size
+    torch.distributed.all_gather_object(shares, texts)
+    if not dist.is_main:
+        return
+    domain = model.domain
+    for i, text in enumerate(t for share in shares for t in share):
+        obj = domain.try_parse(text)
+        yield i, text, obj, (domain.key(obj) if obj is not None else None)
 
 
 def _write_folder(folder: Path, domain, records, valid_only: bool) -> None:

@@ -59,6 +59,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--guidance", type=float, help="classifier-free guidance weight with --condition (default 0)")
     parser.add_argument("--valid-only", action="store_true", help="write only valid samples")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="sample in N processes on this machine (one per GPU, or CPU processes): launches "
+                        "`torchrun --standalone --nproc-per-node N -m molgen sample ...`; each draws its share with a "
+                        "seed derived from --seed and its rank, and one file is written (the same for the same seed and N)")
     return parser
 
 
@@ -74,7 +78,21 @@ def run(args: argparse.Namespace) -> int:
         raise MolgenError("--temperature must be >= 0 (0 means greedy)")
     if args.top_k is not None and args.top_k < 1:
         raise MolgenError("--top-k must be >= 1")
-    model = Generator.from_pretrained(resolve_model_dir(args.model), device=select_device(args.device))
+    if args.nproc < 1:
+        raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
+    import os
+
+    from molgen.train.distributed import DistributedContext, launch, without_option
+
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        code = launch(without_option(args.argv, "--nproc"), args.nproc)
+        if code != 0:
+            raise MolgenError(f"distributed sampling failed (torchrun exit code {code}); the messages above name the rank")
+        return 0
+    dist = DistributedContext.from_env()
+    device = dist.device(select_device(args.device))
+    dist.init(device)
+    model = Generator.from_pretrained(resolve_model_dir(args.model), device=device)
     defaults = card_sampling(args.model)
     options = {
         "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p, "max_length": args.max_length,
@@ -90,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
     options = {**{k: v for k, v in defaults.items() if k in accepted}, **options}
     stats = sample_to_file(model, args.n, args.output, seed=args.seed, valid_only=args.valid_only, batch_size=args.batch_size,
                            progress=not quiet(args), **options)
+    dist.shutdown()
+    if not dist.is_main:
+        return 0
     print(
         f"{stats.n} samples in {stats.seconds:.1f} s ({stats.per_second:,.0f}/s): "
         f"validity {stats.validity:.3f}, uniqueness {stats.uniqueness:.3f}"

@@ -62,18 +62,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return parser
 
 
-def _without_nproc(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-        elif item == "--nproc":
-            skip = True
-        elif not item.startswith("--nproc="):
-            out.append(item)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     import os
@@ -83,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc < 1:
         raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from molgen.train.distributed import launch
+        from molgen.train.distributed import launch, without_option
 
-        code = launch(_without_nproc(args.argv), args.nproc, args.out)
+        code = launch(without_option(args.argv, "--nproc"), args.nproc, args.out)
         if code != 0:
             raise MolgenError(f"distributed training failed (torchrun exit code {code}); the messages above name the rank")
         return 0
