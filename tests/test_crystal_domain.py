@@ -154,3 +154,18 @@ def test_domain_config_round_trip(domain):
     rebuilt = CrystalDomain.from_config(domain.to_config())
     assert rebuilt.codec.to_config() == domain.codec.to_config()
     assert rebuilt.rules == domain.rules and rebuilt.matcher == domain.matcher
+
+
+def test_a_collapsed_cell_is_refused_by_the_matcher_instead_of_hanging_it():
+    from pymatgen.core import Lattice, Structure
+
+    from molgen.core.errors import DataError
+    from molgen.domains.crystal.matching import StructureIndex
+
+    index = StructureIndex()
+    index.add(Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]]))
+    # Angles that make the cell nearly flat: pymatgen's Niggli reduction of it ran for over ten minutes.
+    flat = Structure(Lattice.from_parameters(6.6, 6.6, 12.4, 14, 131, 117), ["Na", "Cl"] * 3,
+                     [[0, 0, 0], [0.5, 0.5, 0.5]] * 3)
+    with pytest.raises(DataError, match="degenerate cell"):
+        index.add(flat)

@@ -10,6 +10,8 @@ from typing import Sequence
 
 from pymatgen.core import Structure
 
+from molgen.core.errors import DataError
+
 
 @dataclass(frozen=True)
 class MatcherSettings:
@@ -106,7 +108,17 @@ class StructureIndex:
         return sum(len(b) for b in self._buckets.values())
 
     def find(self, structure: Structure) -> str | None:
-        """Key of the indexed crystal that ``structure`` matches, else None."""
+        """Key of the indexed crystal that ``structure`` matches, else None.
+
+        Raises:
+            DataError: a degenerate (collapsed) cell, on which pymatgen's Niggli
+                reduction can run for hours.
+        """
+        from molgen.domains.crystal.graph import MIN_VOLUME_PER_ATOM, graphable
+
+        if not graphable(structure):
+            raise DataError(f"{structure.composition.reduced_formula}: degenerate cell ({structure.lattice.volume:.3g} A^3 for "
+                            f"{len(structure)} atoms, below {MIN_VOLUME_PER_ATOM} A^3 per atom); not matched")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for key, known in self._buckets.get(formula_key(structure), ()):
