@@ -6,7 +6,6 @@ run, and SIGTERM."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
