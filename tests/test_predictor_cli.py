@@ -31,7 +31,7 @@ def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
     data = _logp_csv(tmp_path / "logp.csv")
     out = tmp_path / "pred"
     assert main(["fit-predictor", "--data", str(data), "--target", "logp", "--model", "fingerprint-mlp", "--n-models", "2",
-                 "--epochs", "15", "--out", str(out)]) == 0
+                 "--epochs", "15", "--device", "cpu", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "skipped 1 invalid entries, dropped 1 rows without targets" in printed and "test: rmse" in printed
     report = json.loads((out / "predictor.json").read_text())
@@ -40,7 +40,9 @@ def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
 
     inputs = tmp_path / "in.smi"
     inputs.write_text("CCCCCCO\nC1CC\nc1ccccc1Cl\n")
-    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv")]) == 0
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv"), "--device", "bogus"]) == 2
+    assert "invalid device 'bogus'" in capsys.readouterr().err
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "p.csv"), "--device", "auto"]) == 0
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
     assert list(rows[0]) == ["input", "logp_mean", "logp_std", "logp_lower", "logp_upper", "in_domain", "similarity", "reason"]
     assert rows[0]["logp_mean"] and rows[1]["logp_mean"] == "" and rows[1]["reason"].startswith("invalid input")

@@ -108,6 +108,7 @@ def fit_predictor(
     calibrate: bool = True,
     coverage: float = 0.9,
     cv_folds: int = 0,
+    device: str = "cpu",
 ) -> FitSummary:
     """Train a predictor with a seeded train/validation/test split and save it.
 
@@ -143,6 +144,8 @@ def fit_predictor(
             >= 2: scaffold k-fold cross-validation over train + validation,
             whose out-of-fold errors calibrate the model, which is then
             refitted on train + validation.
+        device: Where neural members train (``auto``, ``cpu``, ``cuda[:N]``;
+            forests ignore it).
 
     Returns:
         The summary with the report.
@@ -182,10 +185,13 @@ def fit_predictor(
     if model == "auto":
         cv_folds = cv_folds or 5
     hparams = dict(hparams or {})
+    from molgen.core.device import select_device
+
+    device = str(select_device(device))
 
     def factory(name: str, extra: dict[str, Any] | None = None, strict: bool = True):
         cls = PREDICTORS[name]
-        settings = {**(extra or {}), **_accepted(cls, hparams, strict)}
+        settings = {**(extra or {}), **_accepted(cls, hparams, strict), "device": device}
 
         def make(s: int):
             built = cls(task=task, seed=s, **settings)
@@ -231,17 +237,22 @@ def fit_predictor(
     return FitSummary(out_dir, report)
 
 
-def load_fitted(directory: str | Path):
+def load_fitted(directory: str | Path, device: str = "cpu"):
     """``(predictor, report)`` of a directory written by :func:`fit_predictor`.
+
+    Args:
+        directory: The predictor directory.
+        device: Where its networks run (``auto``, ``cpu``, ``cuda[:N]``).
 
     Raises:
         CheckpointError: not a predictor directory.
     """
+    from molgen.core.device import select_device
     from molgen.predictors.registry import load_predictor
 
     directory = Path(directory)
     report = read_json(directory / REPORT_NAME)
-    return load_predictor(directory), report
+    return load_predictor(directory, device=select_device(device)), report
 
 
 #: Entries predicted together (bounded memory; a bar can follow a long file).
@@ -249,7 +260,7 @@ PREDICT_CHUNK = 1024
 
 
 def predict_file(directory: str | Path, path: str | Path, output: str | Path, id_column: str | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, device: str = "cpu") -> dict[str, Any]:
     """Predict every entry of a file and write a CSV: the identifier when the
     input has one (named after its source column, else ``id``), the input
     text, then ``<target>_mean``, ``<target>_std`` and (calibrated
@@ -266,6 +277,7 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         id_column: Identifier column (default: see
             :func:`molgen.datasets.readers.read_labeled`).
         progress: Show a progress bar (on a terminal).
+        device: Where the predictor's networks run (``auto``, ``cpu``, ``cuda[:N]``).
 
     Returns:
         Counts: ``{"n", "n_predicted", "path"}``.
@@ -277,7 +289,7 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
     from molgen.datasets.readers import read_labeled, require_output_suffix
 
     require_output_suffix(output, (".csv",))
-    predictor, report = load_fitted(directory)
+    predictor, report = load_fitted(directory, device)
     domain = DOMAINS.get(report["domain"])()
     labeled = read_labeled(Path(path), id_column)
     records = labeled.records

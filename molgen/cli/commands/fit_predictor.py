@@ -42,6 +42,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--no-calibration", action="store_true", help="save the bare model (no domain, intervals or calibration)")
     parser.add_argument("--limit", type=int, help="seeded random subset of the data")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where neural models train: cpu (default), auto (CUDA when present) or cuda[:N]")
     parser.add_argument("--out", required=True, help="predictor directory")
     return parser
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     summary = fit_predictor(
         args.data, args.target, args.out, domain=args.domain, model=args.model, task=args.task, split=args.split,
         seed=args.seed, limit=args.limit, hparams=hparams, progress=not quiet(args),
-        calibrate=not args.no_calibration, coverage=args.coverage, cv_folds=args.cv_folds,
+        calibrate=not args.no_calibration, coverage=args.coverage, cv_folds=args.cv_folds, device=args.device,
     )
     r = summary.report
     print(f"{r['predictor']} ({r['task']}) on {r['n_train']}/{r['n_val']}/{r['n_test']} train/val/test ({r['split']} split); "

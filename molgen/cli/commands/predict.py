@@ -27,6 +27,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--id-column", help="identifier column (or SD property) put first in the output "
                          "(default: an id/name/compound_id column, a .smi name field or the SD title)")
     parser.add_argument("-o", "--output", required=True, help="CSV to write")
+    parser.add_argument("--device", default="cpu", help="where the networks run: cpu (default), auto or cuda[:N]")
     return parser
 
 
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     from molgen.workflows.predictors import predict_file
 
-    counts = predict_file(args.predictor, args.inputs, args.output, id_column=args.id_column, progress=not quiet(args))
+    counts = predict_file(args.predictor, args.inputs, args.output, id_column=args.id_column, progress=not quiet(args),
+                          device=args.device)
     print(f"predicted {counts['n_predicted']} of {counts['n']} entries: {counts['path']}")
     return 0
