@@ -135,3 +135,12 @@ def test_two_process_sampling_writes_one_file_that_repeats(tmp_path, monkeypatch
     assert len(lines) == 12 and paths[0].read_text() == paths[1].read_text()
     assert [line.split("\t")[1].split(":")[0] for line in lines] == [f"sample_{i}" for i in range(12)]
     assert len({rank_seed(3, r, 2) for r in range(2)} | {rank_seed(3, 0, 4), rank_seed(4, 0, 2)}) == 4
+
+
+def test_two_process_sampling_into_a_crystal_folder(tmp_path, monkeypatch):
+    # Only rank 0 writes; the other rank must not try to write a folder of its own.
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "cifs"
+    assert main(["sample", "perov5", "-n", "4", "--seed", "0", "--nproc", "2", "-q", "-o", str(out)]) == 0
+    assert len(list(out.iterdir())) == 4

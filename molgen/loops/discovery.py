@@ -75,6 +75,11 @@ class RelaxStageConfig(StrictModel):
     executor: Literal["serial", "process", "ray"] = "process"
     workers: int = Field(2, gt=0)
 
+    @property
+    def active(self) -> bool:
+        """Whether the run relaxes anything (``per_round`` and ``budget`` both above 0)."""
+        return bool(self.per_round and self.budget)
+
 
 class DiscoveryLoopConfig(StrictModel):
     """Settings of the round loop (a preset's ``[discovery]`` table adds its report settings)."""
@@ -135,7 +140,7 @@ def require_relaxation_support(config: DiscoveryLoopConfig) -> None:
     Raises:
         MolgenError: chgnet cannot be imported (with the install hint).
     """
-    if not (config.relax.per_round and config.relax.budget):
+    if not config.relax.active:
         return
     try:
         import chgnet  # noqa: F401  (the package only: its model import takes seconds)
@@ -239,7 +244,7 @@ class MaterialsDiscovery:
                                 key=self._key)
                 if resume:
                     self._restore(run, oracle)
-                if executor is None and self.config.relax.per_round and self.config.relax.budget:
+                if executor is None and self.config.relax.active:
                     if self.relax_fn is None:
                         require_relaxation_support(self.config)
                     executor = make_executor(self.config.relax.executor, self.config.relax.workers)
@@ -438,7 +443,7 @@ class MaterialsDiscovery:
     def _stability_rule(self) -> str:
         """What "stable" meant in this run (for summary.json)."""
         rc = self.config.relax
-        if not (rc.per_round and rc.budget):
+        if not rc.active:
             return "not checked: no relaxations"
         if rc.hull:
             return f"CHGNet-relaxed energy above the hull of {', '.join(rc.hull)} <= {rc.max_e_above_hull} eV/atom"

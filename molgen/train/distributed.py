@@ -128,6 +128,29 @@ def without_option(argv: Sequence[str], name: str) -> list[str]:
     return out
 
 
+def relaunched(args, what: str, out_dir: str | None = None) -> bool:
+    """Handle a command's ``--nproc``: with N > 1 outside torchrun, run the
+    same command under torchrun with N processes and return True (the caller
+    is done); return False when this process should do the work itself.
+
+    Args:
+        args: The parsed command line (``nproc`` and ``argv``).
+        what: The work, for the failure message ("training", "sampling").
+        out_dir: The run directory this process already holds, if any.
+
+    Raises:
+        MolgenError: N < 1, or torchrun failed.
+    """
+    if args.nproc < 1:
+        raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
+    if args.nproc == 1 or "WORLD_SIZE" in os.environ:
+        return False
+    code = launch(without_option(args.argv, "--nproc"), args.nproc, out_dir)
+    if code != 0:
+        raise MolgenError(f"distributed {what} failed (torchrun exit code {code}); the messages above name the rank")
+    return True
+
+
 def launch(argv: Sequence[str], nproc: int, out_dir: str | None = None) -> int:
     """Run ``molgen <argv>`` under torchrun with ``nproc`` processes on this machine.
 

@@ -121,8 +121,7 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
     generator = load_generator(resolve_prior(name), select_device(settings.device))
     if generator.domain.name != "crystal":
         raise MolgenError(f"--generator {name}: a {generator.domain.name!r} model; discovery presets need a crystal generator")
-    relax = settings.preset.discovery.relax
-    if log is not None and not (relax.per_round and relax.budget):
+    if log is not None and not settings.preset.discovery.relax.active:
         # Said before the first round: without relaxations nothing in the run checks stability.
         log("no relaxations (relax per_round or budget is 0): candidates are ranked by the learned predictors only; "
             "stability is not checked (install molgen[potential] and keep relaxations on for CHGNet and the hull)")

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from molgen.core.device import select_device
 from molgen.core.errors import ConfigError, DataError, MolgenError
 from molgen.core.registry import DOMAINS
 from molgen.core.serialization import read_json, write_json
@@ -185,8 +186,6 @@ def fit_predictor(
     if model == "auto":
         cv_folds = cv_folds or 5
     hparams = dict(hparams or {})
-    from molgen.core.device import select_device
-
     device = str(select_device(device))
 
     def factory(name: str, extra: dict[str, Any] | None = None, strict: bool = True):
@@ -247,7 +246,6 @@ def load_fitted(directory: str | Path, device: str = "cpu"):
     Raises:
         CheckpointError: not a predictor directory.
     """
-    from molgen.core.device import select_device
     from molgen.predictors.registry import load_predictor
 
     directory = Path(directory)

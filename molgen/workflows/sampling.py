@@ -117,21 +117,21 @@ def sample_to_file(
     dist = DistributedContext.from_env()
     if dist.enabled:  # under torchrun: each rank draws its share, rank 0 writes them all
         records = tally.count(_draw_shared(model, n, seed, options, dist))
-        if not dist.is_main:
-            out_path = None
     else:
         # Samples stream to the file chunk by chunk: memory stays bounded by one chunk (plus the distinct
         # keys), and a run that is stopped keeps what it wrote.
         records = tally.count(_draw(model, n, seed, progress, options))
-    if folder:
+    if not dist.is_main:  # its share went to rank 0, which writes the file
+        out_path = None
+    if out_path is None:
+        for _ in records:
+            pass
+    elif folder:
         _write_folder(Path(out_path), domain, records, valid_only)
     elif suffix == ".sdf":
         _write_sdf(Path(out_path), domain, records)
-    elif out_path is not None:
-        _write(Path(out_path), suffix, domain, records, valid_only)
     else:
-        for _ in records:
-            pass
+        _write(Path(out_path), suffix, domain, records, valid_only)
     seconds = time.perf_counter() - start
     return SampleStats(tally.n, tally.n_valid, len(tally.keys), seconds, Path(out_path) if out_path else None)
 
@@ -166,8 +166,7 @@ def _draw(model: Generator, n: int, seed: int | None, progress: bool, options: d
         for start in range(0, n, chunk):
             m = min(chunk, n - start)
             for j, text in enumerate(model.sample_texts(m, generator=gen, **options)):
-                obj = domain.try_parse(text)
-                yield start + j, text, obj, (domain.key(obj) if obj is not None else None)
+                yield _record(domain, start + j, text)
             bar.update(m)
 
 
@@ -201,10 +200,14 @@ def _draw_shared(model: Generator, n: int, seed: int | None, options: dict, dist
     torch.distributed.all_gather_object(shares, texts)
     if not dist.is_main:
         return
-    domain = model.domain
     for i, text in enumerate(t for share in shares for t in share):
-        obj = domain.try_parse(text)
-        yield i, text, obj, (domain.key(obj) if obj is not None else None)
+        yield _record(model.domain, i, text)
+
+
+def _record(domain, index: int, text: str) -> tuple:
+    """``(index, text, object or None, key or None)`` of one sample."""
+    obj = domain.try_parse(text)
+    return index, text, obj, (domain.key(obj) if obj is not None else None)
 
 
 def _write_folder(folder: Path, domain, records, valid_only: bool) -> None:

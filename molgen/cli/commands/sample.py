@@ -78,16 +78,9 @@ def run(args: argparse.Namespace) -> int:
         raise MolgenError("--temperature must be >= 0 (0 means greedy)")
     if args.top_k is not None and args.top_k < 1:
         raise MolgenError("--top-k must be >= 1")
-    if args.nproc < 1:
-        raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
-    import os
+    from molgen.train.distributed import DistributedContext, relaunched
 
-    from molgen.train.distributed import DistributedContext, launch, without_option
-
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        code = launch(without_option(args.argv, "--nproc"), args.nproc)
-        if code != 0:
-            raise MolgenError(f"distributed sampling failed (torchrun exit code {code}); the messages above name the rank")
+    if relaunched(args, "sampling"):
         return 0
     dist = DistributedContext.from_env()
     device = dist.device(select_device(args.device))

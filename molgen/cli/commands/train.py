@@ -64,18 +64,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    import os
+    from molgen.train.distributed import DistributedContext, relaunched
 
-    from molgen.core.errors import MolgenError
-
-    if args.nproc < 1:
-        raise MolgenError(f"--nproc must be at least 1, got {args.nproc}")
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        from molgen.train.distributed import launch, without_option
-
-        code = launch(without_option(args.argv, "--nproc"), args.nproc, args.out)
-        if code != 0:
-            raise MolgenError(f"distributed training failed (torchrun exit code {code}); the messages above name the rank")
+    if relaunched(args, "training", args.out):
         return 0
     overrides = {
         **collect_overrides(args),
@@ -92,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
         config.train.max_steps = None
     if args.max_steps is not None:
         config.train.max_minutes = None
-    from molgen.train.distributed import DistributedContext
-
     dist = DistributedContext.from_env()
     summary = run_training(config, args.out, resume=args.resume, log=print if dist.is_main else None)
     dist.shutdown()

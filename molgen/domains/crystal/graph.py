@@ -23,6 +23,24 @@ def graphable(structure: Structure) -> bool:
     return len(structure) > 0 and bool(np.isfinite(volume)) and volume / len(structure) >= MIN_VOLUME_PER_ATOM
 
 
+def require_sound_cell(structure: Structure, what: str) -> None:
+    """Refuse a collapsed cell before pymatgen's neighbour search or Niggli
+    reduction spends hours on it.
+
+    Args:
+        structure: The crystal.
+        what: What was about to happen (ends the message, e.g. "no radius graph").
+
+    Raises:
+        DataError: the cell is not :func:`graphable`.
+    """
+    if not graphable(structure):
+        from molgen.core.errors import DataError
+
+        raise DataError(f"{structure.composition.reduced_formula}: degenerate cell ({structure.lattice.volume:.3g} A^3 for "
+                        f"{len(structure)} atoms, below {MIN_VOLUME_PER_ATOM} A^3 per atom); {what}")
+
+
 def structure_to_graph(structure: Structure, cutoff: float = 6.0, max_neighbors: int | None = 12):
     """Crystal -> PyG ``Data``.
 
@@ -40,11 +58,7 @@ def structure_to_graph(structure: Structure, cutoff: float = 6.0, max_neighbors:
     """
     from torch_geometric.data import Data
 
-    from molgen.core.errors import DataError
-
-    if not graphable(structure):
-        raise DataError(f"{structure.composition.reduced_formula}: cell volume {structure.lattice.volume:.3g} A^3 for "
-                        f"{len(structure)} atoms is degenerate (below {MIN_VOLUME_PER_ATOM} A^3 per atom); no radius graph")
+    require_sound_cell(structure, "no radius graph")
     centres, neighbours, images, distances = structure.get_neighbor_list(cutoff)
     if max_neighbors is not None and len(centres):
         keep = []

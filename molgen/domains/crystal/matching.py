@@ -10,8 +10,6 @@ from typing import Sequence
 
 from pymatgen.core import Structure
 
-from molgen.core.errors import DataError
-
 
 @dataclass(frozen=True)
 class MatcherSettings:
@@ -114,11 +112,9 @@ class StructureIndex:
             DataError: a degenerate (collapsed) cell, on which pymatgen's Niggli
                 reduction can run for hours.
         """
-        from molgen.domains.crystal.graph import MIN_VOLUME_PER_ATOM, graphable
+        from molgen.domains.crystal.graph import require_sound_cell
 
-        if not graphable(structure):
-            raise DataError(f"{structure.composition.reduced_formula}: degenerate cell ({structure.lattice.volume:.3g} A^3 for "
-                            f"{len(structure)} atoms, below {MIN_VOLUME_PER_ATOM} A^3 per atom); not matched")
+        require_sound_cell(structure, "not matched")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for key, known in self._buckets.get(formula_key(structure), ()):
