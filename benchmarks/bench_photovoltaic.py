@@ -207,7 +207,7 @@ def throughput(n: int, workers: int) -> dict:
     """CHGNet relaxations per minute on Perov-5 test cells, serial and through a process pool."""
     from molgen.datasets import load_texts
     from molgen.domains.crystal import CrystalDomain
-    from molgen.loops.executors import ProcessPoolExecutor, SerialExecutor
+    from molgen.core.executors import ProcessPoolExecutor, SerialExecutor
     from molgen.physics.relaxation import elemental_references, relax_structure
 
     domain = CrystalDomain()

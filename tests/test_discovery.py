@@ -15,7 +15,7 @@ import pytest
 from molgen.cli.main import EXIT_USER_ERROR
 from molgen.core.errors import ConfigError, MolgenError
 from molgen.loops.discovery import MaterialsDiscovery
-from molgen.loops.executors import SerialExecutor
+from molgen.core.executors import SerialExecutor
 from molgen.scoring.objective import Objective
 from molgen.workflows.discovery import DiscoveryConfig
 from tests.conftest import SMALL_CRYSTALS, needs_mirror
@@ -284,7 +284,7 @@ def test_the_loop_relaxes_with_chgnet_on_a_local_ray_instance(tmp_path, referenc
     """The same loop with the real potential, its relaxations sent to Ray (``--executor ray``)."""
     pytest.importorskip("ray")
     pytest.importorskip("chgnet")
-    from molgen.loops.executors import RayExecutor
+    from molgen.core.executors import RayExecutor
     from molgen.physics.relaxation import relax_structure
 
     loop = make_loop(tmp_path / "ray", reference_csv, rounds=1, relax_fn=relax_structure)

@@ -10,7 +10,7 @@ import pytest
 from _executor_tasks import crash_on_two, fail_on_three, square_after, thread_settings
 
 from molgen.core.errors import RegistryError
-from molgen.loops.executors import ProcessPoolExecutor, SerialExecutor, TaskFailure, make_executor
+from molgen.core.executors import ProcessPoolExecutor, SerialExecutor, TaskFailure, make_executor
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_ray_executor_on_a_local_instance():
     ray = pytest.importorskip("ray")
     import _executor_tasks
 
-    from molgen.loops.executors import RayExecutor
+    from molgen.core.executors import RayExecutor
 
     # Ray workers do not see tests/ on sys.path: ship the task module by value.
     ray.cloudpickle.register_pickle_by_value(_executor_tasks)
@@ -93,7 +93,7 @@ def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import os, sys\n"
-        "from molgen.loops.executors import ProcessPoolExecutor\n"
+        "from molgen.core.executors import ProcessPoolExecutor\n"
         "from _executor_tasks import worker_pid\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(1)\n"

@@ -275,7 +275,7 @@ def relax_by_volume(payload):
 
 def test_discover_report_has_the_funnel_and_the_selected_structures(tmp_path):
     from molgen.workflows.discovery import DiscoveryConfig, MaterialsDiscovery
-    from molgen.loops.executors import SerialExecutor
+    from molgen.core.executors import SerialExecutor
     from molgen.scoring.objective import Objective
 
     config = DiscoveryConfig.model_validate({

@@ -45,3 +45,22 @@ def parse_assignments(items: list[str] | None, flag: str) -> dict[str, float] | 
         except ValueError:
             raise MolgenError(f"{flag} expects NAME=NUMBER, got {item!r}") from None
     return out
+
+
+def add_executor_options(parser: argparse.ArgumentParser, what: str, default_chunk: int | None = None) -> None:
+    """``--executor``, ``--workers`` (and ``--chunk-size``) for a command whose
+    batches can run in parallel (see :mod:`molgen.core.executors`).
+
+    Args:
+        parser: The command's parser.
+        what: What the workers do, for the help text.
+        default_chunk: Adds ``--chunk-size`` with this default when given.
+    """
+    parser.add_argument("--executor", choices=["serial", "process", "ray"], default="serial",
+                        help=f"where {what} runs: serial (this process, default), process (a local pool of --workers) "
+                        "or ray (the cluster at $RAY_ADDRESS, else a local instance of --workers CPUs; "
+                        "pip install 'molgen[ray]')")
+    parser.add_argument("--workers", type=int, default=2, help="pool processes or local Ray CPUs (default 2)")
+    if default_chunk is not None:
+        parser.add_argument("--chunk-size", type=int, default=default_chunk,
+                            help=f"entries per task (default {default_chunk}); memory stays flat with file size")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import os
 import random
 from dataclasses import dataclass
@@ -389,6 +390,84 @@ def read_labeled(path: str | Path, id_column: str | None = None) -> LabeledRecor
     return LabeledRecords(records, [r.name or "" for r in records], own[1] if id_column else "id")
 
 
+#: Records an identifier-less ``.smi``/SD file is looked at to decide whether
+#: it carries identifiers, when it is streamed.
+PEEK_RECORDS = 4096
+
+
+@dataclass
+class LabeledStream:
+    """The records of a user's file with their identifiers, read lazily.
+
+    Iterating yields ``(record, identifier)`` pairs (identifier ``None`` when
+    the file carries none); memory does not grow with the file.
+
+    Attributes:
+        id_name: Header for the identifiers (see :class:`LabeledRecords`);
+            None when the file carries none.
+    """
+
+    id_name: str | None
+    _pairs: Iterator[tuple[Record, str | None]]
+
+    @property
+    def has_ids(self) -> bool:
+        """Whether the file carries identifiers."""
+        return self.id_name is not None
+
+    def __iter__(self) -> Iterator[tuple[Record, str | None]]:
+        return self._pairs
+
+
+def iter_labeled(path: str | Path, id_column: str | None = None) -> LabeledStream:
+    """Stream a file of objects with each one's identifier.
+
+    The same identifiers as :func:`read_labeled`, without holding the file:
+    a CSV's header names its identifier column; for ``.smi``, FASTA and SD
+    files without an ``id_column`` the first :data:`PEEK_RECORDS` records
+    decide whether the file carries names (titles, id-like SD properties).
+
+    Args:
+        path: The file.
+        id_column: Identifier column (see :func:`read_labeled`).
+
+    Returns:
+        The stream (iterate it once).
+
+    Raises:
+        DataError: missing, unreadable, empty or unknown file, or an
+            ``id_column`` the file lacks.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory, expected a data file")
+    fmt = detect_format(path)
+    if fmt == "csv":
+        wanted = _csv_id_column(path, id_column)
+        records = iter_records(path, extra_columns=(wanted,) if wanted else ())
+        head = list(itertools.islice(records, 1))
+        if not head:
+            raise DataError(f"{path} holds no entries")
+        pairs = ((r, r.fields[wanted] if wanted else None) for r in itertools.chain(head, records))
+        return LabeledStream(wanted, pairs)
+    records = iter_records(path)
+    head = list(itertools.islice(records, PEEK_RECORDS))
+    if not head:
+        raise DataError(f"{path} holds no entries")
+    rest = itertools.chain(head, records)
+    if fmt == "sdf":
+        header, source = _sdf_id_source(path, head, id_column)
+        return LabeledStream(header, ((r, None if header is None else _sdf_id(r, source)) for r in rest))
+    own = {"smi": ("smiles", "name"), "fasta": ("sequence", "header")}[fmt]
+    if id_column is not None and id_column.lower() != own[1]:
+        raise DataError(f"--id-column {id_column!r}: {path} has no such column; its columns are {', '.join(own)}")
+    if id_column is None and not any(r.name for r in head):
+        return LabeledStream(None, ((r, None) for r in rest))
+    return LabeledStream(own[1] if id_column else "id", ((r, r.name or "") for r in rest))
+
+
 def _csv_id_column(path: Path, id_column: str | None) -> str | None:
     """The header spelling of the CSV's identifier column (None: none)."""
     columns = csv_columns(path)
@@ -400,20 +479,31 @@ def _csv_id_column(path: Path, id_column: str | None) -> str | None:
     return next((columns[lowered.index(c)] for c in ID_COLUMNS if c in lowered), None)
 
 
-def _sdf_ids(path: Path, records: list[Record], id_column: str | None) -> LabeledRecords:
+def _sdf_id_source(path: Path, records: Sequence[Record], id_column: str | None) -> tuple[str | None, str | None]:
+    """Where an SD file's identifiers come from: ``(header, property)``;
+    property None means the title, header None means no identifiers."""
     from molgen.datasets.sdf import TITLE, id_like_property
 
     properties = list(dict.fromkeys(name for r in records for name in (r.fields or {})))
     if id_column is not None:
         if id_column.lower() in (TITLE.lower(), "title"):
-            return LabeledRecords(records, [r.name or "" for r in records], "id")
+            return "id", None
         match = next((p for p in properties if p.lower() == id_column.strip().lower()), None)
         if match is None:
             raise DataError(f"--id-column {id_column!r}: {path} has no such SD property; its fields are {', '.join([TITLE, *properties])}")
-        return LabeledRecords(records, [(r.fields or {}).get(match, "") for r in records], match)
+        return match, match
     if any(r.name for r in records):
-        return LabeledRecords(records, [r.name or "" for r in records], "id")
+        return "id", None
     match = id_like_property(properties)
-    if match is None:
+    return (None, None) if match is None else (match, match)
+
+
+def _sdf_id(record: Record, source: str | None) -> str:
+    return (record.name or "") if source is None else (record.fields or {}).get(source, "")
+
+
+def _sdf_ids(path: Path, records: list[Record], id_column: str | None) -> LabeledRecords:
+    header, source = _sdf_id_source(path, records, id_column)
+    if header is None:
         return LabeledRecords(records, None, None)
-    return LabeledRecords(records, [(r.fields or {}).get(match, "") for r in records], match)
+    return LabeledRecords(records, [_sdf_id(r, source) for r in records], header)

@@ -42,7 +42,7 @@ from molgen.core.config import StrictModel
 from molgen.core.errors import MolgenError
 from molgen.core.progress import progress_bar
 from molgen.loops.engine import RunDirectory
-from molgen.loops.executors import make_executor
+from molgen.core.executors import make_executor
 from molgen.loops.reinforce import ReinforceConfig
 from molgen.loops.store import Candidate, CandidateStore
 from molgen.scoring.oracle import Oracle
@@ -186,7 +186,7 @@ class MaterialsDiscovery:
         relax_fn: ``payload -> result dict`` of the expensive oracle (default
             :func:`molgen.physics.relaxation.relax_structure`); it must be a
             top-level function so that process pools and Ray can ship it.
-        executor: An executor from :mod:`molgen.loops.executors` (default:
+        executor: An executor from :mod:`molgen.core.executors` (default:
             built from ``config.relax``).
         log: Called with one line per round (e.g. ``print``).
         progress: Show a bar over the rounds (on a terminal).

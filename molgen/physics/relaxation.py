@@ -23,7 +23,7 @@ Threading is the caller's business. CHGNet's graphs for small cells gain
 nothing from several torch threads and slow down sharply when cores are
 shared (a 5-atom cell: 0.6 s with one thread, 18 s with two threads on two
 cores of which one was busy), so run one thread per relaxation and get
-parallelism from processes (:class:`molgen.loops.executors.ProcessPoolExecutor`
+parallelism from processes (:class:`molgen.core.executors.ProcessPoolExecutor`
 sets its workers' threads).
 
 The model is loaded from chgnet's own packaged checkpoint (chgnet reads it

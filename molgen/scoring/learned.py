@@ -3,8 +3,10 @@ use learned surrogates next to computed properties."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -15,6 +17,20 @@ from molgen.core.serialization import read_json
 REPORT_NAME = "predictor.json"
 #: What a predictor component can score: the mean, its uncertainty, bounds, or the applicability domain.
 STATISTICS = ("mean", "std", "ucb", "lcb", "ad")
+#: Where predictor components built now put their networks (``molgen score --device``).
+_DEVICE: contextvars.ContextVar[str] = contextvars.ContextVar("molgen_predictor_device", default="cpu")
+
+
+@contextlib.contextmanager
+def predictor_device(device: str | None) -> Iterator[None]:
+    """Predictor components built inside put their networks on ``device``
+    (``cpu``, ``auto``, ``cuda[:N]``; None: leave the default, the CPU)."""
+    token = _DEVICE.set(device) if device is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _DEVICE.reset(token)
 
 
 class PredictorComponent:
@@ -40,11 +56,12 @@ class PredictorComponent:
 
     def __init__(self, path: str | Path, name: str = "predictor", target: str | None = None, statistic: str = "mean", beta: float = 1.0,
                  per_atom: bool = False, require_in_domain: bool = False):
+        from molgen.core.device import select_device
         from molgen.predictors.registry import load_predictor
         from molgen.pretrained.predictors import predictor_dir
 
         path = predictor_dir(path)
-        self.predictor = load_predictor(path)
+        self.predictor = load_predictor(path, device=select_device(_DEVICE.get()))
         report = read_json(path / REPORT_NAME) if (path / REPORT_NAME).is_file() else {"targets": ["value"]}
         names = report.get("targets", ["value"])
         if target is not None and target not in names:

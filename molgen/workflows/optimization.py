@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Discriminator, Field, Tag
 
@@ -34,6 +34,17 @@ StrategyConfig = Annotated[
 ]
 
 
+class OracleExecution(StrictModel):
+    """Where a campaign's oracle runs: each batch is split in chunks scored
+    through an executor (:mod:`molgen.core.executors`). Docking is the
+    oracle this is for: one call takes seconds, a batch of 64 takes minutes
+    in one process."""
+
+    executor: Literal["serial", "process", "ray"] = Field("serial", description="serial (in process), process or ray")
+    workers: int = Field(2, ge=1, description="pool processes or local Ray CPUs")
+    chunk_size: int = Field(8, ge=1, description="molecules per task (small: oracle calls are expensive)")
+
+
 class OptimizeConfig(StrictModel):
     """Everything a campaign needs; saved as ``optimize.json`` in the run
     directory so ``--resume`` restarts from the same settings."""
@@ -44,6 +55,8 @@ class OptimizeConfig(StrictModel):
     device: str = "auto"
     campaign: CampaignConfig
     strategy: StrategyConfig = Field(default_factory=ReinforceConfig, description="kind reinvent (default) or latent")
+    oracle: OracleExecution = Field(default_factory=OracleExecution,
+                                      description="where the objective's batches run (any executor gives the same scores)")
     objective_sha256: str | None = Field(
         None, description="pinned at the start: sha256 of the objective (the TOML file's bytes, or the registered name); "
         "a resume refuses an objective that differs from it")
@@ -123,7 +136,6 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
             or a run directory in the wrong state.
     """
     from molgen.backbones.base import load_generator
-    from molgen.scoring import get_objective
 
     out_dir = Path(out_dir)
     given_objective = settings.objective if isinstance(settings, OptimizeConfig) else settings.get("objective")
@@ -131,6 +143,9 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
         require_resumable(out_dir, "campaign", RUN_SETTINGS)
         config = validate(OptimizeConfig, read_json(out_dir / RUN_SETTINGS), where=str(out_dir / RUN_SETTINGS))
         budget = settings.campaign.budget if isinstance(settings, OptimizeConfig) else (settings.get("campaign") or {}).get("budget")
+        oracle = settings.oracle.model_dump(exclude_unset=True) if isinstance(settings, OptimizeConfig) else settings.get("oracle")
+        if oracle:  # where the oracle runs may change between sessions; the scores do not
+            config.oracle = validate(OracleExecution, {**config.oracle.model_dump(), **oracle}, where="oracle")
         if budget is not None:
             if budget < config.campaign.budget:
                 raise ConfigError(f"--budget {budget} is below the run's budget {config.campaign.budget}")
@@ -144,7 +159,7 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
     else:
         objective_source = config.objective
         config.objective_sha256 = objective_digest(objective_source)
-    objective = get_objective(objective_source)
+    objective = _oracle_objective(objective_source, config)
     prior = load_generator(resolve_prior(config.prior), select_device(config.device))
     strategy = _build_strategy(prior, config)
     campaign = Campaign(strategy, objective, out_dir, config.campaign, progress=progress)
@@ -153,7 +168,25 @@ def optimize(settings: dict[str, Any] | OptimizeConfig, out_dir: str | Path, res
         if Path(config.objective).is_file():  # the run must not depend on the user's file staying put
             shutil.copyfile(config.objective, out_dir / OBJECTIVE_COPY)
     write_json(out_dir / RUN_SETTINGS, config.model_dump(mode="json"))
-    return campaign.run(resume=resume)
+    try:
+        return campaign.run(resume=resume)
+    finally:
+        if hasattr(objective, "close"):
+            objective.close()
+
+
+def _oracle_objective(source: str, config: OptimizeConfig):
+    """The objective, behind an executor unless it runs in process."""
+    from molgen.scoring import get_objective
+
+    if config.oracle.executor == "serial":
+        return get_objective(source)
+    from molgen.core.executors import make_executor
+    from molgen.scoring.parallel import ExecutorObjective, ObjectiveSource
+
+    execution = config.oracle
+    return ExecutorObjective(ObjectiveSource.of(source), make_executor(execution.executor, execution.workers),
+                             chunk_size=execution.chunk_size, workers=execution.workers)
 
 
 def _build_strategy(prior, config: OptimizeConfig):

@@ -33,7 +33,7 @@ def _relax_worker(payload: dict[str, Any] | None) -> dict[str, Any] | None:
 def relax_all(structures: Sequence[Any | None], jobs: int = 1) -> list[dict[str, Any] | None]:
     """CHGNet relaxations of the structures (None stays None), serially or in
     ``jobs`` spawned worker processes; a crashed worker is a ``failed`` result."""
-    from molgen.loops.executors import TaskFailure, make_executor
+    from molgen.core.executors import TaskFailure, make_executor
 
     rows = [i for i, s in enumerate(structures) if s is not None]
     payloads = [{"structure": structures[i].as_dict(), "settings": SUN_RELAX_SETTINGS} for i in rows]

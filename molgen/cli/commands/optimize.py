@@ -67,6 +67,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
            help="PMO's early stop: end when the top-100 is unchanged for this many steps (default off)")
     parser.add_argument("--config", help="TOML with the settings (keys prior, objective, seed, device, [campaign], [strategy])")
     option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
+    option("--executor", path="oracle.executor",
+           help="where the oracle scores each batch: serial (in process, default), process (a local pool of --workers) "
+           "or ray ($RAY_ADDRESS, else a local instance); may change on --resume")
+    option("--workers", path="oracle.workers", help="oracle pool processes or local Ray CPUs (default 2)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out (a larger --budget extends it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--out", required=True, help="run directory")

@@ -14,6 +14,7 @@ reference into worker processes). Because workers are started with
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
@@ -232,14 +233,20 @@ class RayExecutor(Executor):
         address: Ray cluster address (``"auto"``, ``"ray://host:10001"``), or None.
         num_cpus: CPUs of a local instance (ignored when connecting).
         max_retries: Ray's retries of a task whose worker died.
+        max_in_flight: Most tasks submitted and not yet yielded (default:
+            twice the cluster's CPUs), so memory stays flat however many
+            payloads there are.
 
     Raises:
         MolgenError: ray is not installed (with the install hint).
     """
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = 1):
+    def __init__(self, address: str | None = None, num_cpus: int | None = None, max_retries: int = 1,
+                 max_in_flight: int | None = None):
         self._ray = _ray()
         self.max_retries = max_retries
+        self.max_in_flight = max_in_flight
+        self._remotes: dict[Callable, Any] = {}
         self._started = False
         if not self._ray.is_initialized():
             connect = address or os.environ.get("RAY_ADDRESS")
@@ -251,10 +258,19 @@ class RayExecutor(Executor):
 
     def map(self, fn: Callable[[Any], Any], payloads: Iterable[Any]) -> Iterator[tuple[int, Any]]:
         ray = self._ray
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(fn)
-        pending = {remote.remote(payload): index for index, payload in enumerate(payloads)}
+        remote = self._remote(fn)
+        limit = self.max_in_flight or max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
+        todo = enumerate(payloads)
+        pending: dict[Any, int] = {}
         try:
-            while pending:
+            while True:
+                # Payloads are read (and shipped) only as slots free up: a million-row file never sits in the object store.
+                for index, payload in todo:
+                    pending[remote.remote(payload)] = index
+                    if len(pending) >= limit:
+                        break
+                if not pending:
+                    return
                 done, _ = ray.wait(list(pending), num_returns=1)
                 for ref in done:
                     index = pending.pop(ref)
@@ -262,6 +278,12 @@ class RayExecutor(Executor):
         finally:
             for ref in pending:  # the consumer stopped early
                 ray.cancel(ref)
+
+    def _remote(self, fn: Callable[[Any], Any]):
+        """The Ray task of ``fn``, exported once per executor."""
+        if fn not in self._remotes:
+            self._remotes[fn] = self._ray.remote(num_cpus=1, max_retries=self.max_retries)(fn)
+        return self._remotes[fn]
 
     def _fetch(self, ref) -> Any:
         exceptions = self._ray.exceptions
@@ -285,6 +307,35 @@ EXECUTORS: Registry[Callable[[int], Executor]] = Registry("executor")
 EXECUTORS.register("serial", lambda workers: SerialExecutor())
 EXECUTORS.register("process", lambda workers: ProcessPoolExecutor(workers))
 EXECUTORS.register("ray", lambda workers: RayExecutor(num_cpus=workers))
+
+
+def ordered_map(executor: Executor, fn: Callable[[Any], Any], payloads: Iterable[Any], window: int) -> Iterator[Any]:
+    """``fn`` over ``payloads`` through ``executor``, results in input order.
+
+    Payloads are taken ``window`` at a time and a window's results are
+    yielded once all of them are in, so at most ``window`` payloads and
+    results are held whatever the length of ``payloads`` (a streamed file
+    keeps flat memory); make ``window`` a few times the workers so the
+    wait for a window's slowest call costs little.
+
+    Args:
+        executor: Where the calls run.
+        fn: A picklable top-level function of one argument.
+        payloads: Arguments, read lazily.
+        window: Payloads in flight at most (>= 1).
+
+    Returns:
+        An iterator of results (a :class:`TaskFailure` for a failed call).
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    payloads = iter(payloads)
+    while True:
+        wave = list(itertools.islice(payloads, window))
+        if not wave:
+            return
+        results = dict(executor.map(fn, wave))
+        yield from (results[i] for i in range(len(wave)))
 
 
 def make_executor(name: str, workers: int = 1) -> Executor:
