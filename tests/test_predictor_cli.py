@@ -47,11 +47,20 @@ def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
     assert list(rows[0]) == ["input", "logp_mean", "logp_std", "logp_lower", "logp_upper", "in_domain", "similarity", "reason"]
     assert rows[0]["logp_mean"] and rows[1]["logp_mean"] == "" and rows[1]["reason"].startswith("invalid input")
     assert float(rows[0]["logp_lower"]) < float(rows[0]["logp_mean"]) < float(rows[0]["logp_upper"]) and rows[0]["in_domain"] in ("true", "false")
+    # Chunks predicted in a process pool: the same table, in the same order.
+    assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "pooled.csv"), "--executor", "process",
+                 "--workers", "2", "--chunk-size", "1", "-q"]) == 0
+    assert (tmp_path / "pooled.csv").read_text() == (tmp_path / "p.csv").read_text()
 
     objective = tmp_path / "o.toml"
     objective.write_text(f'[[components]]\ntype = "predictor:{out}"\nname = "logp_hat"\nstatistic = "ucb"\n')
     table = Objective.from_toml(objective)([SmilesDomain().parse("CCCCCCO"), None])
     assert table.total[0] == table.total[0] and table.reasons[1] == "invalid object"
+    # The learned component on a named device, scored by pool workers that each load the predictor once.
+    assert main(["score", str(inputs), "--objective", str(objective), "-o", str(tmp_path / "s.csv"), "--device", "cpu",
+                 "--executor", "process", "--workers", "2", "--chunk-size", "2", "-q"]) == 0
+    scored = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [r["smiles"] for r in scored] == ["CCCCCCO", "C1CC", "c1ccccc1Cl"] and scored[0]["logp_hat"] and not scored[1]["score"]
 
 
 def test_fit_predictor_errors_name_the_problem(tmp_path, capsys):

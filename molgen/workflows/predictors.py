@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import time
 from dataclasses import dataclass
@@ -253,12 +252,86 @@ def load_fitted(directory: str | Path, device: str = "cpu"):
     return load_predictor(directory, device=select_device(device)), report
 
 
-#: Entries predicted together (bounded memory; a bar can follow a long file).
+#: Entries predicted together: one executor task (bounded memory; a bar can follow a long file).
 PREDICT_CHUNK = 1024
+
+#: Predictors loaded in this process, by (directory, device): a pool worker or
+#: Ray worker loads each once and keeps it for every later chunk.
+_LOADED: dict[tuple[str, str], tuple[Any, dict]] = {}
+
+
+def _cached_fitted(directory: str, device: str):
+    key = (str(Path(directory).resolve()), device)
+    if key not in _LOADED:
+        _LOADED[key] = load_fitted(directory, device)
+    return _LOADED[key]
+
+
+def _prediction_columns(predictor, report: dict) -> tuple[list[str], tuple[str, ...], bool]:
+    """``(columns after the input, per-target keys, has latent distance)``."""
+    calibrated = hasattr(predictor, "predict_intervals")
+    # lower/upper are the conformal interval; in_domain, similarity (max Tanimoto to the
+    # training set) and latent_distance (neural bases) are per molecule. Uncalibrated
+    # predictors write mean and std only.
+    per_target = ("mean", "std", "lower", "upper") if calibrated else ("mean", "std")
+    latent = calibrated and getattr(predictor, "latent", None) is not None
+    columns = [f"{name}_{key}" for name in report["targets"] for key in per_target]
+    if calibrated:
+        columns += ["in_domain", "similarity"] + (["latent_distance"] if latent else [])
+    return columns + ["reason"], per_target, latent
+
+
+def predict_part(payload: tuple) -> tuple[list[list[str]], int]:
+    """Executor task: parse and predict one chunk of entries.
+
+    Args:
+        payload: ``(predictor directory, device, texts, read_errors)``.
+
+    Returns:
+        One row of cells per text (the input, then the prediction
+        columns), and how many rows got a prediction.
+    """
+    directory, device, texts, errors = payload
+    predictor, report = _cached_fitted(directory, device)
+    domain = DOMAINS.get(report["domain"])()
+    objs, reasons = [], []
+    for text, error in zip(texts, errors):
+        try:
+            if error:
+                raise MolgenError(error)
+            objs.append(domain.parse(text))
+            reasons.append("")
+        except MolgenError as exc:
+            objs.append(None)
+            reasons.append(f"invalid input: {exc}")
+    _, per_target, latent = _prediction_columns(predictor, report)
+    calibrated = hasattr(predictor, "predict_intervals")
+    if calibrated:
+        out = predictor.predict_intervals(objs)
+    else:
+        m, s = predictor.predict(objs)
+        out = {"mean": np.asarray(m), "std": np.asarray(s)}
+    table = {key: np.asarray(value).reshape(len(objs), -1) for key, value in out.items() if value is not None}
+
+    def cell(value: float) -> str:
+        return "" if math.isnan(value) else f"{value:.6g}"
+
+    rows = []
+    for i, text in enumerate(texts):
+        row = [text]
+        for t in range(table["mean"].shape[1]):
+            row += [cell(table[key][i, t]) for key in per_target]
+        if calibrated:
+            valid = objs[i] is not None
+            row += [str(bool(table["in_domain"][i, 0])).lower() if valid else "", cell(table["similarity"][i, 0])]
+            row += [cell(table["latent_distance"][i, 0])] if latent else []
+        rows.append(row + [reasons[i]])
+    return rows, int(np.isfinite(table["mean"][:, 0]).sum())
 
 
 def predict_file(directory: str | Path, path: str | Path, output: str | Path, id_column: str | None = None,
-                 progress: bool = False, device: str = "cpu") -> dict[str, Any]:
+                 progress: bool = False, device: str = "cpu", executor: str = "serial", workers: int = 1,
+                 chunk_size: int = PREDICT_CHUNK) -> dict[str, Any]:
     """Predict every entry of a file and write a CSV: the identifier when the
     input has one (named after its source column, else ``id``), the input
     text, then ``<target>_mean``, ``<target>_std`` and (calibrated
@@ -267,15 +340,23 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
     ``reason`` (why a row has no prediction). Invalid inputs (and SD records
     RDKit cannot read) stay in the table as NaN.
 
+    The file is streamed: read, predicted and written a chunk at a time
+    (memory stays flat with its length), the chunks through ``executor``;
+    rows keep the input order, and a chunk whose worker died is written with
+    the error as each row's reason.
+
     Args:
         directory: Directory written by :func:`fit_predictor`.
         path: ``.smi``, ``.csv`` or ``.sdf`` of molecules, or a CSV with a
             ``cif`` column for crystals.
         output: CSV to write.
         id_column: Identifier column (default: see
-            :func:`molgen.datasets.readers.read_labeled`).
+            :func:`molgen.datasets.readers.iter_labeled`).
         progress: Show a progress bar (on a terminal).
         device: Where the predictor's networks run (``auto``, ``cpu``, ``cuda[:N]``).
+        executor: ``serial``, ``process`` or ``ray`` (see :mod:`molgen.core.executors`).
+        workers: Pool processes or local Ray CPUs.
+        chunk_size: Entries per task.
 
     Returns:
         Counts: ``{"n", "n_predicted", "path"}``.
@@ -284,69 +365,17 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
         MolgenError: unreadable input or predictor, an output that is not
             ``.csv``, or a missing ``id_column``.
     """
-    from molgen.datasets.readers import read_labeled, require_output_suffix
+    from molgen.datasets.readers import iter_labeled, require_output_suffix
+    from molgen.workflows.streaming import stream_to_csv
 
     require_output_suffix(output, (".csv",))
-    predictor, report = load_fitted(directory, device)
-    domain = DOMAINS.get(report["domain"])()
-    labeled = read_labeled(Path(path), id_column)
-    records = labeled.records
-    objs, reasons = [], []
-    for record in records:
-        try:
-            if record.error:
-                raise MolgenError(record.error)
-            objs.append(domain.parse(record.text))
-            reasons.append("")
-        except MolgenError as exc:
-            objs.append(None)
-            reasons.append(f"invalid input: {exc}")
-    from molgen.core.progress import progress_bar
-
-    calibrated = hasattr(predictor, "predict_intervals")
-    columns: dict[str, list[np.ndarray]] = {}
-    with progress_bar(len(objs), desc="predicting", unit="entry", enabled=progress) as bar:
-        for start in range(0, max(len(objs), 1), PREDICT_CHUNK):
-            part = objs[start : start + PREDICT_CHUNK]
-            if calibrated:
-                out = predictor.predict_intervals(part)
-            else:
-                m, s = predictor.predict(part)
-                out = {"mean": np.asarray(m), "std": np.asarray(s)}
-            for key, value in out.items():
-                columns.setdefault(key, []).append(np.asarray(value).reshape(len(part), -1))
-            bar.update(len(part))
-    table = {key: np.concatenate(parts) for key, parts in columns.items()}
-    mean = table["mean"]
-    # lower/upper are the conformal interval; in_domain, similarity (max Tanimoto to the
-    # training set) and latent_distance (neural bases) are per molecule. Uncalibrated
-    # predictors write mean and std only.
-    per_target = ("mean", "std", "lower", "upper") if calibrated else ("mean", "std")
+    directory = str(Path(directory).resolve())
+    predictor, report = _cached_fitted(directory, device)  # a bad predictor fails here, before any worker starts
+    stream = iter_labeled(Path(path), id_column)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-
-    def cell(value: float) -> str:
-        return "" if math.isnan(value) else f"{value:.6g}"
-
-    with output.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        header = ["input"]
-        for name in report["targets"]:
-            header += [f"{name}_{key}" for key in per_target]
-        latent = calibrated and "latent_distance" in table and np.isfinite(table["latent_distance"]).any()
-        if calibrated:
-            header += ["in_domain", "similarity"] + (["latent_distance"] if latent else [])
-        header.append("reason")
-        if labeled.ids is not None:
-            header.insert(0, labeled.id_name if labeled.id_name not in header else "id")
-        writer.writerow(header)
-        for i, record in enumerate(records):
-            row = ([labeled.ids[i]] if labeled.ids is not None else []) + [record.text]
-            for t in range(mean.shape[1]):
-                row += [cell(table[key][i, t]) for key in per_target]
-            if calibrated:
-                valid = objs[i] is not None
-                row += [str(bool(table["in_domain"][i, 0])).lower() if valid else "", cell(table["similarity"][i, 0])]
-                row += [cell(table["latent_distance"][i, 0])] if latent else []
-            writer.writerow(row + [reasons[i]])
-    return {"n": len(records), "n_predicted": int(np.isfinite(mean[:, 0]).sum()), "path": output}
+    n, predicted = stream_to_csv(stream, ["input", *_prediction_columns(predictor, report)[0]], predict_part,
+                                 lambda texts, errors: (directory, device, texts, errors), output, executor=executor,
+                                 workers=workers, chunk_size=chunk_size, progress=progress, desc="predicting",
+                                 failure="prediction failed")
+    n_predicted = sum(p or 0 for p in predicted)
+    return {"n": n, "n_predicted": n_predicted, "path": output}

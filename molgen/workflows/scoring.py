@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from molgen.core.errors import MolgenError
+import numpy as np
+
 from molgen.datasets.readers import require_output_suffix
 
 
@@ -42,7 +42,7 @@ def score_columns(objective) -> list[str]:
             "rejected_by", "reason"]
 
 
-def score_smiles_part(payload: tuple) -> tuple[list[list[str]], list[float]]:
+def score_smiles_part(payload: tuple) -> tuple[list[list[str]], tuple[int, float]]:
     """Executor task: parse and score one chunk of SMILES.
 
     Args:
@@ -50,8 +50,8 @@ def score_smiles_part(payload: tuple) -> tuple[list[list[str]], list[float]]:
             (an SD record RDKit rejected) makes its row invalid.
 
     Returns:
-        One row of cells per text (the :func:`score_columns`), and the
-        totals (NaN: no score).
+        One row of cells per text (the :func:`score_columns`), and
+        ``(molecules with a score, best score)`` (NaN: none).
     """
     from molgen.domains import SmilesDomain
     from molgen.scoring.parallel import built_objective
@@ -67,7 +67,8 @@ def score_smiles_part(payload: tuple) -> tuple[list[list[str]], list[float]]:
              *(_cell(table.raw[n][j]) for n in extra),
              table.rejected_by[j] or "", errors[j] or table.reasons[j] or ""]
             for j, text in enumerate(texts)]
-    return rows, [float(t) for t in table.total]
+    finite = table.total[np.isfinite(table.total)]
+    return rows, (len(finite), float(finite.max()) if len(finite) else float("nan"))
 
 
 def score_file(path: str | Path, objective: str, output: str | Path, id_column: str | None = None,
@@ -108,54 +109,17 @@ def score_file(path: str | Path, objective: str, output: str | Path, id_column: 
             ``.csv``, a missing ``id_column``, unknown objective, bad
             objective file or executor.
     """
-    from molgen.core.executors import TaskFailure, make_executor, ordered_map
-    from molgen.core.progress import progress_bar
     from molgen.datasets.readers import iter_labeled
     from molgen.scoring.parallel import ObjectiveSource, built_objective
+    from molgen.workflows.streaming import stream_to_csv
 
     require_output_suffix(output, (".csv",))
-    if chunk_size < 1 or workers < 1:
-        raise MolgenError(f"chunk size and workers must be >= 1, got {chunk_size} and {workers}")
     stream = iter_labeled(path, id_column)
     source = ObjectiveSource.of(objective, device)
     columns = score_columns(built_objective(source))  # a bad objective fails here, before any worker starts
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    in_flight: list[tuple[list, list[str]]] = []  # (identifiers, texts) of the chunks in flight, in order
-
-    def payloads():
-        for chunk in _chunks(stream, chunk_size):
-            texts = [r.text for r, _ in chunk]
-            in_flight.append(([i for _, i in chunk], texts))
-            yield source, texts, [r.error for r, _ in chunk]
-
-    n, best, n_scored = 0, float("nan"), 0
-    with make_executor(executor, workers) as pool, output.open("w", newline="") as handle, \
-            progress_bar(None, desc="scoring", unit="mol", enabled=progress) as bar:
-        writer = csv.writer(handle)
-        id_name = stream.id_name if stream.id_name not in columns else "id"
-        writer.writerow(([id_name] if stream.has_ids else []) + columns)
-        for result in ordered_map(pool, score_smiles_part, payloads(), max(2, 4 * workers)):
-            chunk_ids, texts = in_flight.pop(0)
-            if isinstance(result, TaskFailure):  # the worker died: the rows are written with the reason
-                blank = [""] * (len(columns) - 2)
-                result = [[text, *blank, f"scoring failed in a worker: {result.error}"] for text in texts], []
-            rows, totals = result
-            writer.writerows([[chunk_ids[j], *row] for j, row in enumerate(rows)] if stream.has_ids else rows)
-            finite = [t for t in totals if not math.isnan(t)]
-            n, n_scored = n + len(rows), n_scored + len(finite)
-            if finite and not max(finite) <= best:
-                best = max(finite)
-            bar.update(len(rows))
-    return ScoreSummary(n, n_scored, best, output)
-
-
-def _chunks(stream, size: int):
-    chunk = []
-    for pair in stream:
-        chunk.append(pair)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+    n, totals = stream_to_csv(stream, columns, score_smiles_part, lambda texts, errors: (source, texts, errors),
+                              Path(output), executor=executor, workers=workers, chunk_size=chunk_size,
+                              progress=progress, desc="scoring", failure="scoring failed")
+    counted = [part for part in totals if part is not None]
+    best = max((b for _, b in counted if not math.isnan(b)), default=float("nan"))
+    return ScoreSummary(n, sum(c for c, _ in counted), best, Path(output))
