@@ -165,3 +165,30 @@ def test_score_file_through_a_local_ray_instance(tmp_path):
     summary = score_file(source, "qed", tmp_path / "ray.csv", executor="ray", workers=2, chunk_size=4)
     assert _rows(tmp_path / "serial.csv") == _rows(tmp_path / "ray.csv")
     assert summary.n == 12 and not math.isnan(summary.best)
+
+
+def test_evaluate_runs_its_chunks_through_the_chosen_executor(tmp_path, capsys):
+    import json
+
+    from molgen.core.errors import MolgenError
+    from molgen.metrics.parallel import metrics_executor, run_chunks
+
+    source = tmp_path / "gen.smi"
+    source.write_text("\n".join(SMILES * 3) + "\n")
+    reports = {}
+    for executor in ("serial", "process"):
+        out = tmp_path / f"{executor}.json"
+        assert main(["evaluate", str(source), "--no-ref", "--no-train", "--executor", executor, "--jobs", "2",
+                     "--k", "10", "-q", "-o", str(out)]) == 0
+        reports[executor] = json.loads(out.read_text())["metrics"]
+    capsys.readouterr()
+    assert reports["serial"] == reports["process"] and reports["serial"]["valid"] == pytest.approx(10 / 12)
+
+    class Broken(SerialExecutor):
+        def map(self, fn, payloads):
+            for index, _ in enumerate(payloads):
+                yield index, TaskFailure("worker process crashed: killed")
+
+    with metrics_executor(Broken()), pytest.raises(MolgenError, match="metrics chunk failed in a worker: worker process crashed"):
+        run_chunks(len, [[1], [2]], 1)
+    assert list(run_chunks(len, [[1], [2, 3]], 1)) == [1, 2]  # outside the block: the default again

@@ -40,6 +40,8 @@ class EvaluationRequest:
         metrics: Molecule metric names (None: all).
         k: Molecule unique@k sizes.
         jobs: Worker processes (0: all cores).
+        executor: Where the RDKit/pymatgen chunks run: ``process`` (a
+            local pool of ``jobs``, default), ``serial`` or ``ray``.
         seed: Seed of reference subsets.
         device: Where learned metrics run.
         use_cache: Read and write cached statistics.
@@ -57,6 +59,7 @@ class EvaluationRequest:
     metrics: list[str] | None = None
     k: tuple[int, ...] = (1000, 10000)
     jobs: int = 1
+    executor: str = "process"
     seed: int = 42
     device: str = "cpu"
     use_cache: bool = True
@@ -117,7 +120,14 @@ def evaluate_any_file(request: EvaluationRequest) -> Evaluation:
     """
     if request.jobs < 0:
         raise MolgenError("--jobs must be >= 0")
-    return evaluator_for(request.generated).evaluate(request)
+    evaluator = evaluator_for(request.generated)
+    if request.executor == "process":
+        return evaluator.evaluate(request)
+    from molgen.core.executors import make_executor
+    from molgen.metrics.parallel import metrics_executor, resolve_jobs
+
+    with make_executor(request.executor, resolve_jobs(request.jobs)) as executor, metrics_executor(executor):
+        return evaluator.evaluate(request)
 
 
 def _molecules(r: EvaluationRequest) -> Evaluation:

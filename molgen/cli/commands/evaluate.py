@@ -39,6 +39,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="comma-separated metric names (default all)")
     parser.add_argument("--k", default="1000,10000", help="unique@k sizes (default 1000,10000)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for RDKit work (0: all cores)")
+    parser.add_argument("--executor", choices=["process", "serial", "ray"], default="process",
+                        help="where the RDKit/pymatgen work runs: process (a local pool of --jobs, default), serial, or "
+                        "ray (the cluster at $RAY_ADDRESS, else a local instance of --jobs CPUs)")
     parser.add_argument("--seed", type=int, default=42, help="seed of GuacaMol's reference subsets (default 42)")
     parser.add_argument("--device", default="cpu", help="where ChemNet runs: cpu, cuda or auto")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached statistics")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     metrics = [name.strip() for name in args.metrics.split(",") if name.strip()] if args.metrics else None
     result = evaluate_any_file(EvaluationRequest(
         args.generated, reference=args.ref, training=args.train, use_reference=not args.no_ref,
-        use_training=not args.no_train, n=args.n, metrics=metrics, k=k, jobs=args.jobs, seed=args.seed,
+        use_training=not args.no_train, n=args.n, metrics=metrics, k=k, jobs=args.jobs, executor=args.executor, seed=args.seed,
         device=args.device, use_cache=not args.no_cache, output=args.output, preset=args.preset,
         progress=not quiet(args),
     ))
