@@ -36,6 +36,7 @@ from molgen.cli.commands import (
     serve,
     train,
 )
+from molgen.core.device import PRECISIONS, autocast
 from molgen.core.errors import MolgenError
 from molgen.core.outputs import LOCK_NAME, RunLock, check_output_file, prepare_run_dir, run_dir_owned_elsewhere
 
@@ -94,6 +95,9 @@ def _build_parser() -> argparse.ArgumentParser:
                                  help="replace the run in --out (without it, an existing run is an error)")
         if getattr(module, "QUIET", False):
             command.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+        if getattr(module, "PRECISION", False):
+            command.add_argument("--precision", choices=PRECISIONS, default="auto",
+                                 help="auto: bf16 autocast on CUDA, float32 on CPU (default); bf16; fp32")
     return parser
 
 
@@ -114,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     command = COMMANDS[args.command]
     handler = command.run
+    if getattr(command, "PRECISION", False):
+        handler = _with_precision(command.run)
     previous = _terminate_as_interrupt()
     try:
         _check_outputs(args)
@@ -143,6 +149,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _with_precision(run):
+    """``run`` inside the autocast of ``--device``/``--precision`` (inference
+    commands: nothing in them calls backward)."""
+    def handler(args: argparse.Namespace) -> int:
+        with autocast(getattr(args, "device", "cpu"), args.precision):
+            return run(args)
+    return handler
 
 
 def _remove_if_empty(folder) -> None:

@@ -31,3 +31,35 @@ def select_device(preference: str = "auto") -> torch.device:
         raise ConfigError(f"device {preference!r} requested but CUDA is not available")
     return device
 
+
+
+#: ``--precision`` choices: ``auto`` is bf16 autocast on CUDA and float32 elsewhere.
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autocast(device: str | torch.device, precision: str = "auto"):
+    """The autocast context of a network's inference on ``device``.
+
+    bf16 autocast runs matrix products in bfloat16 (float32 accumulation)
+    and keeps reductions such as softmax and log-probabilities in float32:
+    on an H100 it roughly doubles matmul throughput and halves activation
+    and KV-cache memory. Wrap inference only; training uses the trainer's
+    own ``bf16`` setting, which leaves the backward pass outside autocast.
+
+    Args:
+        device: Where the network runs (``"auto"`` resolved as in
+            :func:`select_device`).
+        precision: ``auto`` (bf16 on CUDA, float32 on CPU), ``bf16``
+            (also on CPU, where it saves memory rather than time) or ``fp32``.
+
+    Returns:
+        A context manager.
+
+    Raises:
+        ConfigError: unknown precision, or CUDA asked for and absent.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    device = select_device(device) if isinstance(device, str) else device
+    enabled = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

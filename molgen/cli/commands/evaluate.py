@@ -11,6 +11,8 @@ from molgen.workflows.evaluation import DEFAULT_REFERENCE, DEFAULT_TRAINING
 NAME = "evaluate"
 #: Gets -q/--quiet (it shows progress bars).
 QUIET = True
+#: Gets --precision (bf16 autocast of its inference; see molgen.core.device.autocast).
+PRECISION = True
 #: (option naming the output file, options naming what the command reads).
 OUTPUT = ("output", ("generated", "ref", "train"))
 

@@ -10,6 +10,8 @@ import json
 from molgen.core.errors import MolgenError
 
 NAME = "generate"
+#: Gets --precision (bf16 autocast of its inference; see molgen.core.device.autocast).
+PRECISION = True
 #: Checked before the work: never written over an input.
 OUTPUT = ("output", ())
 

@@ -10,6 +10,8 @@ from molgen.cli.common import parse_assignments, parse_conditions, quiet
 NAME = "sample"
 #: Gets -q/--quiet (it shows progress bars).
 QUIET = True
+#: Gets --precision (bf16 autocast of its inference; see molgen.core.device.autocast).
+PRECISION = True
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -9,6 +9,8 @@ from molgen.cli.common import add_executor_options, quiet
 NAME = "score"
 #: Gets -q/--quiet (it shows progress bars).
 QUIET = True
+#: Gets --precision (bf16 autocast of its inference; see molgen.core.device.autocast).
+PRECISION = True
 #: (option naming the output file, options naming what the command reads).
 OUTPUT = ("output", ("molecules", "objective"))
 
