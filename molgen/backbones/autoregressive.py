@@ -317,7 +317,9 @@ class AutoregressiveTransformer(TokenGenerator):
         condition=None, guidance=0.0,
     ) -> list[list[int]]:
         device = self.device
-        dtype = next(self.parameters()).dtype
+        # Under bf16 autocast keys and values come out in bf16: a cache in that dtype holds half the memory.
+        autocast = torch.is_autocast_enabled(device.type)
+        dtype = torch.get_autocast_dtype(device.type) if autocast else next(self.parameters()).dtype
         cache = self.stack.new_cache(batch, limit, device, dtype) if use_cache else None
         free = self.stack.new_cache(batch, limit, device, dtype) if use_cache and guidance else None
 
