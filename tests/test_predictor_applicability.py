@@ -224,20 +224,3 @@ def test_ad_statistic_needs_a_calibrated_predictor(data, tmp_path):
     ForestPredictor(n_trees=5).fit(mols[:40], y[:40]).save(tmp_path / "bare")
     with pytest.raises(ConfigError, match="no applicability domain"):
         PredictorComponent(tmp_path / "bare", statistic="ad")
-
-
-def test_variance_model_form_is_chosen_by_bic():
-    from molgen.predictors.calibrated import fit_variance_model, variance_form
-
-    rng = np.random.default_rng(0)
-    n = 170
-    spread = rng.uniform(0.2, 2.0, n)
-    distance = rng.uniform(0.0, 1.0, n)
-    # Errors that follow the ensemble's spread: the spread alone explains them, and ranks them.
-    params = fit_variance_model(rng.normal(0, spread), spread, distance)
-    assert variance_form(params) in ("spread", "spread+floor") and 0.8 < params[0] < 1.25 and params[1] == 0
-    # Errors that grow with distance and ignore the spread: the full model is worth its parameters.
-    params = fit_variance_model(rng.normal(0, 0.2 + 2.0 * distance), spread, distance)
-    assert variance_form(params) == "full" and params[1] > 1.0
-    # Without selection the full model is fitted whatever the data.
-    assert variance_form(fit_variance_model(rng.normal(0, spread), spread, distance, select=False)) == "full"

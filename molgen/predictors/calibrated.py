@@ -50,71 +50,39 @@ def _as_2d(values: Any, n: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(n, -1)
 
 
-#: Variance models compared on the calibration rows: which of (a, b, c, e) are free.
-VARIANCE_FORMS = {"spread": (True, False, False, False), "spread+floor": (True, False, True, False),
-                  "full": (True, True, True, True)}
-
-
 def fit_variance_model(residual: np.ndarray, std: np.ndarray, distance: np.ndarray,
-                       latent: np.ndarray | None = None, select: bool = True) -> np.ndarray:
+                       latent: np.ndarray | None = None) -> np.ndarray:
     """Fit ``sigma^2 = (a s)^2 + (b d)^2 + (e z)^2 + c^2`` to residuals by Gaussian likelihood.
-
-    With ``select``, three forms are fitted, the spread alone (``a``), the
-    spread and a floor (``a, c``) and the full model, and the one with the
-    lowest BIC (-2 log-likelihood + free parameters x ln n) is kept: on a
-    hundred or two calibration rows the full model can trade the spread for
-    the distance and floor terms on noise (measured: a = 0.0006 on 170 ESOL
-    rows), which throws away the ensemble's ranking of its own errors.
 
     Args:
         residual: ``y - mean`` on calibration rows.
         std: The base model's std there.
         distance: ``1 - max Tanimoto`` there.
         latent: Latent distance there (None: no such term, ``e = 0``).
-        select: Choose the form by BIC (False: always the full model).
 
     Returns:
-        ``[a, b, c, e]`` (non-negative; zero for terms the chosen form leaves out).
+        ``[a, b, c, e]`` (non-negative).
     """
-    forms = VARIANCE_FORMS if select else {"full": VARIANCE_FORMS["full"]}
-    fits = [_fit_variance_form(residual, std, distance, latent, free) for free in forms.values()]
-    return min(fits, key=lambda fit: fit[1])[0]
-
-
-def _fit_variance_form(residual: np.ndarray, std: np.ndarray, distance: np.ndarray, latent: np.ndarray | None,
-                       free: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, float]:
-    """``([a, b, c, e], BIC)`` of one form (terms not ``free`` fixed at 0)."""
     from scipy.optimize import minimize  # lazy: only calibration needs it
 
     r2 = residual ** 2
-    n = len(r2)
+    s2, d2 = std ** 2, distance ** 2
+    z2 = None if latent is None else np.asarray(latent, dtype=np.float64) ** 2
     scale = float(np.sqrt(np.mean(r2))) or 1.0
-    columns = [std ** 2, distance ** 2, np.ones(n), None if latent is None else np.asarray(latent, dtype=np.float64) ** 2]
-    used = [i for i, on in enumerate(free) if on and columns[i] is not None]
-    design = np.stack([columns[i] for i in used], axis=1)
 
     def nll(log_params: np.ndarray) -> float:
-        var = design @ np.exp(2 * log_params)
-        if not (var > 0).all():  # a spread-only form where the base model's std is 0
-            return 1e300
+        a, b, c = np.exp(log_params[:3])
+        var = a * a * s2 + b * b * d2 + c * c
+        if z2 is not None:
+            var = var + np.exp(2 * log_params[3]) * z2
         return float(np.mean(np.log(var) + r2 / var))
 
     # Start from "spread as is, plus a floor and distance terms of the error's size"; the
     # likelihood is smooth in log-parameters, so L-BFGS converges in a few dozen steps.
-    start = np.array([1.0, scale, 0.3 * scale, 0.3 * scale])[used]
-    result = minimize(nll, np.log(start), method="L-BFGS-B", bounds=[(-12, 6)] * len(used))
-    params = np.zeros(4)
-    params[used] = np.exp(result.x)
-    bic = n * float(result.fun) + len(used) * math.log(n)
-    return params, bic if math.isfinite(bic) and result.fun < 1e299 else math.inf
-
-
-def variance_form(params: np.ndarray) -> str:
-    """The name of the form (:data:`VARIANCE_FORMS`) fitted parameters belong to."""
-    free = tuple(bool(v > 0) for v in params)
-    if free[1] or free[3]:
-        return "full"
-    return "spread+floor" if free[2] else "spread"
+    start = [1.0, scale, 0.3 * scale] + ([0.3 * scale] if z2 is not None else [])
+    result = minimize(nll, np.log(start), method="L-BFGS-B", bounds=[(-12, 6)] * len(start))
+    params = np.exp(result.x)
+    return params if z2 is not None else np.append(params, 0.0)
 
 
 @register(trainable=False)
@@ -273,7 +241,7 @@ class CalibratedPredictor:
                 self.quantile_[t] = q
                 report["tasks"].append({"rows": int(ok.sum()), "a_std": float(self.variance_[t, 0]),
                                         "b_distance": float(self.variance_[t, 1]), "c_floor": float(self.variance_[t, 2]),
-                                        "e_latent": float(self.variance_[t, 3]), "form": variance_form(self.variance_[t]),
+                                        "e_latent": float(self.variance_[t, 3]),
                                         "conformal_quantile": q})
         self.calibration_report_ = report
         return self
