@@ -107,11 +107,14 @@ CASES = [
     ("score-missing-id-column", "score {w}/good.smi --objective qed --id-column nope -o {w}/s.csv", r"nope"),
     ("score-over-input", "score {w}/props.csv --objective qed -o {w}/props.csv", r"input"),
     ("score-unknown-input-suffix", "score {w}/tiny.toml --objective qed -o {w}/s.csv", r"known"),
+    ("score-workers-0", "score {w}/good.smi --objective qed -o {w}/s.csv --executor process --workers 0", r"workers"),
+    ("score-chunk-size-0", "score {w}/good.smi --objective qed -o {w}/s.csv --chunk-size 0", r"chunk size"),
     # predict
     ("predict-over-predictor", "predict {w}/pred {w}/good.smi -o {w}/pred/config.json", r"csv|model directory"),
     ("predict-into-predictor", "predict {w}/pred {w}/good.smi -o {w}/pred/out.csv", r"model directory"),
     ("predict-unwritable", "predict {w}/pred {w}/good.smi -o /proc/p.csv", r"cannot"),
     ("predict-over-input", "predict {w}/pred {w}/props.csv -o {w}/props.csv", r"input"),
+    ("predict-chunk-size-negative", "predict {w}/pred {w}/good.smi -o {w}/p.csv --chunk-size -3", r"chunk size"),
     # export and report
     ("export-over-run-file", "export {w}/opt -o {w}/opt/top100.csv", r"replace a file"),
     ("export-unwritable", "export {w}/opt -o /proc/top.csv", r"cannot"),
