@@ -17,6 +17,7 @@ what a small oracle budget rewards.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ import torch
 from pydantic import Field, model_validator
 
 from molgen.core.config import StrictModel
+from molgen.core.device import autocast
 from molgen.core.errors import MolgenError, ParseError, UnknownTokenError
 from molgen.core.seeding import make_generator
 from molgen.core.serialization import flatten_state, unflatten_state
@@ -94,6 +96,9 @@ class PriorRegularizedRL:
             autoregressive backbone); it stays frozen.
         config: Strategy settings.
         seed: Seed of sampling and replay draws.
+        precision: Autocast of sampling and of the update's forward passes
+            (``auto``: bf16 on CUDA, float32 on CPU; ``bf16``; ``fp32``); the
+            backward pass and the optimiser step stay in float32.
 
     Raises:
         MolgenError: the backbone has no exact likelihood.
@@ -103,7 +108,7 @@ class PriorRegularizedRL:
     #: Rewards the update is built for (REINVENT's scores); the campaign clips to it.
     reward_range = (0.0, 1.0)
 
-    def __init__(self, prior, config: ReinforceConfig | None = None, seed: int = 0):
+    def __init__(self, prior, config: ReinforceConfig | None = None, seed: int = 0, precision: str = "auto"):
         if not getattr(prior, "exact_likelihood", False):
             raise MolgenError(
                 f"reinforcement learning needs an exact sequence likelihood; the {prior.name!r} backbone gives "
@@ -118,6 +123,8 @@ class PriorRegularizedRL:
             p.requires_grad_(True)
         self.optimizer = torch.optim.Adam(self.agent.parameters(), lr=self.config.learning_rate)
         self.device = prior.device
+        self.autocast = functools.partial(autocast, self.device, precision)
+        self.autocast()  # refuse an unknown precision now
         self.sample_generator = make_generator(seed, self.device)
         self.replay_generator = make_generator(seed + 1)
         # Dropout in the policy step draws from torch's global RNG; seeding it per step from this
@@ -158,11 +165,13 @@ class PriorRegularizedRL:
         if self.template is not None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.sample_generator, device=self.device))
             constraint = self.template.constraint(self.domain.tokenizer.vocab, seed=seed)
-            ids = self.agent.sample_ids_under(n, constraint, batch_size=n, temperature=self.config.temperature,
-                                              generator=self.sample_generator)
+            with self.autocast():
+                ids = self.agent.sample_ids_under(n, constraint, batch_size=n, temperature=self.config.temperature,
+                                                  generator=self.sample_generator)
         else:
-            ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature,
-                                        generator=self.sample_generator, **flags)
+            with self.autocast():
+                ids = self.agent.sample_ids(n, batch_size=n, temperature=self.config.temperature,
+                                            generator=self.sample_generator, **flags)
         seen: set[tuple[int, ...]] = set()
         self._last = []
         for seq in ids:
@@ -290,10 +299,11 @@ class PriorRegularizedRL:
         Returns:
             ``(loss, agent log-likelihoods, prior log-likelihoods)``.
         """
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             prior_ll = self.prior.log_likelihood(batch, **self._grammar_option)
         self.agent.train()
-        agent_ll = self.agent.log_likelihood(batch, **self._grammar_option)
+        with self.autocast():
+            agent_ll = self.agent.log_likelihood(batch, **self._grammar_option)
         target = prior_ll + self.config.sigma * reward
         loss = (target - agent_ll).pow(2).mean()
         if self.config.likelihood_penalty:

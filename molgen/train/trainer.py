@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -62,7 +62,10 @@ class TrainConfig(StrictModel):
         None, gt=0, description="rows per forward pass on each process; smaller than the process's share of "
         "batch_size accumulates gradients over several passes (the optimisation step, and so the result, is the "
         "same; None: the whole share at once)")
-    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU)")
+    bf16: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU); precision 'auto' follows it")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="autocast of the forward pass: auto (bf16 on CUDA when bf16 is true, else float32), "
+        "bf16 (on any device, the CPU included) or fp32")
     progress: bool | None = Field(None, description="progress bar (None: only on a terminal)")
 
     DEFAULT_MAX_STEPS: ClassVar[int] = 2000
@@ -132,7 +135,7 @@ class Trainer:
         self.elapsed = 0.0
         self.tokens_seen = 0
         self._val_cache = val_data.fixed_batches(config.val_batches) if val_data is not None else []
-        self.use_bf16 = config.bf16 and self.device.type == "cuda"
+        self.use_bf16 = config.precision == "bf16" or (config.precision == "auto" and config.bf16 and self.device.type == "cuda")
         self.ema = WeightAverage(model, config.ema_decay) if config.ema_decay else None
         # keep_best: the lowest validation loss so far, its step and weights (on CPU)
         self.best_val: float | None = None

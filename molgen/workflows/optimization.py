@@ -53,6 +53,9 @@ class OptimizeConfig(StrictModel):
     objective: str = Field(description="registered objective name or a TOML path")
     seed: int = 0
     device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="REINVENT's sampling and forward passes: auto (bf16 autocast on CUDA, float32 on CPU), "
+        "bf16 or fp32 (latent search runs in float32)")
     campaign: CampaignConfig
     strategy: StrategyConfig = Field(default_factory=ReinforceConfig, description="kind reinvent (default) or latent")
     oracle: OracleExecution = Field(default_factory=OracleExecution,
@@ -198,7 +201,7 @@ def _build_strategy(prior, config: OptimizeConfig):
             start = load_texts(config.strategy.start, prior.domain, limit=config.strategy.start_size, seed=config.seed,
                                on_invalid="skip").texts
         return LatentSearch(prior, config.strategy, start=start, seed=config.seed)
-    return PriorRegularizedRL(prior, config.strategy, seed=config.seed)
+    return PriorRegularizedRL(prior, config.strategy, seed=config.seed, precision=config.precision)
 
 
 def export_top(run_dir: str | Path, output: str | Path, top: int | None = 100) -> Path:

@@ -67,6 +67,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
            help="PMO's early stop: end when the top-100 is unchanged for this many steps (default off)")
     parser.add_argument("--config", help="TOML with the settings (keys prior, objective, seed, device, [campaign], [strategy])")
     option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
+    option("--precision", path="precision",
+           help="REINVENT's sampling and forward passes: auto (bf16 on CUDA, float32 on CPU; default), bf16 or fp32")
     option("--executor", path="oracle.executor",
            help="where the oracle scores each batch: serial (in process, default), process (a local pool of --workers) "
            "or ray ($RAY_ADDRESS, else a local instance); may change on --resume")

@@ -41,6 +41,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     option("--batch-size", path="train.batch_size", help="sequences per step")
     option("--lr", path="train.lr")
     option("--device", path="device", help="auto (CUDA when present), cpu or cuda[:N]")
+    option("--precision", path="train.precision",
+           help="autocast of the forward pass: auto (bf16 on CUDA, float32 on CPU; default), bf16 or fp32")
     parser.add_argument("--condition-on", metavar="NAMES",
                         help="comma-separated properties to condition an autoregressive model on (molecules: logP, "
                         "QED, SA, weight, computed with RDKit; otherwise columns of the data), for "
