@@ -4,7 +4,7 @@ loop settings), a crystal generator and a run directory that can be resumed."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -55,6 +55,9 @@ class DiscoverSettings(StrictModel):
     generator: str | None = Field(None, description="shipped generator name or a model/run directory (None: the preset's)")
     seed: int = 0
     device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="the generator's sampling and update forward passes: auto (bf16 autocast on CUDA, "
+        "float32 on CPU), bf16 or fp32")
 
 
 def load_preset(name_or_path: str) -> PresetSpec:
@@ -125,7 +128,7 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
         # Said before the first round: without relaxations nothing in the run checks stability.
         log("no relaxations (relax per_round or budget is 0): candidates are ranked by the learned predictors only; "
             "stability is not checked (install molgen[potential] and keep relaxations on for CHGNet and the hull)")
-    strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed)
+    strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed, precision=settings.precision)
     loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
                               progress=progress, hull=hull)
     write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))

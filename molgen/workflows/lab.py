@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Literal
 
 from pydantic import Field
 
@@ -36,6 +36,9 @@ class LabCampaignSettings(StrictModel):
     objective: str | None = Field(None, description="cheap fidelity and filters: objective name or TOML file (optional)")
     objective_sha256: str | None = None
     device: str = "auto"
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="the generator's sampling and update forward passes: auto (bf16 autocast on CUDA, "
+        "float32 on CPU), bf16 or fp32")
     campaign: AskTellConfig
     strategy: ReinforceConfig = Field(default_factory=ReinforceConfig, description="how the generator learns from measurements")
 
@@ -118,7 +121,7 @@ def open_campaign(out_dir: str | Path, command: str = "molgen campaign") -> Iter
         generator = load_generator(resolve_prior(config.generator), select_device(config.device))
         seed = config.campaign.seed
         if config.campaign.learn and getattr(generator, "exact_likelihood", False):
-            strategy = PriorRegularizedRL(generator, config.strategy, seed=seed)
+            strategy = PriorRegularizedRL(generator, config.strategy, seed=seed, precision=config.precision)
         else:
             strategy = GeneratorSampler(generator, seed=seed)
         yield AskTellCampaign(run, strategy, config.campaign, objective)

@@ -34,6 +34,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     new.add_argument("--no-learn", action="store_true", help="keep the generator fixed (the surrogate still learns)")
     new.add_argument("--seed", type=int, default=0, help="seed of sampling and selection (default 0)")
     new.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    new.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                     help="the generator's sampling and learning forward passes: auto (bf16 on CUDA, float32 on CPU; "
+                     "default), bf16 or fp32")
     new.add_argument("--out", required=True, help="campaign directory")
     new.add_argument("--overwrite", action="store_true", help="replace a campaign in --out")
 
@@ -94,7 +97,7 @@ def _new(args: argparse.Namespace, lab) -> int:
                "max_similarity": args.max_similarity, "prescreen_fraction": args.prescreen_fraction}
     campaign = {"budget": args.budget, "seed": args.seed, "maximize": not args.minimize, "learn": not args.no_learn,
                 **{k: v for k, v in options.items() if v is not None}}
-    settings = lab.new_campaign(args.out, {"generator": args.generator, "objective": args.objective, "device": args.device,
+    settings = lab.new_campaign(args.out, {"generator": args.generator, "objective": args.objective, "device": args.device, "precision": args.precision,
                                            "campaign": campaign})
     print(f"campaign in {args.out}: generator {settings.generator}, budget {settings.campaign.budget}, "
           f"{settings.campaign.batch_size} per ask; next: molgen campaign ask {args.out} -o batch.csv")

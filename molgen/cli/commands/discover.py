@@ -39,6 +39,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, help="relaxation workers (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of sampling and replay (default 0)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda[:N]")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                        help="the generator's sampling and update forward passes: auto (bf16 on CUDA, float32 on CPU; "
+                        "default), bf16 or fp32")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--out", required=True, help="run directory")
     return parser
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             "discovery.relax.executor": args.executor,
             "discovery.relax.workers": args.workers,
         })
-        raw = {"preset": preset, "seed": args.seed, "device": args.device}
+        raw = {"preset": preset, "seed": args.seed, "device": args.device, "precision": args.precision}
         if args.generator:
             raw["generator"] = args.generator
         settings = validate(DiscoverSettings, raw, where="discover settings")
