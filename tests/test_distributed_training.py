@@ -94,13 +94,14 @@ def test_two_processes_match_one_and_resume_as_one(tmp_path, setup, monkeypatch)
     assert_same_weights(resumed, reference)
 
 
-def test_graph_diffusion_trains_in_two_processes(tmp_path, setup, monkeypatch):
-    # Its last layer leaves parameters without gradient: DDP has to be told to look for them.
+@pytest.mark.parametrize("domain, backbone", [("molgraph", "graph-diffusion"), ("smiles", "vae"), ("smiles", "masked-diffusion")])
+def test_every_other_backbone_trains_in_two_processes(tmp_path, setup, monkeypatch, domain, backbone):
+    # Graph diffusion's last layer leaves parameters without gradient: DDP has to be told to look for them.
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     data, _ = setup
-    out = tmp_path / "gd"
-    assert main(["train", "--domain", "molgraph", "--backbone", "graph-diffusion", "--data", str(data), "--max-steps", "2",
+    out = tmp_path / backbone
+    assert main(["train", "--domain", domain, "--backbone", backbone, "--data", str(data), "--max-steps", "2",
                  "--batch-size", "8", "--nproc", "2", "-q", "--out", str(out)]) == 0
     assert (out / "model" / "model.safetensors").is_file() and len(losses(out)) >= 1
 
