@@ -74,6 +74,9 @@ def test_score_file_gives_the_same_table_from_every_executor(tmp_path, executor)
     bad = rows[1 + SMILES.index("not_a_smiles")]
     assert bad[2] == "0" and bad[3] == "" and bad[-1]  # invalid: no score, a reason
     assert (serial.n, serial.n_scored, serial.best) == (parallel.n, parallel.n_scored, parallel.best) == (12, 10, serial.best)
+    from molgen.scoring.parallel import _BUILT, ObjectiveSource
+
+    assert ObjectiveSource.of("qed").key() not in _BUILT  # no copy kept in this process once the file is scored
     assert 0.5 < serial.best <= 1
 
 

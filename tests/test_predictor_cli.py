@@ -51,6 +51,9 @@ def test_fit_predict_and_score_with_a_predictor(tmp_path, capsys):
     assert main(["predict", str(out), str(inputs), "-o", str(tmp_path / "pooled.csv"), "--executor", "process",
                  "--workers", "2", "--chunk-size", "1", "-q"]) == 0
     assert (tmp_path / "pooled.csv").read_text() == (tmp_path / "p.csv").read_text()
+    from molgen.workflows.predictors import _LOADED
+
+    assert not _LOADED  # a refit into the same folder must not meet a stale predictor in this process
 
     objective = tmp_path / "o.toml"
     objective.write_text(f'[[components]]\ntype = "predictor:{out}"\nname = "logp_hat"\nstatistic = "ucb"\n')

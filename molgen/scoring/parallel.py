@@ -87,6 +87,19 @@ def built_objective(source: ObjectiveSource) -> Objective:
     return _BUILT[key]
 
 
+def component_names(objective) -> tuple[list[str], list[str]]:
+    """``(weighted components, filter-only components)`` of an objective, in
+    the order its :class:`ScoreTable` holds them."""
+    names = [t.component.name for t in objective.terms]
+    return names, [n for n in dict.fromkeys(f.component.name for f in objective.filters) if n not in names]
+
+
+def forget_objective(source: ObjectiveSource) -> None:
+    """Drop this process's built copy of ``source`` (its predictor weights may
+    change on disk; a long-lived process must not keep a stale one)."""
+    _BUILT.pop(source.key(), None)
+
+
 def score_part(payload: tuple[ObjectiveSource, Sequence[Any]]) -> ScoreTable:
     """Executor task: score one chunk of objects (None entries are invalid)."""
     source, objs = payload
@@ -148,11 +161,12 @@ class ExecutorObjective:
                               for chunk, result in zip(chunks, results)])
 
     def _failed(self, n: int, error: str) -> ScoreTable:
-        names = [t.component.name for t in self.terms]
+        names, extra = component_names(self)
         nan = lambda: np.full(n, np.nan)  # noqa: E731
-        raw = {name: nan() for name in [*names, *(f.component.name for f in self.filters)]}
+        raw = {name: nan() for name in [*names, *extra]}
         return ScoreTable(raw, {name: nan() for name in names}, nan(), [f"scoring failed in a worker: {error}"] * n, [None] * n, {})
 
     def close(self) -> None:
-        """Release the executor's workers."""
+        """Release the executor's workers and this process's copy of the objective."""
         self.executor.close()
+        forget_objective(self.source)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,8 +312,7 @@ def predict_part(payload: tuple) -> tuple[list[list[str]], int]:
         out = {"mean": np.asarray(m), "std": np.asarray(s)}
     table = {key: np.asarray(value).reshape(len(objs), -1) for key, value in out.items() if value is not None}
 
-    def cell(value: float) -> str:
-        return "" if math.isnan(value) else f"{value:.6g}"
+    from molgen.workflows.streaming import format_cell as cell
 
     rows = []
     for i, text in enumerate(texts):
@@ -373,9 +371,12 @@ def predict_file(directory: str | Path, path: str | Path, output: str | Path, id
     predictor, report = _cached_fitted(directory, device)  # a bad predictor fails here, before any worker starts
     stream = iter_labeled(Path(path), id_column)
     output = Path(output)
-    n, predicted = stream_to_csv(stream, ["input", *_prediction_columns(predictor, report)[0]], predict_part,
-                                 lambda texts, errors: (directory, device, texts, errors), output, executor=executor,
-                                 workers=workers, chunk_size=chunk_size, progress=progress, desc="predicting",
-                                 failure="prediction failed")
+    try:
+        n, predicted = stream_to_csv(stream, ["input", *_prediction_columns(predictor, report)[0]], predict_part,
+                                     lambda texts, errors: (directory, device, texts, errors), output, executor=executor,
+                                     workers=workers, chunk_size=chunk_size, progress=progress, desc="predicting",
+                                     failure="prediction failed")
+    finally:  # the weights may change on disk (a refit into the same folder): keep no stale copy here
+        _LOADED.pop((directory, device), None)
     n_predicted = sum(p or 0 for p in predicted)
     return {"n": n, "n_predicted": n_predicted, "path": output}

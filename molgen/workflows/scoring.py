@@ -25,19 +25,11 @@ class ScoreSummary:
 SCORE_CHUNK = 1024
 
 
-def _cell(value: float) -> str:
-    return "" if math.isnan(value) else f"{value:.6g}"
-
-
-def _component_names(objective) -> tuple[list[str], list[str]]:
-    """Weighted components, then filter-only ones (the table's column order)."""
-    names = [t.component.name for t in objective.terms]
-    return names, [n for n in dict.fromkeys(f.component.name for f in objective.filters) if n not in names]
-
-
 def score_columns(objective) -> list[str]:
     """The output columns of :func:`score_file` after the identifier."""
-    names, extra = _component_names(objective)
+    from molgen.scoring.parallel import component_names
+
+    names, extra = component_names(objective)
     return ["smiles", "valid", "score", *(f"{n}_raw" for n in names), *names, *(f"{n}_raw" for n in extra),
             "rejected_by", "reason"]
 
@@ -54,14 +46,15 @@ def score_smiles_part(payload: tuple) -> tuple[list[list[str]], tuple[int, float
         ``(molecules with a score, best score)`` (NaN: none).
     """
     from molgen.domains import SmilesDomain
-    from molgen.scoring.parallel import built_objective
+    from molgen.scoring.parallel import built_objective, component_names
+    from molgen.workflows.streaming import format_cell as _cell
 
     source, texts, errors = payload
     domain = SmilesDomain()
     mols = [None if error else domain.try_parse(text) for text, error in zip(texts, errors)]
     objective = built_objective(source)
     table = objective(mols)
-    names, extra = _component_names(objective)
+    names, extra = component_names(objective)
     rows = [[text, str(int(mols[j] is not None)), _cell(table.total[j]),
              *(_cell(table.raw[n][j]) for n in names), *(_cell(table.transformed[n][j]) for n in names),
              *(_cell(table.raw[n][j]) for n in extra),
@@ -110,16 +103,19 @@ def score_file(path: str | Path, objective: str, output: str | Path, id_column: 
             objective file or executor.
     """
     from molgen.datasets.readers import iter_labeled
-    from molgen.scoring.parallel import ObjectiveSource, built_objective
+    from molgen.scoring.parallel import ObjectiveSource, built_objective, forget_objective
     from molgen.workflows.streaming import stream_to_csv
 
     require_output_suffix(output, (".csv",))
     stream = iter_labeled(path, id_column)
     source = ObjectiveSource.of(objective, device)
     columns = score_columns(built_objective(source))  # a bad objective fails here, before any worker starts
-    n, totals = stream_to_csv(stream, columns, score_smiles_part, lambda texts, errors: (source, texts, errors),
-                              Path(output), executor=executor, workers=workers, chunk_size=chunk_size,
-                              progress=progress, desc="scoring", failure="scoring failed")
+    try:
+        n, totals = stream_to_csv(stream, columns, score_smiles_part, lambda texts, errors: (source, texts, errors),
+                                  Path(output), executor=executor, workers=workers, chunk_size=chunk_size,
+                                  progress=progress, desc="scoring", failure="scoring failed")
+    finally:
+        forget_objective(source)
     counted = [part for part in totals if part is not None]
     best = max((b for _, b in counted if not math.isnan(b)), default=float("nan"))
     return ScoreSummary(n, sum(c for c, _ in counted), best, Path(output))

@@ -5,10 +5,16 @@ the file is (``molgen score`` and ``molgen predict``)."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from molgen.core.errors import MolgenError
+
+
+def format_cell(value: float) -> str:
+    """A number as a CSV cell: empty for NaN, else 6 significant digits."""
+    return "" if math.isnan(value) else f"{value:.6g}"
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
