@@ -224,3 +224,41 @@ def test_ad_statistic_needs_a_calibrated_predictor(data, tmp_path):
     ForestPredictor(n_trees=5).fit(mols[:40], y[:40]).save(tmp_path / "bare")
     with pytest.raises(ConfigError, match="no applicability domain"):
         PredictorComponent(tmp_path / "bare", statistic="ad")
+
+
+def test_consensus_candidate_is_validated_from_its_members_out_of_fold_predictions(data):
+    from molgen.predictors.consensus import ConsensusPredictor
+    from molgen.predictors.selection import combine_cv, select_model
+
+    mols, y = data
+    specs = {"desc": {"features": "descriptors", "n_trees": 30}, "morgan": {"features": "morgan", "n_trees": 30}}
+    factories = {name: (lambda s, spec=spec: ForestPredictor(seed=s, **spec)) for name, spec in specs.items()}
+    results = {name: cross_validate(f, mols, y, folds=3, seed=0) for name, f in factories.items()}
+    both = combine_cv(list(results.values()), y)
+    assert np.allclose(both.mean, (results["desc"].mean + results["morgan"].mean) / 2)
+    assert (both.std >= np.abs(results["desc"].mean - results["morgan"].mean) / 2 - 1e-12).all()
+    assert len(both.fold_rmse) == 3 and np.isfinite(both.fold_rmse).all()
+    assert np.isclose(both.rmse, rmse(y, both.mean[:, 0]))
+
+    members = [{"kind": "descriptor-forest", **spec} for spec in specs.values()]
+    make_consensus = lambda s: ConsensusPredictor(members=members, seed=s)  # noqa: E731
+    chosen, model, table = select_model(factories, mols, y, folds=3, seed=0, consensus={"both": (list(specs), make_consensus)})
+    assert set(table) == {"desc", "morgan", "both"} and np.isclose(table["both"]["cv_rmse"], both.rmse)
+    assert chosen == min(table, key=lambda name: table[name]["cv_rmse"])
+    assert isinstance(model.base, ConsensusPredictor) == (chosen == "both")
+    assert model.calibration_report_["n_calibration"] == len(mols)
+    with pytest.raises(ConfigError, match="needs at least two"):
+        select_model(factories, mols, y, folds=3, consensus={"x": (["desc", "nope"], make_consensus)})
+
+
+def test_cli_auto_weighs_forest_mpnn_and_their_consensus(data, tmp_path):
+    mols, y = data
+    csv_path = _csv(tmp_path / "d.csv", mols, y)
+    out = tmp_path / "auto"
+    assert main(["fit-predictor", "--data", str(csv_path), "--target", "logp", "--model", "auto", "--cv-folds", "2",
+                 "--epochs", "3", "--n-models", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "predictor.json").read_text())
+    table = report["model_selection"]
+    assert set(table) == {"descriptor-forest", "mpnn", "consensus"}
+    assert report["predictor"] == min(table, key=lambda name: table[name]["cv_rmse"])
+    assert json.loads((out / "base" / "config.json").read_text())["predictor"] == report["predictor"]

@@ -25,7 +25,7 @@ from molgen.core.errors import CheckpointError, ConfigError
 from molgen.core.serialization import write_json
 from molgen.predictors.registry import PREDICTORS, load_predictor, read_saved_config, register
 
-__all__ = ["ConsensusPredictor", "DEFAULT_MEMBERS"]
+__all__ = ["ConsensusPredictor", "DEFAULT_MEMBERS", "combine_members"]
 
 FORMAT_VERSION = 1
 
@@ -34,6 +34,23 @@ DEFAULT_MEMBERS: tuple[dict[str, Any], ...] = (
     {"kind": "descriptor-forest", "features": "descriptors"},
     {"kind": "mpnn", "descriptors": True},
 )
+
+
+def combine_members(means: Sequence[Any], stds: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The consensus of member predictions: mean of the means, and
+    ``sqrt(mean_k s_k^2 + var_k m_k)`` as the std.
+
+    Args:
+        means: One array per member, all the same shape.
+        stds: The members' stds, same shapes.
+
+    Returns:
+        ``(mean, std)`` of that shape (NaN where any member is NaN).
+    """
+    means = np.stack([np.asarray(m, dtype=np.float64) for m in means])
+    stds = np.stack([np.asarray(s, dtype=np.float64) for s in stds])
+    with np.errstate(invalid="ignore"):
+        return means.mean(axis=0), np.sqrt(np.mean(stds ** 2, axis=0) + means.var(axis=0))
 
 
 def _settings_of(cls: type) -> set[str]:
@@ -149,12 +166,7 @@ class ConsensusPredictor:
         self._check_fitted()
         objs = list(objs)
         outputs = [m.predict(objs) for m in self.models_]
-        means = np.stack([np.asarray(o[0], dtype=np.float64) for o in outputs])
-        stds = np.stack([np.asarray(o[1], dtype=np.float64) for o in outputs])
-        with np.errstate(invalid="ignore"):
-            mean = means.mean(axis=0)
-            std = np.sqrt(np.mean(stds ** 2, axis=0) + means.var(axis=0))
-        return mean, std
+        return combine_members([o[0] for o in outputs], [o[1] for o in outputs])
 
     def embed(self, objs: Sequence[Any]) -> np.ndarray | None:
         """The learned embedding of the first member that has one (None if none does)."""

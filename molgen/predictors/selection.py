@@ -25,7 +25,7 @@ from molgen.core.errors import ConfigError, DataError
 from molgen.predictors.calibrated import CalibratedPredictor
 from molgen.predictors.domain import ApplicabilityDomain, LatentDomain
 
-__all__ = ["CVResult", "cross_validate", "fit_calibrated", "scaffold_folds", "select_model"]
+__all__ = ["CVResult", "combine_cv", "cross_validate", "fit_calibrated", "scaffold_folds", "select_model"]
 
 #: ``seed -> unfitted predictor`` (a fresh model per fold).
 Factory = Callable[[int], Any]
@@ -82,6 +82,7 @@ class CVResult:
             training rows in that model's embedding (None: no embedding).
         rmse: RMSE of ``mean`` over all finite rows.
         fold_rmse: RMSE per fold.
+        held: The held-out row positions of each fold.
     """
 
     mean: np.ndarray
@@ -90,6 +91,7 @@ class CVResult:
     rmse: float
     fold_rmse: list[float] = field(default_factory=list)
     latent: np.ndarray | None = None
+    held: list[np.ndarray] = field(default_factory=list)
 
 
 def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0) -> CVResult:
@@ -114,7 +116,8 @@ def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
     similarity = np.full(len(mols), np.nan)
     latent: np.ndarray | None = None
     fold_rmse = []
-    for k, held in enumerate(scaffold_folds(mols, folds, seed)):
+    parts = scaffold_folds(mols, folds, seed)
+    for k, held in enumerate(parts):
         train = np.setdiff1d(np.arange(len(mols)), held)
         model = factory(seed + k).fit([mols[i] for i in train], targets[train])
         held_mols = [mols[i] for i in held]
@@ -127,7 +130,7 @@ def cross_validate(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
             latent = np.full(len(mols), np.nan) if latent is None else latent
             latent[held] = LatentDomain().fit(train_embedding).distance(embed(held_mols))
         fold_rmse.append(rmse(y2[held], mean[held]))
-    return CVResult(mean, std, similarity, rmse(y2, mean), fold_rmse, latent)
+    return CVResult(mean, std, similarity, rmse(y2, mean), fold_rmse, latent, parts)
 
 
 def fit_calibrated(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0,
@@ -153,8 +156,35 @@ def fit_calibrated(factory: Factory, mols: Sequence[Chem.Mol], y: Any, *, folds:
                                                                        latent_distance=cv.latent)
 
 
+def combine_cv(results: Sequence[CVResult], y: Any) -> CVResult:
+    """The out-of-fold predictions a consensus of the given models would make.
+
+    The members were cross-validated on the same folds (same data, seed and
+    fold count), so averaging their out-of-fold predictions row by row is the
+    consensus's own cross-validation, at no extra fit.
+
+    Args:
+        results: :func:`cross_validate` results of the members, same folds.
+        y: The targets they were validated on.
+
+    Returns:
+        The consensus's out-of-fold predictions (latent distance: the first
+        member's that has one, as :meth:`ConsensusPredictor.embed` does).
+    """
+    from molgen.predictors.consensus import combine_members
+    from molgen.predictors.metrics import rmse
+
+    mean, std = combine_members([r.mean for r in results], [r.std for r in results])
+    y2 = np.asarray(y, dtype=np.float64).reshape(mean.shape)
+    latent = next((r.latent for r in results if r.latent is not None), None)
+    # Every member saw the same training rows per fold, so similarity and fold membership are shared.
+    held = results[0].held
+    return CVResult(mean, std, results[0].similarity, rmse(y2, mean), [rmse(y2[h], mean[h]) for h in held], latent, held)
+
+
 def select_model(candidates: dict[str, Factory], mols: Sequence[Chem.Mol], y: Any, *, folds: int = 5, seed: int = 0,
-                 coverage: float = 0.9) -> tuple[str, CalibratedPredictor, dict[str, dict[str, Any]]]:
+                 coverage: float = 0.9, consensus: dict[str, tuple[Sequence[str], Factory]] | None = None,
+                 ) -> tuple[str, CalibratedPredictor, dict[str, dict[str, Any]]]:
     """Pick the candidate with the lowest scaffold-CV RMSE, calibrate it and refit it.
 
     Args:
@@ -164,17 +194,29 @@ def select_model(candidates: dict[str, Factory], mols: Sequence[Chem.Mol], y: An
         folds: Cross-validation folds.
         seed: Seed of folds and models.
         coverage: Nominal coverage of the intervals.
+        consensus: Further candidates averaged from others:
+            ``name -> (names of candidates, factory of the consensus)``;
+            validated from the members' out-of-fold predictions
+            (:func:`combine_cv`), so they cost a fit only if chosen.
 
     Returns:
         ``(chosen name, calibrated predictor, {name: {"cv_rmse", "fold_rmse"}})``.
 
     Raises:
-        ConfigError: no candidates.
+        ConfigError: no candidates, or a consensus of unknown candidates.
         DataError: every candidate's CV RMSE is NaN.
     """
     if not candidates:
         raise ConfigError("model selection needs at least one candidate")
+    consensus = dict(consensus or {})
+    for name, (members, _) in consensus.items():
+        unknown = [m for m in members if m not in candidates]
+        if len(members) < 2 or unknown:
+            raise ConfigError(f"consensus candidate {name!r} needs at least two of {sorted(candidates)}, got {list(members)}")
     results = {name: cross_validate(f, mols, y, folds=folds, seed=seed) for name, f in candidates.items()}
+    for name, (members, factory) in consensus.items():
+        results[name] = combine_cv([results[m] for m in members], y)
+        candidates = {**candidates, name: factory}
     table = {name: {"cv_rmse": r.rmse, "fold_rmse": r.fold_rmse} for name, r in results.items()}
     finite = {name: r.rmse for name, r in results.items() if np.isfinite(r.rmse)}
     if not finite:
