@@ -14,7 +14,8 @@ property). Run it as a script (about a minute on a laptop CPU):
 The same from the command line, on a registered data set:
 
     molgen fit-predictor --data esol --target logp --model descriptor-forest --cv-folds 5 --out runs/esol-rf
-    molgen fit-predictor --data esol --target logp --model auto --out runs/esol-auto   # forest vs D-MPNN+descriptors by scaffold CV
+    molgen fit-predictor --data esol --target logp --model auto --out runs/esol-auto   # forest, D-MPNN+descriptors or both, by scaffold CV
+    molgen fit-predictor --data esol --target logp --model consensus --cv-folds 5 --out runs/esol-cons  # best on molecules unlike ESOL
     molgen predict runs/esol-rf molecules.smi -o p.csv   # logp_mean, logp_std, logp_lower, logp_upper, in_domain, similarity
 
 and in an objective, refuse to rank molecules on extrapolated guesses:
