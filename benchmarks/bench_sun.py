@@ -4,16 +4,22 @@ Same sample count for each method, scored by :func:`molgen.workflows.sun.evaluat
 (CHGNet 0.3.0 relaxation, hull of all ``mp20-biternary`` phases under CHGNet,
 stable = e_hull <= 0.1 eV/atom, novelty against ``mp20-biternary-train``):
 
-* ``generator``: an autoregressive crystal model trained on
-  ``mp20-biternary-train`` (``--model``), sampled unconditionally (a
-  conditional model with its null condition), grammar and site exclusion on;
-  unparsable or invalid samples count as failures;
+* each ``--model``: a crystal generator (autoregressive or graph diffusion)
+  trained on ``mp20-biternary-train``, sampled unconditionally (a
+  conditional model with its null condition; the autoregressive one with
+  grammar and site exclusion on); unparsable or invalid samples count as failures;
 * ``substitution``: :func:`~molgen.domains.crystal.substitution.substitution_candidates`,
   one-element swaps of training structures to one of the 3 most similar
   elements, new reduced formulas only.
 
     OMP_NUM_THREADS=1 MOLGEN_DATA_MIRROR=../shared/data .venv/bin/python benchmarks/bench_sun.py \\
         --model runs/mp20-ar --n 100 --jobs 2 --seed 0 --out benchmarks/results/sun_mp20.json
+
+With several generators and a relaxed sample (stable and S.U.N. estimated; see
+:func:`molgen.metrics.sun.sun_report`):
+
+    ... bench_sun.py --model ar=runs/mp20-ar/model --model diffusion=runs/mp20-gd/model \
+        --n 1000 --relax-sample 150 --jobs 2 --out benchmarks/results/sun_mp20_1000.json
 """
 
 from __future__ import annotations
@@ -31,11 +37,16 @@ import torch
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", action="append", required=True,
+                        help="a generator trained on mp20-biternary-train, as LABEL=PATH (a bare PATH is labelled "
+                        "'generator'); repeat for several")
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--parts", default="generator,substitution")
+    parser.add_argument("--relax-sample", type=int, default=None,
+                        help="relax a seeded random sample of K valid structures per method and estimate the stable and "
+                        "S.U.N. rates from it (uniqueness and novelty judged on all N before relaxation)")
+    parser.add_argument("--parts", default=None, help="comma-separated model labels and/or 'substitution' (default: all)")
     parser.add_argument("--out", default="benchmarks/results/sun_mp20.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -52,10 +63,12 @@ def main() -> None:
                         "date": datetime.date.today().isoformat(), "seed": args.seed, "n": args.n,
                         "training": "mp20-biternary-train", "hull": "mp20-biternary (all 7,140 phases, CHGNet)"}
     domain = CrystalDomain()
-    for part in args.parts.split(","):
+    models = dict(spec.split("=", 1) if "=" in spec else ("generator", spec) for spec in args.model)
+    results["setup"]["relax_sample"] = args.relax_sample
+    for part in (args.parts or ",".join([*models, "substitution"])).split(","):
         start = time.perf_counter()
-        if part == "generator":
-            model = Generator.from_pretrained(resolve_model_dir(args.model))
+        if part in models:
+            model = Generator.from_pretrained(resolve_model_dir(models[part]))
             structures = [s if s is not None and domain.is_valid(s) else None for s in model.sample(args.n, seed=args.seed)]
         elif part == "substitution":
             train = load_texts("mp20-biternary-train", domain, on_invalid="skip", keep_objects=True, targets=()).objects
@@ -63,7 +76,7 @@ def main() -> None:
         else:
             parser.error(f"unknown part {part!r}")
         seconds = time.perf_counter() - start
-        report = evaluate_sun(structures, "mp20-biternary-train", jobs=args.jobs,
+        report = evaluate_sun(structures, "mp20-biternary-train", jobs=args.jobs, relax_sample=args.relax_sample, seed=args.seed,
                               progress=lambda message: print(f"  [{part}] {message}", flush=True))
         report["generation_seconds"] = round(seconds, 1)
         report.pop("rows")

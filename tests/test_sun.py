@@ -70,6 +70,34 @@ def test_sun_report_counts_stable_unique_novel_over_all_samples():
     assert strict["stable"] == 3  # the CsCl-type NaCl is 0.05 eV/atom above the hull
 
 
+def test_sun_estimated_from_a_relaxed_sample():
+    from molgen.metrics.sun import wilson_interval
+
+    hull = _hull()
+    known = _rock_salt(5.64)
+    new_kcl = _rock_salt(6.29, ("K", "Cl"))
+    cscl_nacl = Structure(Lattice.cubic(3.3), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    generated = [known.copy(), new_kcl, new_kcl.copy(), cscl_nacl, None, _rock_salt(6.25, ("K", "Cl"))]
+    relaxations = [None, _relaxed(new_kcl, -0.2), None, _relaxed(cscl_nacl, -0.5), None, None]
+    report = sun_report(generated, relaxations, hull, [known], threshold=0.1, sampled=[1, 3])
+    rows = report["rows"]
+    # uniqueness and novelty of the generated structures, for the whole set
+    assert [r["unique"] for r in rows] == [True, True, False, True, False, False]
+    assert [r["novel"] for r in rows] == [False, True, True, True, False, True]
+    # stability only in the sample: KCl is stable, CsCl-type NaCl at -0.5 is 0.5 eV/atom above the hull
+    assert [r["stable"] for r in rows] == [None, True, None, False, False, None]
+    assert report["relaxed"] == 2 and report["sun"] == 1
+    assert report["sun_rate"] == pytest.approx(5 / 6 * 1 / 2) and report["stable_rate"] == pytest.approx(5 / 6 * 1 / 2)
+    low, high = report["stability_sample"]["sun_rate_ci95"]
+    assert low < report["sun_rate"] < high and (low, high) == pytest.approx(tuple(5 / 6 * v for v in wilson_interval(1, 2)))
+    assert report["by_number_of_elements"]["2"] == {"samples": 5, "relaxed": 2, "stable": 1, "sun": 1}
+    with pytest.raises(ValueError, match="valid structures"):
+        sun_report(generated, relaxations, hull, [known], sampled=[4])
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    low, high = wilson_interval(50, 100)
+    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
 def test_relaxation_rmsd_is_in_angstrom():
     a = _rock_salt(5.64)
     b = a.copy()
@@ -122,6 +150,12 @@ def test_cli_sun_reports_rates_and_refuses_without_training(tmp_path, monkeypatc
     assert main(["evaluate", "generated.csv", "--sun"]) == 2
     assert "--sun needs --train" in capsys.readouterr().err
     assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "--e-hull-threshold", "-1"]) == 2
+    assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "--relax-sample", "1", "--seed", "3",
+                 "-q", "-o", "s.json"]) == 0
+    sampled = json.loads((tmp_path / "s.json").read_text())
+    assert sampled["relaxed"] == 1 and sampled["novel"] == 1 and sampled["stability_sample"]["relaxed_of_valid"] == 1
+    assert sum(row["stable"] is None for row in sampled["rows"]) == 1
+    assert main(["evaluate", "generated.csv", "--sun", "--train", "train.csv", "--relax-sample", "0"]) == 2
     assert main(["evaluate", "broken.csv", "--sun", "--train", "train.csv", "-q", "-o", "b.json"]) == 0
     assert json.loads((tmp_path / "b.json").read_text())["unparsable"] == 1
 

@@ -44,7 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=["process", "serial", "ray"], default="process",
                         help="where the RDKit/pymatgen work runs: process (a local pool of --jobs, default), serial, or "
                         "ray (the cluster at $RAY_ADDRESS, else a local instance of --jobs CPUs)")
-    parser.add_argument("--seed", type=int, default=42, help="seed of GuacaMol's reference subsets (default 42)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of GuacaMol's reference subsets and of --relax-sample (default 42)")
     parser.add_argument("--device", default="cpu", help="where ChemNet runs: cpu, cuda or auto")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write cached statistics")
     parser.add_argument("-o", "--output", help="write the JSON report here")
@@ -57,6 +57,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--hull", default="mp20-biternary",
                         help="with --sun: comma-separated registered data sets whose phases make the hull "
                         "(default mp20-biternary)")
+    parser.add_argument("--relax-sample", type=int, metavar="K",
+                        help="with --sun: relax only a seeded random sample of K valid structures (--seed) and estimate "
+                        "the stable and S.U.N. rates from it, with 95%% intervals; uniqueness and novelty are then "
+                        "judged before relaxation (default: relax all)")
     parser.add_argument("--e-hull-threshold", type=float, default=0.1,
                         help="with --sun: eV/atom above the hull still called stable (default 0.1)")
     return parser
@@ -71,7 +75,8 @@ def _run_sun(args: argparse.Namespace) -> int:
         raise MolgenError("--sun needs --train (the generator's training set, e.g. mp20-biternary-train) for novelty")
     structures, unparsable = read_crystals(args.generated, args.n)
     report = evaluate_sun(structures, args.train, hull_sources=[s.strip() for s in args.hull.split(",") if s.strip()],
-                          threshold=args.e_hull_threshold, jobs=max(1, args.jobs),
+                          threshold=args.e_hull_threshold, jobs=max(1, args.jobs), relax_sample=args.relax_sample,
+                          seed=args.seed,
                           progress=None if quiet(args) else (lambda message: print(f"... {message}", flush=True)))
     report["unparsable"] = unparsable
     rows = report.pop("rows")
