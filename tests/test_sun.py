@@ -139,7 +139,7 @@ def test_cli_sun_reports_rates_and_refuses_without_training(tmp_path, monkeypatc
             writer.writerows([[to_cif(s)] for s in structures])
     (tmp_path / "broken.csv").write_text("cif\nnot a cif\n")
     monkeypatch.setattr(hull_module.ConvexHull, "from_sources", classmethod(lambda cls, sources, **kw: _hull()))
-    monkeypatch.setattr(sun_workflow, "relax_all", lambda structures, jobs=1: [
+    monkeypatch.setattr(sun_workflow, "relax_all", lambda structures, jobs=1, progress=None: [
         None if s is None else _relaxed(s, -1.0 if s.composition.reduced_formula == "NaCl" else -0.2) for s in structures])
     monkeypatch.setattr("molgen.physics.relaxation._chgnet_model_module", lambda: None)
     monkeypatch.chdir(tmp_path)

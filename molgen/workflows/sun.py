@@ -30,9 +30,11 @@ def _relax_worker(payload: dict[str, Any] | None) -> dict[str, Any] | None:
     return relax_structure(payload)
 
 
-def relax_all(structures: Sequence[Any | None], jobs: int = 1) -> list[dict[str, Any] | None]:
+def relax_all(structures: Sequence[Any | None], jobs: int = 1,
+              progress: Callable[[str], None] | None = None) -> list[dict[str, Any] | None]:
     """CHGNet relaxations of the structures (None stays None), serially or in
-    ``jobs`` spawned worker processes; a crashed worker is a ``failed`` result."""
+    ``jobs`` spawned worker processes; a crashed worker is a ``failed`` result.
+    ``progress`` hears how many are done every 25 structures."""
     from molgen.core.executors import TaskFailure, make_executor
 
     rows = [i for i, s in enumerate(structures) if s is not None]
@@ -43,6 +45,9 @@ def relax_all(structures: Sequence[Any | None], jobs: int = 1) -> list[dict[str,
             if isinstance(result, TaskFailure):
                 result = {"status": "failed", "error": result.error}
             out[rows[index]] = result
+            done = sum(r is not None for r in out)
+            if progress and (done % 25 == 0 or done == len(rows)):
+                progress(f"relaxed {done} of {len(rows)}")
     return out
 
 
@@ -134,7 +139,7 @@ def evaluate_sun(
     train = load_texts(training, CrystalDomain(), on_invalid="skip", keep_objects=True, targets=()).objects
     say(f"relaxing {sum(s is not None for s in structures_to_relax)} of {len(valid)} valid structures with CHGNet "
         f"on {jobs} worker(s)")
-    relaxations = relax_all(structures_to_relax, jobs)
+    relaxations = relax_all(structures_to_relax, jobs, progress=say)
     report = sun_report(structures, relaxations, hull, train, threshold=threshold, progress=say, sampled=sampled)
     report["settings"] = {"training": training, "hull_sources": list(hull_sources), "threshold": threshold,
                           "potential": "chgnet-0.3.0", "relaxation": "FIRE, fmax 0.05 eV/A, 200 steps, cell relaxed",
