@@ -79,7 +79,8 @@ def main() -> None:
         report = evaluate_sun(structures, "mp20-biternary-train", jobs=args.jobs, relax_sample=args.relax_sample, seed=args.seed,
                               progress=lambda message: print(f"  [{part}] {message}", flush=True))
         report["generation_seconds"] = round(seconds, 1)
-        report.pop("rows")
+        rows = report.pop("rows")  # per sample, beside the summary: later questions need no new relaxations
+        out_path.with_name(f"{out_path.stem}.{part}.rows.json").write_text(json.dumps(rows) + "\n")
         results[part] = report
         print(part, json.dumps({k: v for k, v in report.items() if k != "settings"}), flush=True)
         out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,12 @@ def test_sun_estimated_from_a_relaxed_sample():
     low, high = report["stability_sample"]["sun_rate_ci95"]
     assert low < report["sun_rate"] < high and (low, high) == pytest.approx(tuple(5 / 6 * v for v in wilson_interval(1, 2)))
     assert report["by_number_of_elements"]["2"] == {"samples": 5, "relaxed": 2, "stable": 1, "sun": 1}
+    assert [r.get("novel_after_relaxation") for r in rows] == [None, True, None, True, None, None]
+    # a new-looking cell that relaxes onto the training NaCl is not S.U.N.
+    onto_known = sun_report(generated, [None, _relaxed(known, -1.0), None, None, None, None], hull, [known], sampled=[1])
+    assert onto_known["rows"][1]["novel"] and not onto_known["rows"][1]["novel_after_relaxation"]
+    assert onto_known["rows"][1]["stable"] and onto_known["sun"] == 0
+    assert onto_known["stability_sample"]["novel_after_relaxation_of_relaxed"] == 0
     with pytest.raises(ValueError, match="valid structures"):
         sun_report(generated, relaxations, hull, [known], sampled=[4])
     assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -110,7 +110,9 @@ def sun_report(
             positions of the seeded random sample of valid structures that
             were relaxed: uniqueness and novelty are judged on the generated
             structures of the whole set, and the stable and S.U.N. rates are
-            estimates (valid rate x share in the sample, with 95 % intervals).
+            estimates (valid rate x share in the sample, with 95 % intervals);
+            a sampled structure counts as S.U.N. only if it is still novel
+            after relaxation.
 
     Returns:
         ``{"samples", "valid", "relaxed", "stable", "unique", "novel", "sun",
@@ -160,12 +162,20 @@ def sun_report(
         progress("novelty")
     novel_flags = _novel_flags([judged[i] for i in kept], training, matcher)
     novel = {i for i, flag in zip(kept, novel_flags) if flag}
+    if sampled is not None:
+        # A generated structure can relax onto a known one (an elemental polymorph onto the
+        # known metal): in the sample, novel must hold after relaxation too.
+        relaxed_rows = [i for i in sampled if final[i] is not None]
+        relaxed_flags = _novel_flags([final[i] for i in relaxed_rows], training, matcher)
+        still_novel = {i for i, flag in zip(relaxed_rows, relaxed_flags) if flag}
+        for i in sampled:
+            rows[i]["novel_after_relaxation"] = i in still_novel
     for i, row in enumerate(rows):
         e = row["e_above_hull"]
         row["stable"] = e is not None and e <= threshold + 1e-9  # threshold 0: on or below the hull
         row["unique"] = i in unique
         row["novel"] = i in novel
-        row["sun"] = row["stable"] and row["unique"] and row["novel"]
+        row["sun"] = row["stable"] and row["unique"] and row["novel"] and row.get("novel_after_relaxation", True)
         if sampled is not None and row["valid"] and i not in sampled_set:
             row["stable"] = row["sun"] = None  # not relaxed: unknown, outside the estimate
     counts = {key: sum(bool(r[key]) for r in rows) for key in ("valid", "stable", "unique", "novel", "sun")}
@@ -194,6 +204,7 @@ def sun_report(
             estimate[f"{key}_rate_ci95"] = [valid_rate * low, valid_rate * high]
         report["on_hull_rate"] = valid_rate * float((energies <= 0).sum()) / k
         report["stable_unique_novel_of_relaxed"] = counts["sun"] / k
+        estimate["novel_after_relaxation_of_relaxed"] = sum(bool(rows[i].get("novel_after_relaxation")) for i in sampled) / k
         report["stability_sample"] = estimate
     report["rmsd_angstrom"] = summary(rmsds)
     report["relaxation_status"] = statuses
