@@ -262,3 +262,13 @@ def test_cli_auto_weighs_forest_mpnn_and_their_consensus(data, tmp_path):
     assert set(table) == {"descriptor-forest", "mpnn", "consensus"}
     assert report["predictor"] == min(table, key=lambda name: table[name]["cv_rmse"])
     assert json.loads((out / "base" / "config.json").read_text())["predictor"] == report["predictor"]
+
+
+def test_auto_rejects_a_setting_no_candidate_takes_before_cross_validating(data, tmp_path):
+    from molgen.workflows.predictors import fit_predictor
+
+    mols, y = data
+    with pytest.raises(ConfigError, match="no consensus member has a setting bogus"):
+        fit_predictor(str(_csv(tmp_path / "d.csv", mols[:40], y[:40])), ["logp"], tmp_path / "x", model="auto",
+                      hparams={"bogus": 1}, cv_folds=2)
+    assert not (tmp_path / "x").exists()
