@@ -128,39 +128,83 @@ def top_candidates(run_dir: Path, k: int = 10) -> list[dict]:
     return [{name: row[name] for name in keep if name in row} for row in rows]
 
 
-def held_out_found(rows, window: tuple[float, float], rejected_by: dict | None = None) -> tuple[int, list[dict]]:
-    """``(held-out known structures, those in the window)`` among
-    ``(key, round, components)`` rows: a true gap is known (the structure
-    matches a data-set structure), it is novel against the training split (so
-    a validation / test structure), and its gap lies in the window."""
-    known, found = 0, []
-    for key, step, c in rows:
-        gap = (c.get("band_gap") or {}).get("raw")
-        novel = (c.get("novelty") or {}).get("raw")
-        if gap is None or novel != 1.0:
-            continue
-        known += 1
-        if window[0] <= gap <= window[1]:
-            found.append({"key": key, "round": step, "gap": gap, "rejected_by": (rejected_by or {}).get(key)})
-    return known, found
+class HeldOut:
+    """The validation and test structures of a chemistry (held out of the
+    generator's training data), indexed to recognise a candidate that
+    rediscovers one: by structure (``StructureMatcher``, independent of how the
+    objective scored it) and, for compositions the training split lacks, by
+    reduced formula."""
+
+    def __init__(self, window: tuple[float, float], chemistry: str):
+        from molgen.datasets import load_texts
+        from molgen.domains.crystal import CrystalDomain
+        from molgen.domains.crystal.matching import StructureIndex
+
+        spec = CHEMISTRIES[chemistry]
+        column = spec["columns"][0]
+        self.domain = CrystalDomain()
+        self.index = StructureIndex(self.domain.matcher)
+        self.gaps: dict[str, float] = {}
+        train = load_texts(f"{spec['data']}-train", self.domain, on_invalid="skip")
+        self.train_formulas = {self.domain.parse(t).composition.reduced_formula for t in train.texts}
+        self.window_formulas: set[str] = set()  # in-window held-out compositions absent from training
+        for split in ("val", "test"):
+            loaded = load_texts(f"{spec['data']}-{split}", self.domain, on_invalid="skip")
+            for text, gap in zip(loaded.texts, loaded.targets[column]):
+                structure = self.domain.parse(text)
+                self.gaps.setdefault(self.index.add(structure), float(gap))
+                formula = structure.composition.reduced_formula
+                if window[0] <= gap <= window[1] and formula not in self.train_formulas:
+                    self.window_formulas.add(formula)
+        self.window = window
+        self.in_window_total = sum(window[0] <= g <= window[1] for g in self.gaps.values())
+
+    def count(self, rows) -> dict:
+        """Rediscoveries among ``(round, structure or text, rejected_by)`` rows.
+
+        Returns:
+            ``held_out_known_proposed`` (held-out structures written exactly),
+            ``rediscovered`` (those in the window: distinct, with the round and
+            whether the objective's filters admitted them), and
+            ``window_formulas_found`` (distinct in-window held-out compositions
+            the training split lacks, whatever the structure).
+        """
+        known, found, formulas = set(), {}, {}
+        for step, obj, rejected_by in rows:
+            structure = self.domain.parse(obj) if isinstance(obj, str) else obj
+            if structure is None:
+                continue
+            formula = structure.composition.reduced_formula
+            if formula in self.window_formulas:
+                formulas.setdefault(formula, step)
+            try:
+                key = self.index.find(structure)
+            except Exception:  # a degenerate cell the matcher refuses: not a rediscovery
+                continue
+            if key is None:
+                continue
+            known.add(key)
+            gap = self.gaps[key]
+            if self.window[0] <= gap <= self.window[1] and key not in found:
+                found[key] = {"formula": formula, "round": step, "gap": gap, "rejected_by": rejected_by}
+        rediscovered = sorted(found.values(), key=lambda f: f["round"])
+        return {"held_out_known_proposed": len(known), "held_out_in_window_total": self.in_window_total,
+                "rediscovered_in_window": len(rediscovered),
+                "admissible_rediscovered": sum(f["rejected_by"] is None for f in rediscovered), "rediscovered": rediscovered,
+                "window_formulas_total": len(self.window_formulas), "window_formulas_found": len(formulas),
+                "window_formulas": sorted(formulas.items(), key=lambda kv: kv[1])}
 
 
-def sanity_rediscoveries(run_dir: Path, window: tuple[float, float], chemistry: str = "perov5") -> dict:
-    """Held-out in-window structures the sanity run proposed (see :func:`held_out_found`)."""
+def sanity_rediscoveries(run_dir: Path, held_out: HeldOut) -> dict:
+    """Held-out in-window structures the sanity run proposed (see :meth:`HeldOut.count`)."""
     import sqlite3
 
-    held_out = base_rate(window, chemistry)
-    column = CHEMISTRIES[chemistry]["columns"][0]
     with sqlite3.connect(run_dir / "candidates.sqlite") as db:
-        rows = db.execute("SELECT key, step, components, rejected_by FROM candidates ORDER BY call").fetchall()
-    known, found = held_out_found([(k, st, json.loads(c)) for k, st, c, _ in rows], window, {k: r for k, _, _, r in rows})
-    target = held_out["val"][f"{column}_in_window"] + held_out["test"][f"{column}_in_window"]
-    return {"held_out_known_proposed": known, "held_out_in_window_total": target,
-            "rediscovered_in_window": len(found), "admissible_rediscovered": sum(f["rejected_by"] is None for f in found),
-            "rediscovered": found}
+        rows = db.execute("SELECT step, text, rejected_by FROM candidates ORDER BY call").fetchall()
+    return held_out.count(rows)
 
 
-def prior_by_chance(preset: str, window: tuple[float, float], args) -> dict:
+def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     """What the sanity loop's count is worth: the same number of samples
     (rounds x per-round) from the prior, never updated, scored by the sanity
     objective, deduplicated across the run the way the loop does."""
@@ -192,15 +236,18 @@ def prior_by_chance(preset: str, window: tuple[float, float], args) -> dict:
                 rejected[key] = None
                 new.append((key, obj))
         table = objective([o for _, o in new])
-        for i, (key, _) in enumerate(new):
-            components = {name: {"raw": None if not np.isfinite(v[i]) else float(v[i])} for name, v in table.raw.items()}
+        for i, (key, obj) in enumerate(new):
             rejected[key] = table.rejected_by[i]
-            rows.append((key, r, components))
+            rows.append((r, obj, table.rejected_by[i]))
         print(f"[chance] round {r}: {len(new)} new structures")
-    known, found = held_out_found(rows, window, rejected)
-    return {"samples": args.rounds * args.per_round, "distinct": len(rows), "held_out_known_proposed": known,
-            "rediscovered_in_window": len(found), "admissible_rediscovered": sum(f["rejected_by"] is None for f in found),
-            "rediscovered": found, "seconds": round(time.perf_counter() - start, 1)}
+    return {"samples": args.rounds * args.per_round, "distinct": len(rows), **held_out.count(rows),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def rediscovery_line(r: dict) -> str:
+    return (f"rediscovered {r['rediscovered_in_window']} of {r['held_out_in_window_total']} held-out in-window structures "
+            f"({r['admissible_rediscovered']} admissible; {r['held_out_known_proposed']} held-out known structures proposed); "
+            f"{r['window_formulas_found']} of {r['window_formulas_total']} in-window held-out compositions new to training")
 
 
 def throughput(n: int, workers: int) -> dict:
@@ -274,16 +321,14 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[base] {chem['data']}-train in-window fraction ({column}) {results['base_rate']['train'][f'{column}_in_window_fraction']:.4f}")
     if "loop" in parts:
         results["loop"] = run_loop(chem["loop"], out / "loop", args)
+    held_out = HeldOut(window, args.chemistry) if parts & {"sanity", "chance"} else None
     if "sanity" in parts:
         results["sanity"] = run_loop(chem["sanity"], out / "sanity", args)
-        results["sanity"]["rediscovery"] = sanity_rediscoveries(out / "sanity", window, args.chemistry)
-        r = results["sanity"]["rediscovery"]
-        print(f"[sanity] rediscovered {r['rediscovered_in_window']} of {r['held_out_in_window_total']} held-out in-window "
-              f"structures ({r['admissible_rediscovered']} admissible; {r['held_out_known_proposed']} held-out known structures proposed)")
+        results["sanity"]["rediscovery"] = r = sanity_rediscoveries(out / "sanity", held_out)
+        print(f"[sanity] {rediscovery_line(r)}")
     if "chance" in parts:
-        results["chance"] = r = prior_by_chance(chem["sanity"], window, args)
-        print(f"[chance] the prior found {r['rediscovered_in_window']} held-out in-window structures ({r['admissible_rediscovered']} "
-              f"admissible; {r['held_out_known_proposed']} held-out known) in {r['samples']} samples")
+        results["chance"] = r = prior_by_chance(chem["sanity"], held_out, args)
+        print(f"[chance] the prior, {r['samples']} samples: {rediscovery_line(r)}")
     if "throughput" in parts:
         results["throughput"] = throughput(args.throughput_n, args.workers)
     results_path.parent.mkdir(parents=True, exist_ok=True)

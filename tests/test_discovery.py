@@ -264,6 +264,53 @@ def test_known_gap_sanity_component_reads_true_gaps():
 
 
 
+def _cubic(species, coords, a=4.0):
+    from pymatgen.core import Lattice, Structure
+
+    return Structure(Lattice.cubic(a), species, coords)
+
+
+def test_known_property_falls_back_to_the_nearest_known_composition(tmp_path):
+    """Exact match first; then the median over known polymorphs of the formula;
+    with ``chemical_system``, the known stoichiometry nearest in atomic fractions."""
+    from molgen.scoring.components import build_component
+
+    rock_salt = _cubic(["Na"] * 4 + ["Cl"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                                                  [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]], a=5.6)
+    caesium_chloride = _cubic(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]], a=3.3)
+    na3cl = _cubic(["Na", "Na", "Na", "Cl"], [[0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0, 0, 0]])
+    known = tmp_path / "known.csv"
+    with known.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["cif", "gap"])
+        for structure, gap in ((rock_salt, 5.0), (caesium_chloride, 3.0), (na3cl, 1.0)):
+            writer.writerow([structure.to(fmt="cif"), gap])
+    zinc_blende = _cubic(["Na"] * 4 + ["Cl"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5], [0.25, 0.25, 0.25],
+                                                   [0.75, 0.75, 0.25], [0.75, 0.25, 0.75], [0.25, 0.75, 0.75]], a=6.0)
+    na2cl = _cubic(["Na", "Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]])
+    nacl2 = _cubic(["Na", "Cl", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]])
+    kbr = _cubic(["K", "Br"], [[0, 0, 0], [0.5, 0.5, 0.5]], a=3.9)
+    queries = [rock_salt, zinc_blende, na2cl, nacl2, kbr]
+
+    def score(fallback):
+        component = build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": fallback}, "gap")
+        return component(queries)
+
+    values, reasons = score("chemical_system")
+    assert values[0] == 5.0  # an exact match keeps its own value
+    assert values[1] == 4.0  # a new NaCl polymorph: median of the two known ones
+    assert values[2] == 1.0  # Na2Cl is nearer Na3Cl (L1 0.17) than NaCl (0.33)
+    assert values[3] == 4.0  # NaCl2 is nearest NaCl
+    assert np.isnan(values[4]) and reasons[4] == "gap: no known compound of this chemical system"
+    values, reasons = score("formula")
+    assert values[:2].tolist() == [5.0, 4.0] and np.isnan(values[2:]).all()
+    assert reasons[2] == "gap: no known compound of this formula"
+    values, reasons = score("none")
+    assert values[0] == 5.0 and np.isnan(values[1:]).all() and reasons[1] == "gap: not a known structure"
+    with pytest.raises(ConfigError):
+        build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": "nearest"}, "gap")
+
+
 def test_the_report_counts_a_gap_only_for_predicted_non_metals(tmp_path, reference_csv):
     loop = make_loop(tmp_path / "run", reference_csv)
     comp = lambda p, g: {"p_nonmetal": {"raw": p}, "gap_if_nonmetal": {"raw": g}}  # noqa: E731

@@ -166,6 +166,28 @@ def test_cli_sun_reports_rates_and_refuses_without_training(tmp_path, monkeypatc
     assert json.loads((tmp_path / "b.json").read_text())["unparsable"] == 1
 
 
+def test_a_known_elemental_crystal_is_not_novel_against_a_training_set_without_elements(monkeypatch):
+    """mp20-biternary holds no elements: fcc Cu must not count as new, simple-cubic Cu may."""
+    from molgen.physics import hull as hull_module
+    from molgen.physics.relaxation import known_elemental_crystals
+    from molgen.workflows import sun as sun_workflow
+
+    assert [s.composition.reduced_formula for s in known_elemental_crystals(["Cu", "Fe", "O", "Ne"])] == ["Cu", "Fe"]
+    fcc = Structure(Lattice.cubic(3.7), ["Cu"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    simple_cubic = Structure(Lattice.cubic(2.4), ["Cu"], [[0, 0, 0]])
+    hull = ConvexHull([_phase("NaCl", -1.0, 1)], {"Na": 0.0, "Cl": 0.0, "Cu": 0.0})
+    monkeypatch.setattr(hull_module.ConvexHull, "from_sources", classmethod(lambda cls, sources, **kw: hull))
+    monkeypatch.setattr(sun_workflow, "relax_all", lambda structures, jobs=1, progress=None: [
+        None if s is None else _relaxed(s, 0.0) for s in structures])
+    monkeypatch.setattr("molgen.physics.relaxation._chgnet_model_module", lambda: None)
+    import molgen.datasets.loading as loading
+
+    monkeypatch.setattr(loading, "load_texts", lambda *a, **kw: type("Loaded", (), {"objects": [_rock_salt(5.64)]})())
+    report = sun_workflow.evaluate_sun([fcc, simple_cubic], "train.csv")
+    assert [row["novel"] for row in report["rows"]] == [False, True]
+    assert report["settings"]["novelty_reference"] == "train.csv + 1 elemental crystals (ASE reference states)"
+
+
 def test_hull_energy_cache_keeps_failures_and_ignores_foreign_files(tmp_path):
     from molgen.physics.hull import _read_energy_cache, _write_energy_cache
 

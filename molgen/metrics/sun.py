@@ -165,9 +165,9 @@ def sun_report(
     if sampled is not None:
         # A generated structure can relax onto a known one (an elemental polymorph onto the
         # known metal): in the sample, novel must hold after relaxation too.
-        relaxed_rows = [i for i in sampled if final[i] is not None]
-        relaxed_flags = _novel_flags([final[i] for i in relaxed_rows], training, matcher)
-        still_novel = {i for i, flag in zip(relaxed_rows, relaxed_flags) if flag}
+        relaxed_in_sample = [i for i in sampled if final[i] is not None]
+        relaxed_flags = _novel_flags([final[i] for i in relaxed_in_sample], training, matcher)
+        still_novel = {i for i, flag in zip(relaxed_in_sample, relaxed_flags) if flag}
         for i in sampled:
             rows[i]["novel_after_relaxation"] = i in still_novel
     for i, row in enumerate(rows):
@@ -188,13 +188,15 @@ def sun_report(
         return {"n": int(len(values)), "mean": float(values.mean()), "median": float(np.median(values)),
                 "p10": float(np.percentile(values, 10)), "p90": float(np.percentile(values, 90))}
 
-    relaxed_rows = kept if sampled is None else sampled
-    report: dict[str, Any] = {"samples": n, "threshold_ev_per_atom": threshold, "relaxed": len(relaxed_rows), **counts}
+    relaxed_positions = kept if sampled is None else sampled
+    report: dict[str, Any] = {"samples": n, "threshold_ev_per_atom": threshold, "relaxed": len(relaxed_positions), **counts}
     report.update({f"{key}_rate": counts[key] / n for key in counts})
-    report["stable_unique_novel_of_relaxed"] = counts["sun"] / len(relaxed_rows) if relaxed_rows else math.nan
+    report["stable_unique_novel_of_relaxed"] = counts["sun"] / len(relaxed_positions) if relaxed_positions else math.nan
     report["e_above_hull"] = summary(energies)
-    report["on_hull_rate"] = float((energies <= 0).sum() / n) if len(energies) else 0.0
-    if sampled is not None:
+    on_hull = float((energies <= 0).sum())
+    if sampled is None:
+        report["on_hull_rate"] = on_hull / n
+    else:
         # Unbiased for a simple random sample of the valid structures: rate = P(valid) * P(x | valid).
         valid_rate, k = counts["valid"] / n, len(sampled)
         estimate = {"relaxed_of_valid": k, "valid": counts["valid"], "design": "simple random sample of the valid structures"}
@@ -202,15 +204,14 @@ def sun_report(
             low, high = wilson_interval(counts[key], k)
             report[f"{key}_rate"] = valid_rate * counts[key] / k
             estimate[f"{key}_rate_ci95"] = [valid_rate * low, valid_rate * high]
-        report["on_hull_rate"] = valid_rate * float((energies <= 0).sum()) / k
-        report["stable_unique_novel_of_relaxed"] = counts["sun"] / k
+        report["on_hull_rate"] = valid_rate * on_hull / k
         estimate["novel_after_relaxation_of_relaxed"] = sum(bool(rows[i].get("novel_after_relaxation")) for i in sampled) / k
         report["stability_sample"] = estimate
     report["rmsd_angstrom"] = summary(rmsds)
     report["relaxation_status"] = statuses
     # A hull of binary/ternary phases is sparse for quaternaries: report S.U.N. per arity.
     by_arity: dict[int, dict[str, int]] = {}
-    in_sample = set(range(n)) if sampled is None else set(sampled)
+    in_sample = set(range(n)) if sampled is None else sampled_set
     for i, row in enumerate(rows):
         if row["n_elements"] is not None:
             entry = by_arity.setdefault(row["n_elements"], {"samples": 0, "relaxed": 0, "stable": 0, "sun": 0})

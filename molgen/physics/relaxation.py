@@ -368,6 +368,37 @@ _CACHE_FORMAT = 1
 _REFERENCES: dict[str, dict[str, float]] = {}  # model -> element -> eV/atom (NaN: failed this process)
 
 
+def _tabulated_crystal(symbol: str):
+    """ASE's crystal of an element's reference state (``ase.build.bulk``), or None where it has none."""
+    try:
+        return bulk(symbol)
+    except (ValueError, KeyError, RuntimeError, NotImplementedError):
+        return None
+
+
+def known_elemental_crystals(elements: Iterable[str]) -> list[Any]:
+    """The reference-state crystals ASE tabulates for ``elements`` (fcc Cu,
+    bcc Fe, hcp Mg, diamond Si, ...) as pymatgen structures; elements without
+    one (molecular, or no one-atom-basis description) are left out. Novelty
+    against a binary/ternary training set would otherwise call a sample of a
+    known metal new.
+
+    Args:
+        elements: Element symbols.
+
+    Returns:
+        Structures, at most one per element.
+    """
+    out = []
+    for symbol in sorted(set(elements)):
+        if symbol in _DIATOMIC or symbol in _MONATOMIC or symbol not in atomic_numbers:
+            continue
+        crystal = _tabulated_crystal(symbol)
+        if crystal is not None:
+            out.append(AseAtomsAdaptor.get_structure(crystal))
+    return out
+
+
 def _reference_candidates(symbol: str) -> list[tuple[str, Any, bool]]:
     """(description, ASE Atoms, relax cell) candidates for an element's
     reference; the lowest relaxed energy per atom wins."""
@@ -381,15 +412,15 @@ def _reference_candidates(symbol: str) -> list[tuple[str, Any, bool]]:
         return [(f"{symbol}2 molecule in a {_BOX:g} A box", atoms, False)]
     if symbol in _MONATOMIC:
         return [(f"{symbol} atom in a {_BOX:g} A box", Atoms(symbol, positions=[[centre] * 3], cell=[_BOX] * 3, pbc=True), False)]
-    try:
+    crystal = _tabulated_crystal(symbol)
+    if crystal is not None:
         state = reference_states[number] or {}
-        return [(f"{state.get('symmetry', 'bulk')} crystal (ase.build.bulk)", bulk(symbol), True)]
-    except (ValueError, KeyError, RuntimeError, NotImplementedError):
-        # ASE has no one-atom-basis description (B, P, S, Mn, Ga, ...): try
-        # simple lattices at the covalent-radius contact distance and keep the lowest.
-        guesses = {"fcc": 2 * math.sqrt(2) * radius, "bcc": 4 * radius / math.sqrt(3),
-                   "sc": 2 * radius, "diamond": 8 * radius / math.sqrt(3)}
-        return [(f"{name} crystal (guessed lattice)", bulk(symbol, name, a=a), True) for name, a in guesses.items()]
+        return [(f"{state.get('symmetry', 'bulk')} crystal (ase.build.bulk)", crystal, True)]
+    # ASE has no one-atom-basis description (B, P, S, Mn, Ga, ...): try
+    # simple lattices at the covalent-radius contact distance and keep the lowest.
+    guesses = {"fcc": 2 * math.sqrt(2) * radius, "bcc": 4 * radius / math.sqrt(3),
+               "sc": 2 * radius, "diamond": 8 * radius / math.sqrt(3)}
+    return [(f"{name} crystal (guessed lattice)", bulk(symbol, name, a=a), True) for name, a in guesses.items()]
 
 
 def _relax_reference(symbol: str, model: str, device: str) -> dict[str, Any] | None:

@@ -90,7 +90,9 @@ def evaluate_sun(
 
     Args:
         structures: Valid structures (None for invalid or unparsable ones).
-        training: Registered data set or file of training crystals (novelty).
+        training: Registered data set or file of training crystals (novelty;
+            the known crystals of elements, as ASE tabulates them, count as
+            known too).
         hull_sources: Registered data sets whose phases make the hull.
         threshold: eV/atom above hull still called stable.
         jobs: Relaxation worker processes.
@@ -112,7 +114,7 @@ def evaluate_sun(
     from molgen.domains.crystal import CrystalDomain
     from molgen.metrics.sun import sun_report
     from molgen.physics.hull import ConvexHull
-    from molgen.physics.relaxation import _chgnet_model_module
+    from molgen.physics.relaxation import _chgnet_model_module, known_elemental_crystals
 
     if not structures:
         raise MolgenError("no structures to evaluate")
@@ -139,9 +141,14 @@ def evaluate_sun(
     train = load_texts(training, CrystalDomain(), on_invalid="skip", keep_objects=True, targets=()).objects
     say(f"relaxing {sum(s is not None for s in structures_to_relax)} of {len(valid)} valid structures with CHGNet "
         f"on {jobs} worker(s)")
+    # The training set may hold no elements (mp20-biternary): a sample of a known metal is not novel.
+    elements = {s.composition.elements[0].symbol for s in structures if s is not None and len(s.composition.elements) == 1}
+    known_elements = known_elemental_crystals(elements)
     relaxations = relax_all(structures_to_relax, jobs, progress=say)
-    report = sun_report(structures, relaxations, hull, train, threshold=threshold, progress=say, sampled=sampled)
-    report["settings"] = {"training": training, "hull_sources": list(hull_sources), "threshold": threshold,
+    report = sun_report(structures, relaxations, hull, list(train) + known_elements, threshold=threshold, progress=say,
+                        sampled=sampled)
+    report["settings"] = {"training": training, "novelty_reference": f"{training} + {len(known_elements)} elemental "
+                          "crystals (ASE reference states)", "hull_sources": list(hull_sources), "threshold": threshold,
                           "potential": "chgnet-0.3.0", "relaxation": "FIRE, fmax 0.05 eV/A, 200 steps, cell relaxed",
                           "known_phases": len(hull.phases), "relax_sample": relax_sample, "seed": seed}
     report["seconds"] = round(time.perf_counter() - start, 1)
