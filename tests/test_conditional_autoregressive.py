@@ -91,3 +91,27 @@ def test_training_computes_the_conditions(tmp_path):
     with pytest.raises(MolgenError, match="neither a computed property"):
         run_training(bad, tmp_path / "bad")
     assert np.isfinite(float(model.condition_std[1]))
+
+
+def test_reinforcement_learning_proposes_and_scores_under_the_prior_condition():
+    """With ``condition``, the agent samples at the targets and agent and prior
+    likelihoods are the conditional ones (an unconditional score would charge
+    the light molecule log 2 for the other mode)."""
+    from molgen.loops.reinforce import PriorRegularizedRL, ReinforceConfig
+
+    model = _memorising_model()
+    conditional = PriorRegularizedRL(model, ReinforceConfig(condition={"size": 0.0}, temperature=0.5), seed=0)
+    assert conditional.agent.config.condition_dropout == 0.0 and model.config.condition_dropout == 0.2
+    texts = conditional.propose(16)
+    assert texts and set(texts) == {LIGHT}  # duplicates dropped: one distinct proposal
+    scored = conditional.update(texts, [t for t in texts], [0.0] * len(texts))
+    free = PriorRegularizedRL(model, ReinforceConfig(replay_capacity=0), seed=0)
+    free.propose(16)
+    free._last = [model.domain.tokenizer.encode(LIGHT)[1:-1]]
+    unconditioned = free.update([LIGHT], [LIGHT], [0.0])
+    assert scored["prior_nll"] < 0.1 < unconditioned["prior_nll"]
+    with pytest.raises(MolgenError, match="give every condition"):
+        PriorRegularizedRL(model, ReinforceConfig(condition={"logP": 1.0}))
+    plain = AutoregressiveTransformer.from_domain(model.domain, d_model=16, n_layers=1, n_heads=2, max_length=24)
+    with pytest.raises(MolgenError, match="trained without conditions"):
+        PriorRegularizedRL(plain, ReinforceConfig(condition={"size": 0.0}))

@@ -79,12 +79,19 @@ class ReinforceConfig(StrictModel):
         None, description="LibInvent-style: propose only decorations of this SMILES scaffold ('*' at each attachment "
         "point); the scaffold's tokens are forced and the agent writes the substituents, learning from their scores")
 
+    condition: dict[str, float] | None = Field(
+        None, description="a conditional prior's property targets (e.g. {band_gap = 1.45}): the agent proposes, and "
+        "agent and prior are scored, conditioned on them, so the run starts from the prior's conditional "
+        "distribution; None: unconditional")
+
     @model_validator(mode="after")
     def _semantic_needs_grammar(self) -> "ReinforceConfig":
         if self.semantic and not self.constrained:
             raise ValueError("semantic = true needs constrained = true (the constraint reads the grammar's layout)")
         if self.scaffold is not None and self.constrained:
             raise ValueError("scaffold and constrained cannot be combined (a scaffold is a SMILES template)")
+        if self.scaffold is not None and self.condition:
+            raise ValueError("scaffold and condition cannot be combined")
         return self
 
 
@@ -138,6 +145,12 @@ class PriorRegularizedRL:
                 raise MolgenError(f"a scaffold is a SMILES template; this prior's domain is {prior.domain.name!r}")
             self.template = decoration(self.config.scaffold)
             self.template.constraint(prior.domain.tokenizer.vocab)  # refuses tokens the prior cannot write, now
+        self.condition: torch.Tensor | None = None  # [1, k]: the targets every sequence is scored under
+        if self.config.condition:
+            # condition_rows refuses an unconditional prior or names other than the prior's, now.
+            self.condition = prior.condition_rows(1, self.config.condition, self.sample_generator)
+            # The policy is the conditional one: no condition dropout in its training steps.
+            self.agent.config = self.agent.config.model_copy(update={"condition_dropout": 0.0})
         self.replay = ReplayBuffer(self.config.replay_capacity, self.config.replay_weighting)
         self._last: list[list[int]] = []
 
@@ -159,9 +172,9 @@ class PriorRegularizedRL:
         self.agent.eval()
         # Explicit flags where the backbone has them: its sampling default follows the domain (constrained
         # for crystals), while this policy's proposals must match its likelihoods, which follow the config.
-        flags = {}
+        flags: dict[str, Any] = {"condition": dict(self.config.condition)} if self.condition is not None else {}
         if "constrained" in self.agent.sampling_options():
-            flags = {"constrained": bool(self.config.constrained), "semantic": bool(self.config.semantic)}
+            flags.update(constrained=bool(self.config.constrained), semantic=bool(self.config.semantic))
         if self.template is not None:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.sample_generator, device=self.device))
             constraint = self.template.constraint(self.domain.tokenizer.vocab, seed=seed)
@@ -185,7 +198,10 @@ class PriorRegularizedRL:
         vocab = self.domain.tokenizer.vocab
         limit = self.agent.config.max_length
         rows = [[vocab.bos_id, *seq, vocab.eos_id] if len(seq) + 2 <= limit else [vocab.bos_id, *seq[: limit - 1]] for seq in ids]
-        return {k: v.to(self.device) for k, v in pad_batch(rows, vocab.pad_id).items()}
+        batch = {k: v.to(self.device) for k, v in pad_batch(rows, vocab.pad_id).items()}
+        if self.condition is not None:
+            batch["condition"] = self.condition.expand(len(rows), -1)
+        return batch
 
     def update(self, texts: Sequence[str], keys: Sequence[str | None], rewards: Sequence[float]) -> dict[str, float]:
         """DAP policy steps on the last proposal (``texts`` in proposal
