@@ -81,6 +81,8 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
     })
     if args.formula_bucket == 0:  # 0: no buckets
         spec["discovery"]["formula_bucket"] = None
+    if args.condition is not None:  # the generator's band-gap condition (a conditional prior)
+        spec["discovery"]["strategy"]["condition"] = {"band_gap": args.condition}
     settings = validate(DiscoverSettings, {"preset": spec, "seed": args.seed, "device": "cpu"})
     seed_everything(args.seed)
     resume = (out_dir / "discover.json").is_file()
@@ -220,8 +222,10 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     spec = load_preset(preset)
     objective = Objective.from_spec(spec.objective)
     seed_everything(args.seed)
-    strategy = PriorRegularizedRL(load_generator(resolve_prior(spec.generator or "perov5"), "cpu"), spec.discovery.strategy,
-                                  seed=args.seed)
+    config = spec.discovery.strategy
+    if args.condition is not None:
+        config = config.model_copy(update={"condition": {"band_gap": args.condition}})
+    strategy = PriorRegularizedRL(load_generator(resolve_prior(spec.generator or "perov5"), "cpu"), config, seed=args.seed)
     index = StructureIndex(strategy.domain.matcher)
     rows, rejected, start = [], {}, time.perf_counter()
     for r in range(1, args.rounds + 1):
@@ -296,6 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sanity-relax-per-round", type=int, default=0, help="relaxations per round in the sanity run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--formula-bucket", type=int, default=None, help="rewarded crystals per reduced formula (preset default if unset; 0: no buckets)")
+    parser.add_argument("--condition", type=float, default=None,
+                        help="sample and score the generator at this band_gap condition (eV; the mp20 prior is conditional)")
     parser.add_argument("--throughput-n", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/out/pv")
