@@ -75,7 +75,7 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
     spec = apply_overrides(load_preset(preset).model_dump(mode="json"), {
         "discovery.rounds": args.rounds,
         "discovery.per_round": args.per_round,
-        "discovery.relax.per_round": args.relax_per_round if not preset.endswith("known-gap") else args.sanity_relax_per_round,
+        "discovery.relax.per_round": args.relax_per_round if "known-gap" not in preset else args.sanity_relax_per_round,
         "discovery.relax.workers": args.workers,
         "discovery.formula_bucket": args.formula_bucket,
     })
@@ -171,9 +171,11 @@ class HeldOut:
             ``window_formulas_found`` (distinct in-window held-out compositions
             the training split lacks, whatever the structure).
         """
+        from molgen.loops.discovery import decode
+
         known, found, formulas = set(), {}, {}
         for step, obj, rejected_by in rows:
-            structure = self.domain.parse(obj) if isinstance(obj, str) else obj
+            structure = decode(self.domain, obj) if isinstance(obj, str) else obj  # None: a text that does not parse
             if structure is None:
                 continue
             formula = structure.composition.reduced_formula
@@ -300,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--sanity-relax-per-round", type=int, default=0, help="relaxations per round in the sanity run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--formula-bucket", type=int, default=None, help="rewarded crystals per reduced formula (preset default if unset; 0: no buckets)")
+    parser.add_argument("--sanity-preset", default=None, help="preset name or TOML of the sanity run (default: the chemistry's)")
     parser.add_argument("--condition", type=float, default=None,
                         help="sample and score the generator at this band_gap condition (eV; the mp20 prior is conditional)")
     parser.add_argument("--throughput-n", type=int, default=40)
@@ -329,11 +332,11 @@ def main(argv: list[str] | None = None) -> dict:
         results["loop"] = run_loop(chem["loop"], out / "loop", args)
     held_out = HeldOut(window, args.chemistry) if parts & {"sanity", "chance"} else None
     if "sanity" in parts:
-        results["sanity"] = run_loop(chem["sanity"], out / "sanity", args)
+        results["sanity"] = run_loop(args.sanity_preset or chem["sanity"], out / "sanity", args)
         results["sanity"]["rediscovery"] = r = sanity_rediscoveries(out / "sanity", held_out)
         print(f"[sanity] {rediscovery_line(r)}")
     if "chance" in parts:
-        results["chance"] = r = prior_by_chance(chem["sanity"], held_out, args)
+        results["chance"] = r = prior_by_chance(args.sanity_preset or chem["sanity"], held_out, args)
         print(f"[chance] the prior, {r['samples']} samples: {rediscovery_line(r)}")
     if "throughput" in parts:
         results["throughput"] = throughput(args.throughput_n, args.workers)
