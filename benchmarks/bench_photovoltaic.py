@@ -65,7 +65,7 @@ def base_rate(window: tuple[float, float], chemistry: str = "perov5") -> dict:
     return out
 
 
-def run_loop(preset: str, out_dir: Path, args) -> dict:
+def run_loop(preset: str, out_dir: Path, args, relax_per_round: int) -> dict:
     """One discovery run through the workflow API (what ``molgen discover`` calls)."""
     from molgen.core.config import validate
     from molgen.core.seeding import seed_everything
@@ -75,7 +75,7 @@ def run_loop(preset: str, out_dir: Path, args) -> dict:
     spec = apply_overrides(load_preset(preset).model_dump(mode="json"), {
         "discovery.rounds": args.rounds,
         "discovery.per_round": args.per_round,
-        "discovery.relax.per_round": args.relax_per_round if "known-gap" not in preset else args.sanity_relax_per_round,
+        "discovery.relax.per_round": relax_per_round,
         "discovery.relax.workers": args.workers,
         "discovery.formula_bucket": args.formula_bucket,
     })
@@ -329,10 +329,10 @@ def main(argv: list[str] | None = None) -> dict:
         results["base_rate"] = base_rate(window, args.chemistry)
         print(f"[base] {chem['data']}-train in-window fraction ({column}) {results['base_rate']['train'][f'{column}_in_window_fraction']:.4f}")
     if "loop" in parts:
-        results["loop"] = run_loop(chem["loop"], out / "loop", args)
+        results["loop"] = run_loop(chem["loop"], out / "loop", args, args.relax_per_round)
     held_out = HeldOut(window, args.chemistry) if parts & {"sanity", "chance"} else None
     if "sanity" in parts:
-        results["sanity"] = run_loop(args.sanity_preset or chem["sanity"], out / "sanity", args)
+        results["sanity"] = run_loop(args.sanity_preset or chem["sanity"], out / "sanity", args, args.sanity_relax_per_round)
         results["sanity"]["rediscovery"] = r = sanity_rediscoveries(out / "sanity", held_out)
         print(f"[sanity] {rediscovery_line(r)}")
     if "chance" in parts:

@@ -311,6 +311,29 @@ def test_known_property_falls_back_to_the_nearest_known_composition(tmp_path):
         build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": "nearest"}, "gap")
 
 
+def test_known_proximity_grades_structure_formula_and_stoichiometry(tmp_path):
+    """1 for a known structure, ``polymorph`` for a known formula in a new
+    structure, decaying with the L1 distance to the nearest known formula,
+    0 outside the known chemical systems."""
+    from molgen.scoring.components import build_component
+
+    rock_salt = _cubic(["Na"] * 4 + ["Cl"] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5],
+                                                  [0.5, 0, 0], [0, 0.5, 0], [0, 0, 0.5], [0.5, 0.5, 0.5]], a=5.6)
+    known = tmp_path / "known.csv"
+    with known.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["cif"], [rock_salt.to(fmt="cif")]])
+    caesium_chloride = _cubic(["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]], a=3.3)
+    na2cl = _cubic(["Na", "Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0, 0]])
+    kbr = _cubic(["K", "Br"], [[0, 0, 0], [0.5, 0.5, 0.5]], a=3.9)
+    component = build_component("known_proximity", {"source": [str(known)], "scale": 0.2, "polymorph": 0.6}, "near")
+    values, reasons = component([rock_salt, caesium_chloride, na2cl, kbr])
+    distance = abs(2 / 3 - 0.5) + abs(1 / 3 - 0.5)  # Na2Cl vs NaCl
+    np.testing.assert_allclose(values, [1.0, 0.6, 0.6 * np.exp(-distance / 0.2), 0.0], atol=1e-9)
+    assert reasons == [None] * 4
+    with pytest.raises(ConfigError):
+        build_component("known_proximity", {"source": [str(known)], "scale": 0.0}, "near")
+
+
 def test_the_report_counts_a_gap_only_for_predicted_non_metals(tmp_path, reference_csv):
     loop = make_loop(tmp_path / "run", reference_csv)
     comp = lambda p, g: {"p_nonmetal": {"raw": p}, "gap_if_nonmetal": {"raw": g}}  # noqa: E731

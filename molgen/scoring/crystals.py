@@ -167,20 +167,29 @@ class KnownCompositions:
             fractions = {el.symbol: x for el, x in composition.fractional_composition.items()}
             self.systems.setdefault(composition.chemical_system, []).append((fractions, value))
 
+    def _distances(self, composition) -> tuple[list[tuple[dict[str, float], float]], np.ndarray]:
+        # L1 distance of atomic fractions to each known compound of the same chemical system
+        known = self.systems.get(composition.chemical_system, [])
+        fractions = {el.symbol: x for el, x in composition.fractional_composition.items()}
+        return known, np.array([sum(abs(fractions[e] - f.get(e, 0.0)) for e in fractions) for f, _ in known])
+
     def lookup(self, composition, same_formula_only: bool) -> tuple[float | None, str | None]:
         """``(value, None)``, or ``(None, reason)`` where no known compound qualifies.
 
         The median over the known compounds nearest in atomic fractions
         (distance 0: the same reduced formula, polymorphs included).
         """
-        known = self.systems.get(composition.chemical_system, [])
-        if known:
-            fractions = {el.symbol: x for el, x in composition.fractional_composition.items()}
-            distances = np.array([sum(abs(fractions[e] - f.get(e, 0.0)) for e in fractions) for f, _ in known])
-            if not same_formula_only or distances.min() <= 1e-6:
-                nearest = distances <= distances.min() + 1e-6
-                return float(np.median([v for (_, v), keep in zip(known, nearest) if keep])), None
+        known, distances = self._distances(composition)
+        if known and (not same_formula_only or distances.min() <= 1e-6):
+            nearest = distances <= distances.min() + 1e-6
+            return float(np.median([v for (_, v), keep in zip(known, nearest) if keep])), None
         return None, "no known compound of this formula" if same_formula_only else "no known compound of this chemical system"
+
+    def nearest_distance(self, composition) -> float | None:
+        """L1 distance of atomic fractions to the nearest known compound of the
+        chemical system (0: a known formula), or None where the system has none."""
+        known, distances = self._distances(composition)
+        return float(distances.min()) if known else None
 
 
 @lru_cache(maxsize=8)
@@ -200,11 +209,13 @@ def _build_known_structures(sources: tuple[str, ...], column: str | None, ltol: 
         for i, text in enumerate(loaded.texts):
             structure = domain.parse(text)
             key = index.add(structure)
-            if column is not None:
-                value = float(loaded.targets[column][i])
-                if math.isfinite(value):
-                    values.setdefault(key, value)
-                    compositions.append((structure.composition, value))
+            if column is None:  # compositions only (known_proximity)
+                compositions.append((structure.composition, math.nan))
+                continue
+            value = float(loaded.targets[column][i])
+            if math.isfinite(value):
+                values.setdefault(key, value)
+                compositions.append((structure.composition, value))
     return index, values, KnownCompositions(compositions)
 
 
@@ -267,6 +278,52 @@ class KnownPropertyComponent(BatchComponent):
                 value, why[i] = self.compositions.lookup(s.composition, same_formula_only=self.fallback == "formula")
                 if value is not None:
                     out[i] = value
+        return out, why
+
+
+class KnownProximityParams(KnownStructuresParams):
+    scale: float = Field(0.1, gt=0, description="L1 distance of atomic fractions at which proximity to the nearest "
+                         "known formula falls by 1/e")
+    polymorph: float = Field(0.5, ge=0, le=1, description="proximity of a known formula written in a structure that "
+                             "matches none of its known ones (a matching structure scores 1)")
+
+
+class KnownProximityComponent(BatchComponent):
+    """How close a structure is to the known compounds of the sources: 1 for
+    a structure match, ``polymorph`` for a known formula in another structure,
+    ``polymorph * exp(-d / scale)`` for a composition at L1 distance ``d``
+    (atomic fractions) from the nearest known formula of its chemical system,
+    0 outside the known chemical systems.
+
+    Paired (geometric aggregate) with :class:`KnownPropertyComponent` and its
+    composition fallback, it grades a sanity oracle: the fallback alone pays
+    any stoichiometry of a chemical system as much as the known compound
+    itself, so reinforcement learning drifts to new compositions near the
+    known ones and never has a reason to write the known one. Outside
+    retrospective tests, a low weight of it keeps a campaign near charted
+    chemistry (with a ``max`` filter, away from it).
+
+    Args:
+        params: Reference data sets, decay scale and matcher tolerances.
+        name: Column name.
+    """
+
+    def __init__(self, params: KnownProximityParams, name: str = "known_proximity"):
+        self.name, self.params = name, params
+        self.index, _, self.compositions = _known_structures(params.source, None, params)
+
+    def values(self, objs):
+        out, why = np.full(len(objs), np.nan), [None] * len(objs)
+        for i, s in enumerate(objs):
+            try:
+                if self.index.find(s) is not None:
+                    out[i] = 1.0
+                    continue
+            except Exception as exc:  # as in NoveltyComponent
+                why[i] = f"matching failed: {type(exc).__name__}: {exc}"
+                continue
+            distance = self.compositions.nearest_distance(s.composition)
+            out[i] = 0.0 if distance is None else self.params.polymorph * math.exp(-distance / self.params.scale)
         return out, why
 
 
@@ -359,6 +416,7 @@ PER_OBJECT = {
 BATCH = {
     "novelty": (KnownStructuresParams, NoveltyComponent),
     "known_property": (KnownPropertyParams, KnownPropertyComponent),
+    "known_proximity": (KnownProximityParams, KnownProximityComponent),
     "band_gap": (BandGapParams, BandGapComponent),
     "gap_directness": (GapDirectnessParams, GapDirectnessComponent),
 }
