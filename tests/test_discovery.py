@@ -77,7 +77,7 @@ def reference_csv(tmp_path):
     return path
 
 
-def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, relax=None, hull=None):
+def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, relax=None, hull=None, polymorphs=None):
     from molgen.backbones.base import load_generator
     from molgen.loops.reinforce import PriorRegularizedRL
     from molgen.pretrained import pretrained_dir
@@ -86,6 +86,7 @@ def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, rel
         "rounds": rounds, "per_round": 48,
         "strategy": {"update_batch": 24},
         "relax": {"per_round": 3, "budget": 5, "max_formation_energy": 0.0, "executor": "serial", **(relax or {})},
+        "polymorphs": polymorphs or {},
     })
     strategy = PriorRegularizedRL(load_generator(pretrained_dir("perov5")), config.strategy, seed=seed)
     objective = Objective.from_spec(objective_spec(reference_csv))
@@ -202,6 +203,54 @@ def test_a_killed_run_resumes_without_rescoring_or_rerelaxing(tmp_path, referenc
     assert len(CALLS) == 1  # only the relaxation the kill interrupted
     assert store_rows(tmp_path / "killed") == straight  # same candidates, keys, scores and relaxations, round 3 included
     assert len(straight_calls) == 5
+
+
+def test_polymorph_search_resamples_the_best_formulas_and_resumes(tmp_path, reference_csv):
+    """The round's two best formulas come back in fresh structures of the same
+    cell, scored and stored beside the proposals but outside their funnel; a
+    killed run resumes to the same store."""
+    from molgen.domains.crystal import CrystalDomain
+    from molgen.loops.polymorphs import cell_formula
+
+    domain = CrystalDomain()
+    polymorphs = {"formulas": 2, "samples": 4}
+    CALLS.clear()
+    make_loop(tmp_path / "straight", reference_csv, polymorphs=polymorphs).run()
+    out = tmp_path / "straight"
+    with (out / "rounds.csv").open() as handle:
+        rounds = list(csv.DictReader(handle))
+    with (out / "polymorphs.csv").open() as handle:
+        resampled = list(csv.DictReader(handle))
+    candidates, _ = store_rows(out)
+    assert [int(r["polymorph_formulas"]) for r in rounds] == [2, 2]
+    assert [int(r["polymorph_sampled"]) for r in rounds] == [8, 8]
+    assert len(candidates) == sum(int(r["new"]) + int(r["polymorph_new"]) for r in rounds)
+    assert sum(int(r["polymorph_new"]) for r in rounds) > 0
+    by_key = {c[0]: c for c in candidates}
+    for r in rounds:
+        step = int(r["round"])
+        mine = [x for x in resampled if int(x["round"]) == step]
+        assert len(mine) == int(r["polymorph_distinct"])
+        # The cells are those of the round's two best distinct formulas among its proposals that passed every filter.
+        resampled_keys = {x["key"] for x in mine}
+        proposals = sorted((c for c in candidates if c[2] == step and c[4] is None and c[0] not in resampled_keys),
+                           key=lambda c: -c[3])
+        best: dict[str, str] = {}
+        for c in proposals:
+            structure = domain.parse(c[1])
+            best.setdefault(structure.composition.reduced_formula, cell_formula(structure))
+        assert {x["cell"] for x in mine} == set(list(best.values())[:2])
+        for x in mine:
+            if x["new"] == "True":  # stored with exactly the cell's atoms
+                assert cell_formula(domain.parse(by_key[x["key"]][1])) == x["cell"]
+
+    CALLS.clear()
+    with pytest.raises(Interrupt):  # killed during round 2's relaxations
+        make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
+    make_loop(tmp_path / "killed", reference_csv, polymorphs=polymorphs).run(resume=True)
+    assert store_rows(tmp_path / "killed") == store_rows(out)
+    with (tmp_path / "killed" / "polymorphs.csv").open() as handle:
+        assert list(csv.DictReader(handle)) == resampled
 
 
 def test_resume_needs_a_run(tmp_path, reference_csv):

@@ -43,11 +43,13 @@ from molgen.core.errors import MolgenError
 from molgen.core.progress import progress_bar
 from molgen.loops.engine import RunDirectory
 from molgen.core.executors import make_executor
+from molgen.loops.polymorphs import PolymorphStageConfig, cell_formula, chosen_cells, resample
 from molgen.loops.reinforce import ReinforceConfig
 from molgen.loops.store import Candidate, CandidateStore
 from molgen.scoring.oracle import Oracle
 
 ROUNDS_NAME = "rounds.csv"
+POLYMORPHS_NAME = "polymorphs.csv"
 SELECTED_NAME = "selected.csv"
 ASE_DB_NAME = "relaxed.db"
 RELAXED_DIR = "relaxed"
@@ -92,6 +94,7 @@ class DiscoveryLoopConfig(StrictModel):
         None, gt=0, description="distinct crystals per reduced formula that earn a reward; later polymorphs get 0, "
         "as REINVENT's scaffold buckets do for molecules (None: no limit)")
     relax: RelaxStageConfig = RelaxStageConfig()
+    polymorphs: PolymorphStageConfig = PolymorphStageConfig()
     strategy: ReinforceConfig = Field(default_factory=lambda: ReinforceConfig(update_batch=64))
 
 
@@ -221,6 +224,8 @@ class MaterialsDiscovery:
         self._round_keys: dict[int, str] = {}
         self._first_round: dict[str, int] = {}
         self._tables: list[tuple[list[str], Any]] = []
+        self._polymorph_keys: set[str] = set()  # this round's resampled structures (kept out of its funnel)
+        self._polymorph_rows: list[dict[str, Any]] = []
 
     # -- the loop -----------------------------------------------------------
     def run(self, resume: bool = False) -> DiscoveryResult:
@@ -251,12 +256,15 @@ class MaterialsDiscovery:
                 if executor is not None and self.config.relax.hull and self.hull is None:
                     self.hull = self._build_hull()
                 rows = run.read_records(ROUNDS_NAME)
+                self._polymorph_rows = run.read_records(POLYMORPHS_NAME) if self.config.polymorphs.active else []
                 with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
                     for r in range(self.round + 1, self.config.rounds + 1):
                         self.round = r
                         row = self._one_round(store, oracle, executor)
                         rows = [x for x in rows if int(x["round"]) < r] + [row]
                         run.write_records(ROUNDS_NAME, rows)
+                        if self.config.polymorphs.active:
+                            run.write_records(POLYMORPHS_NAME, self._polymorph_rows)
                         run.save_checkpoint(self.strategy, r)
                         bar.update(1)
                         self.log(self._round_line(row))
@@ -291,6 +299,9 @@ class MaterialsDiscovery:
         t = time.perf_counter()
         scores = oracle.score(objs)
         times["score"] = time.perf_counter() - t
+        t = time.perf_counter()
+        polymorph_stats = self._polymorph_round(store, oracle, {k for k in keys if k is not None})
+        times["polymorphs"] = time.perf_counter() - t
         component_seconds: dict[str, float] = {}
         for _, table in self._tables:
             for name, sec in table.seconds.items():
@@ -307,6 +318,7 @@ class MaterialsDiscovery:
         stats = self.strategy.update(texts, keys, rewards.tolist())
         times["update"] = time.perf_counter() - t
         row = self._round_stats(store, texts, objs, keys, followups)
+        row.update(polymorph_stats)
         row.update({"mean_reward": float(rewards.mean()) if len(rewards) else float("nan"), "loss": stats.get("loss", float("nan"))})
         row.update({f"seconds_{k}": round(v, 3) for k, v in times.items()})
         store.log_step(r, len(texts), sum(o is not None for o in objs), row["new"], row["mean_reward"], row["loss"], sum(times.values()))
@@ -330,6 +342,45 @@ class MaterialsDiscovery:
             if f is not None and not self._stable(f):
                 rewards[i] *= c.relax.unstable_reward
         return rewards
+
+    def _polymorph_round(self, store: CandidateStore, oracle: Oracle, proposed: set[str]) -> dict[str, Any]:
+        """Resample the round's best new formulas in fresh structures (see
+        :mod:`molgen.loops.polymorphs`), dedupe and score them; return their
+        ``rounds.csv`` columns."""
+        pc = self.config.polymorphs
+        self._polymorph_keys = set()
+        if not pc.active:
+            return {}
+        # Ranked among the round's own proposals only: a resumed round picks the same formulas.
+        best = [c for c in store.passed_of_step(self.round, pc.min_score) if c.key in proposed]
+        cells = chosen_cells(best, self.domain, pc.formulas)
+        model = getattr(self.strategy, "prior", None)  # the generator before any update: its structures are the most faithful
+        model = self.strategy.agent if model is None else model
+        structures = resample(model, cells, pc, self.round) if cells else []
+        objs, keys = [], []
+        for structure in structures:
+            try:
+                key = None if structure is None else self.index.add(structure)
+            except Exception:  # as for proposals
+                key = None
+            if key is None or key in proposed or key in self._polymorph_keys:
+                continue
+            objs.append(structure)
+            keys.append(key)
+            self._polymorph_keys.add(key)
+            self._round_keys[id(structure)] = key
+            if self._first_round.get(key, self.round) == self.round:
+                self._texts[key] = self.domain.format(structure)
+        if objs:
+            oracle.score(objs)
+        self._polymorph_rows = [x for x in self._polymorph_rows if int(x["round"]) < self.round]
+        passed = {c.key for c in store.passed_of_step(self.round, pc.min_score)}
+        new = [k for k in keys if self._first_round.get(k) == self.round]
+        self._polymorph_rows += [{"round": self.round, "key": k, "cell": cell_formula(o), "new": k in new, "passed": k in passed}
+                                 for k, o in zip(keys, objs)]
+        return {"polymorph_formulas": len(cells), "polymorph_sampled": len(structures),
+                "polymorph_distinct": len(keys), "polymorph_new": len(new),
+                "polymorph_pass_all": sum(k in passed for k in new)}
 
     def _key(self, obj) -> str:
         # The round's structures were matched once while deduplicating; the oracle reuses those keys.
@@ -469,7 +520,7 @@ class MaterialsDiscovery:
         return not math.isnan(value)
 
     def _round_stats(self, store, texts, objs, keys, all_followups: dict[str, dict]) -> dict[str, Any]:
-        new = list(store.candidates_of_step(self.round))
+        new = [c for c in store.candidates_of_step(self.round) if c.key not in self._polymorph_keys]
         row: dict[str, Any] = {
             "round": self.round,
             "sampled": len(texts),
