@@ -29,6 +29,7 @@ import math
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from bench_crystal_predictors import cpu_model  # benchmarks/ is the script's directory
@@ -216,6 +217,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     from molgen.core.seeding import seed_everything
     from molgen.domains.crystal.matching import StructureIndex
     from molgen.loops.discovery import decode
+    from molgen.loops.polymorphs import chosen_cells, resample
     from molgen.loops.reinforce import PriorRegularizedRL
     from molgen.scoring.objective import Objective
     from molgen.workflows.discovery import load_preset
@@ -223,6 +225,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
 
     spec = load_preset(preset)
     objective = Objective.from_spec(spec.objective)
+    polymorphs = spec.discovery.polymorphs
     seed_everything(args.seed)
     config = spec.discovery.strategy
     if args.condition is not None:
@@ -245,8 +248,28 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
         for i, (key, obj) in enumerate(new):
             rejected[key] = table.rejected_by[i]
             rows.append((r, obj, table.rejected_by[i]))
-        print(f"[chance] round {r}: {len(new)} new structures")
+        resampled = 0
+        if polymorphs.active:  # the loop's polymorph stage on the prior's best formulas: the same pipeline, no learning
+            passed = sorted((i for i in range(len(new)) if table.rejected_by[i] is None and np.isfinite(table.total[i])
+                             and table.total[i] > polymorphs.min_score), key=lambda i: -table.total[i])
+            cells = chosen_cells([SimpleNamespace(text=strategy.domain.format(new[i][1])) for i in passed],
+                                 strategy.domain, polymorphs.formulas)
+            extra = []
+            for obj in resample(strategy.prior, cells, polymorphs, r):
+                try:
+                    key = None if obj is None else index.add(obj)
+                except Exception:
+                    key = None
+                if key is not None and key not in rejected:
+                    rejected[key] = None
+                    extra.append(obj)
+            if extra:
+                table = objective(extra)
+                rows += [(r, obj, table.rejected_by[i]) for i, obj in enumerate(extra)]
+            resampled = len(extra)
+        print(f"[chance] round {r}: {len(new)} new structures" + (f", {resampled} new polymorphs" if polymorphs.active else ""))
     return {"samples": args.rounds * args.per_round, "distinct": len(rows), **held_out.count(rows),
+            "polymorph_stage": polymorphs.model_dump() if polymorphs.active else None,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
