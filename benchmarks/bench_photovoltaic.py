@@ -222,6 +222,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     from molgen.scoring.objective import Objective
     from molgen.workflows.discovery import load_preset
     from molgen.workflows.optimization import resolve_prior
+    from molgen.workflows.structure_prediction import predict_structures
 
     spec = load_preset(preset)
     objective = Objective.from_spec(spec.objective)
@@ -255,7 +256,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
             cells = chosen_cells([SimpleNamespace(text=strategy.domain.format(new[i][1])) for i in passed],
                                  strategy.domain, polymorphs.formulas)
             extra = []
-            for obj in resample(strategy.prior, cells, polymorphs, r):
+            for obj in resample(strategy.prior, cells, polymorphs, r, predict_structures):
                 try:
                     key = None if obj is None else index.add(obj)
                 except Exception:

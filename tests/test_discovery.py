@@ -18,6 +18,7 @@ from molgen.loops.discovery import MaterialsDiscovery
 from molgen.core.executors import SerialExecutor
 from molgen.scoring.objective import Objective
 from molgen.workflows.discovery import DiscoveryConfig
+from molgen.workflows.structure_prediction import predict_structures
 from tests.conftest import SMALL_CRYSTALS, needs_mirror
 
 CALLS: list[str] = []
@@ -90,7 +91,8 @@ def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, rel
     })
     strategy = PriorRegularizedRL(load_generator(pretrained_dir("perov5")), config.strategy, seed=seed)
     objective = Objective.from_spec(objective_spec(reference_csv))
-    return MaterialsDiscovery(strategy, objective, out_dir, config, relax_fn=relax_fn, executor=SerialExecutor(), hull=hull)
+    return MaterialsDiscovery(strategy, objective, out_dir, config, relax_fn=relax_fn, executor=SerialExecutor(), hull=hull,
+                              structure_predictor=predict_structures)
 
 
 def store_rows(out_dir):

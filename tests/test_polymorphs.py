@@ -37,3 +37,11 @@ def test_substitution_needs_templates():
     with pytest.raises(ValidationError, match="templates"):
         PolymorphStageConfig(formulas=2, method="substitution")
     PolymorphStageConfig(formulas=0, method="substitution")  # off: nothing to check
+
+
+def test_generator_method_needs_a_structure_predictor():
+    from molgen.core.errors import MolgenError
+    from molgen.loops.polymorphs import resample
+
+    with pytest.raises(MolgenError, match="structure predictor"):
+        resample(object(), ["K1Br1"], PolymorphStageConfig(formulas=1, method="generator"), round_number=1)

@@ -197,11 +197,18 @@ class MaterialsDiscovery:
         hull: A :class:`~molgen.physics.hull.ConvexHull` to measure relaxed
             candidates against (default: built from ``config.relax.hull``
             when relaxations run).
+        structure_predictor: Crystal structure prediction for the polymorph
+            stage's ``method = "generator"`` (see :func:`molgen.loops.polymorphs.resample`).
+
+    Raises:
+        MolgenError: the polymorph stage samples the generator but no
+            ``structure_predictor`` was given.
     """
 
     def __init__(self, strategy, objective, out_dir: str | Path, config: DiscoveryLoopConfig,
                  relax_fn: Callable[[dict], dict] | None = None, executor=None, log: Callable[[str], None] | None = None,
-                 progress: bool = False, report: RoundReport | None = None, hull=None):
+                 progress: bool = False, report: RoundReport | None = None, hull=None,
+                 structure_predictor: Callable[..., list] | None = None):
         from molgen.domains.crystal.matching import StructureIndex
 
         self.strategy = strategy
@@ -218,6 +225,10 @@ class MaterialsDiscovery:
             report = spec.build(objective) if spec is not None else RoundReport()
         self.report = report
         self.hull = hull
+        self.structure_predictor = structure_predictor
+        if config.polymorphs.active and config.polymorphs.method == "generator" and structure_predictor is None:
+            raise MolgenError('[discovery.polymorphs] method = "generator" needs a structure_predictor '
+                              "(molgen.workflows.structure_prediction.predict_structures)")
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
@@ -356,7 +367,7 @@ class MaterialsDiscovery:
         cells = chosen_cells(best, self.domain, pc.formulas)
         model = getattr(self.strategy, "prior", None)  # the generator before any update: its structures are the most faithful
         model = self.strategy.agent if model is None else model
-        structures = resample(model, cells, pc, self.round) if cells else []
+        structures = resample(model, cells, pc, self.round, self.structure_predictor) if cells else []
         objs, keys = [], []
         for structure in structures:
             try:

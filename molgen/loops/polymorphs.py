@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from pydantic import Field, model_validator
 
 from molgen.core.config import StrictModel
+from molgen.core.errors import MolgenError
 
 
 class PolymorphStageConfig(StrictModel):
@@ -84,7 +85,8 @@ def chosen_cells(candidates: Sequence, domain, k: int) -> list[str]:
     return list(cells.values())
 
 
-def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_number: int) -> list:
+def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_number: int,
+             predict: Callable[..., list] | None = None) -> list:
     """Fresh structures of each cell formula.
 
     Args:
@@ -93,6 +95,10 @@ def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_nu
         cells: From :func:`chosen_cells`.
         config: Method, samples, temperature, seed.
         round_number: The discovery round (part of each formula's seed).
+        predict: ``method = "generator"``: crystal structure prediction,
+            ``(model, formula, n, seed=, temperature=, batch_size=) -> structures``
+            (:func:`molgen.workflows.structure_prediction.predict_structures`;
+            passed in because loops sit below workflows).
 
     Returns:
         Structures (None where a text did not parse), up to ``config.samples``
@@ -101,13 +107,13 @@ def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_nu
     if config.method == "substitution":
         templates = substitution_templates(tuple(config.templates))
         return [s for cell in cells for s in substitutions(templates, cell, config.samples, config.max_atoms)]
-    from molgen.workflows.structure_prediction import predict_structures
-
+    if predict is None:
+        raise MolgenError('[discovery.polymorphs] method = "generator" needs a structure predictor '
+                          "(molgen discover passes one; in Python, MaterialsDiscovery(structure_predictor=...))")
     out: list = []
     for cell in cells:
         seed = (config.seed + zlib.crc32(f"{round_number}:{cell}".encode())) % (2**31 - 1)
-        out.extend(predict_structures(model, cell, config.samples, seed=seed, temperature=config.temperature,
-                                      batch_size=config.samples))
+        out.extend(predict(model, cell, config.samples, seed=seed, temperature=config.temperature, batch_size=config.samples))
     return out
 
 

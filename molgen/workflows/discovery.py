@@ -15,6 +15,7 @@ from molgen.core.serialization import read_json, write_json
 from molgen.loops.discovery import DiscoveryLoopConfig, DiscoveryResult, MaterialsDiscovery, require_relaxation_support
 from molgen.loops.engine import claim_new_run, require_resumable
 from molgen.workflows.photovoltaic import GapWindowReportConfig
+from molgen.workflows.structure_prediction import predict_structures
 
 RUN_SETTINGS = "discover.json"
 PRESET_DIR = Path(__file__).resolve().parent / "data"
@@ -130,6 +131,6 @@ def discover(settings: DiscoverSettings | None, out_dir: str | Path, resume: boo
             "stability is not checked (install molgen[potential] and keep relaxations on for CHGNet and the hull)")
     strategy = PriorRegularizedRL(generator, settings.preset.discovery.strategy, seed=settings.seed, precision=settings.precision)
     loop = MaterialsDiscovery(strategy, objective, out_dir, settings.preset.discovery, relax_fn=relax_fn, executor=executor, log=log,
-                              progress=progress, hull=hull)
+                              progress=progress, hull=hull, structure_predictor=predict_structures)
     write_json(out_dir / RUN_SETTINGS, settings.model_dump(mode="json"))
     return loop.run(resume=resume)
