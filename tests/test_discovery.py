@@ -255,6 +255,20 @@ def test_polymorph_search_resamples_the_best_formulas_and_resumes(tmp_path, refe
         assert list(csv.DictReader(handle)) == resampled
 
 
+def test_polymorph_search_can_feed_the_generator_update(tmp_path, reference_csv):
+    """``learn = true``: the agent also steps on the resampled structures, so
+    after the same round its weights differ from a run that only stores them."""
+    import torch
+
+    agents = {}
+    for learn in (False, True):
+        loop = make_loop(tmp_path / str(learn), reference_csv, rounds=1,
+                         polymorphs={"formulas": 2, "samples": 4, "learn": learn})
+        loop.run()
+        agents[learn] = [p.detach().clone() for p in loop.strategy.agent.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(agents[False], agents[True]))
+
+
 def test_resume_needs_a_run(tmp_path, reference_csv):
     with pytest.raises(MolgenError, match="no discovery run"):
         make_loop(tmp_path / "empty", reference_csv).run(resume=True)

@@ -226,6 +226,9 @@ class MaterialsDiscovery:
         self.report = report
         self.hull = hull
         self.structure_predictor = structure_predictor
+        if config.polymorphs.active and config.polymorphs.learn and not hasattr(strategy, "learn"):
+            raise MolgenError("[discovery.polymorphs] learn = true needs a strategy that learns from texts it did not "
+                              "propose (the REINVENT strategy)")
         if config.polymorphs.active and config.polymorphs.method == "generator" and structure_predictor is None:
             raise MolgenError('[discovery.polymorphs] method = "generator" needs a structure_predictor '
                               "(molgen.workflows.structure_prediction.predict_structures)")
@@ -237,6 +240,7 @@ class MaterialsDiscovery:
         self._tables: list[tuple[list[str], Any]] = []
         self._polymorph_keys: set[str] = set()  # this round's resampled structures (kept out of its funnel)
         self._polymorph_rows: list[dict[str, Any]] = []
+        self._polymorph_batch: tuple[list[str], list[str], list[float]] = ([], [], [])  # texts, keys, scores
 
     # -- the loop -----------------------------------------------------------
     def run(self, resume: bool = False) -> DiscoveryResult:
@@ -327,6 +331,10 @@ class MaterialsDiscovery:
         rewards = self.shape_rewards(scores, keys, seen_before, followups)
         t = time.perf_counter()
         stats = self.strategy.update(texts, keys, rewards.tolist())
+        texts_p, keys_p, scores_p = self._polymorph_batch
+        if self.config.polymorphs.learn and texts_p:
+            earlier = {k for k in keys_p if self._first_round.get(k, self.round) < self.round}
+            self.strategy.learn(texts_p, keys_p, self.shape_rewards(scores_p, keys_p, earlier, followups).tolist())
         times["update"] = time.perf_counter() - t
         row = self._round_stats(store, texts, objs, keys, followups)
         row.update(polymorph_stats)
@@ -360,6 +368,7 @@ class MaterialsDiscovery:
         ``rounds.csv`` columns."""
         pc = self.config.polymorphs
         self._polymorph_keys = set()
+        self._polymorph_batch = ([], [], [])
         if not pc.active:
             return {}
         # Ranked among the round's own proposals only: a resumed round picks the same formulas.
@@ -383,7 +392,8 @@ class MaterialsDiscovery:
             if self._first_round.get(key, self.round) == self.round:
                 self._texts[key] = self.domain.format(structure)
         if objs:
-            oracle.score(objs)
+            # New and earlier-round structures alike: the update sees each resampled structure with its score.
+            self._polymorph_batch = ([self.domain.format(o) for o in objs], keys, list(oracle.score(objs)))
         self._polymorph_rows = [x for x in self._polymorph_rows if int(x["round"]) < self.round]
         passed = {c.key for c in store.passed_of_step(self.round, pc.min_score)}
         new = [k for k in keys if self._first_round.get(k) == self.round]

@@ -11,9 +11,9 @@ arrangement, often not the lowest-energy one (and a candidate's stability
 and properties belong to its structure). Resampling the composition with its
 atoms fixed explores its polymorphs at the cost of ``samples`` decodes per
 formula; the structures go through the same objective and store as the
-round's own proposals (and on to relaxation when they rank among the best),
-but not into the generator's update, whose samples must come from its
-policy.
+round's own proposals (and on to relaxation when they rank among the best).
+They enter the generator's update only with ``learn = true`` (off-policy:
+the policy did not sample them).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ class PolymorphStageConfig(StrictModel):
     templates: list[str] = Field(default_factory=list, description="substitution: registered crystal data sets or CSV "
                                  "files whose structures are the templates (e.g. the generator's training set)")
     max_atoms: int = Field(20, gt=0, description="substitution: largest cell tried (every multiple of the formula up to it)")
+    learn: bool = Field(False, description="also update the generator on the resampled structures and their rewards "
+                        "(off-policy, as REINVENT's experience replay learns from sequences it did not just sample)")
     temperature: float = Field(1.0, gt=0, description="generator: sampling temperature of the text model")
     seed: int = Field(0, description="generator: added to a per-round, per-formula seed (a resumed round resamples the same)")
 
