@@ -46,6 +46,7 @@ from molgen.backbones.base import Generator
 from molgen.datasets.loading import load_texts
 from molgen.domains.crystal import CrystalDomain
 from molgen.domains.crystal.substitution import SubstitutionTemplates
+from molgen.loops.polymorphs import cell_formula
 from molgen.metrics.structure_prediction import csp_report
 from molgen.workflows.structure_prediction import predict_structures, rank_structures
 
@@ -54,16 +55,11 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
-def formula_of(structure) -> str:
-    """The cell's formula (all sites, not reduced)."""
-    return "".join(f"{el.symbol}{int(round(n))}" for el, n in structure.composition.element_composition.items())
-
-
 def generated(model, targets, k: int, seed: int, temperature: float, steps: int | None) -> tuple[list, float]:
     start = time.perf_counter()
     proposals = []
     for i, target in enumerate(targets):
-        proposals.append(predict_structures(model, formula_of(target), k, seed=seed + i, temperature=temperature,
+        proposals.append(predict_structures(model, cell_formula(target), k, seed=seed + i, temperature=temperature,
                                             batch_size=k, steps=steps))
         if (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(targets)} targets, {time.perf_counter() - start:.0f} s", flush=True)

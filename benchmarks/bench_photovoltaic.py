@@ -29,7 +29,6 @@ import math
 import os
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from bench_crystal_predictors import cpu_model  # benchmarks/ is the script's directory
@@ -253,8 +252,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
         if polymorphs.active:  # the loop's polymorph stage on the prior's best formulas: the same pipeline, no learning
             passed = sorted((i for i in range(len(new)) if table.rejected_by[i] is None and np.isfinite(table.total[i])
                              and table.total[i] > polymorphs.min_score), key=lambda i: -table.total[i])
-            cells = chosen_cells([SimpleNamespace(text=strategy.domain.format(new[i][1])) for i in passed],
-                                 strategy.domain, polymorphs.formulas)
+            cells = chosen_cells((new[i][1] for i in passed), polymorphs.formulas)
             extra = []
             for obj in resample(strategy.prior, cells, polymorphs, r, predict_structures):
                 try:

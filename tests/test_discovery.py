@@ -269,6 +269,18 @@ def test_polymorph_search_can_feed_the_generator_update(tmp_path, reference_csv)
     assert any(not torch.equal(a, b) for a, b in zip(agents[False], agents[True]))
 
 
+def test_polymorph_stage_refuses_bad_settings_before_the_first_round(tmp_path, reference_csv):
+    from molgen.loops.discovery import MaterialsDiscovery as Loop
+
+    with pytest.raises(MolgenError, match="unknown data set 'no-such-templates'"):
+        make_loop(tmp_path / "a", reference_csv, polymorphs={"formulas": 2, "method": "substitution", "templates": ["no-such-templates"]})
+    loop = make_loop(tmp_path / "b", reference_csv)  # a valid loop, rebuilt without a structure predictor
+    loop.config.polymorphs = loop.config.polymorphs.model_copy(update={"formulas": 2})
+    with pytest.raises(MolgenError, match="structure_predictor"):
+        Loop(loop.strategy, loop.objective, tmp_path / "b", loop.config)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_resume_needs_a_run(tmp_path, reference_csv):
     with pytest.raises(MolgenError, match="no discovery run"):
         make_loop(tmp_path / "empty", reference_csv).run(resume=True)

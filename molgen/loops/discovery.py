@@ -43,7 +43,7 @@ from molgen.core.errors import MolgenError
 from molgen.core.progress import progress_bar
 from molgen.loops.engine import RunDirectory
 from molgen.core.executors import make_executor
-from molgen.loops.polymorphs import PolymorphStageConfig, cell_formula, chosen_cells, resample
+from molgen.loops.polymorphs import PolymorphStageConfig, cell_formula, chosen_cells, resample, substitution_templates
 from molgen.loops.reinforce import ReinforceConfig
 from molgen.loops.store import Candidate, CandidateStore
 from molgen.scoring.oracle import Oracle
@@ -232,6 +232,8 @@ class MaterialsDiscovery:
         if config.polymorphs.active and config.polymorphs.method == "generator" and structure_predictor is None:
             raise MolgenError('[discovery.polymorphs] method = "generator" needs a structure_predictor '
                               "(molgen.workflows.structure_prediction.predict_structures)")
+        if config.polymorphs.active and config.polymorphs.method == "substitution":
+            substitution_templates(tuple(config.polymorphs.templates))  # an unknown or unreadable source fails now, not in round 1
         self.index = StructureIndex(self.domain.matcher)
         self.round = 0
         self._texts: dict[str, str] = {}
@@ -373,11 +375,11 @@ class MaterialsDiscovery:
             return {}
         # Ranked among the round's own proposals only: a resumed round picks the same formulas.
         best = [c for c in store.passed_of_step(self.round, pc.min_score) if c.key in proposed]
-        cells = chosen_cells(best, self.domain, pc.formulas)
+        cells = chosen_cells((self.domain.try_parse(c.text) for c in best), pc.formulas)
         model = getattr(self.strategy, "prior", None)  # the generator before any update: its structures are the most faithful
         model = self.strategy.agent if model is None else model
         structures = resample(model, cells, pc, self.round, self.structure_predictor) if cells else []
-        objs, keys = [], []
+        objs, keys, texts = [], [], []
         for structure in structures:
             try:
                 key = None if structure is None else self.index.add(structure)
@@ -387,13 +389,14 @@ class MaterialsDiscovery:
                 continue
             objs.append(structure)
             keys.append(key)
+            texts.append(self.domain.format(structure))
             self._polymorph_keys.add(key)
             self._round_keys[id(structure)] = key
             if self._first_round.get(key, self.round) == self.round:
-                self._texts[key] = self.domain.format(structure)
+                self._texts[key] = texts[-1]
         if objs:
             # New and earlier-round structures alike: the update sees each resampled structure with its score.
-            self._polymorph_batch = ([self.domain.format(o) for o in objs], keys, list(oracle.score(objs)))
+            self._polymorph_batch = (texts, keys, list(oracle.score(objs)))
         self._polymorph_rows = [x for x in self._polymorph_rows if int(x["round"]) < self.round]
         passed = {c.key for c in store.passed_of_step(self.round, pc.min_score)}
         new = [k for k in keys if self._first_round.get(k) == self.round]

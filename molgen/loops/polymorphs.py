@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
-from typing import Callable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 from pydantic import Field, model_validator
 
@@ -63,27 +63,23 @@ def cell_formula(structure) -> str:
     return "".join(f"{el.symbol}{int(round(n))}" for el, n in structure.composition.element_composition.items())
 
 
-def chosen_cells(candidates: Sequence, domain, k: int) -> list[str]:
+def chosen_cells(structures: Iterable, k: int) -> list[str]:
     """Cell formulas of the ``k`` best distinct reduced formulas.
 
     Args:
-        candidates: Stored candidates, best first (``text`` of each).
-        domain: The crystal domain (parses the texts).
+        structures: Candidates' structures, best first (None entries are
+            skipped; a lazy iterable stops being read at the ``k``-th formula).
         k: Formulas wanted.
 
     Returns:
         Cell formulas such as ``"W2O6"`` (the best candidate's cell size of each formula).
     """
     cells: dict[str, str] = {}
-    for cand in candidates:
-        structure = domain.try_parse(cand.text)
-        if structure is None:
-            continue
-        reduced = structure.composition.reduced_formula
-        if reduced not in cells:
-            cells[reduced] = cell_formula(structure)
+    for structure in structures:
         if len(cells) == k:
             break
+        if structure is not None:
+            cells.setdefault(structure.composition.reduced_formula, cell_formula(structure))
     return list(cells.values())
 
 
@@ -147,7 +143,7 @@ def substitutions(templates, cell: str, k: int, max_atoms: int) -> list:
     """
     from pymatgen.core import Composition
 
-    reduced, units = Composition(cell).get_reduced_composition_and_factor()
+    reduced = Composition(cell).reduced_composition
     base = {el.symbol: int(round(n)) for el, n in reduced.items()}
     per_unit = sum(base.values())
     ranked = []
