@@ -208,15 +208,22 @@ def sanity_rediscoveries(run_dir: Path, held_out: HeldOut) -> dict:
     return held_out.count(rows)
 
 
-def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
+def prior_by_chance(preset: str, held_out: HeldOut, args, stage: bool = True, per_round: int | None = None) -> dict:
     """What the sanity loop's count is worth: the same number of samples
     (rounds x per-round) from the prior, never updated, scored by the sanity
-    objective, deduplicated across the run the way the loop does."""
+    objective, deduplicated across the run the way the loop does.
+
+    Args:
+        stage: Also run the preset's polymorph stage (the same plan of formulas
+            and neighbours as the loop, on the prior's candidates).
+        per_round: Samples per round (default ``args.per_round``); the stage-free
+            prior at the loop's whole candidate budget takes more.
+    """
     from molgen.backbones.base import load_generator
     from molgen.core.seeding import seed_everything
     from molgen.domains.crystal.matching import StructureIndex
     from molgen.loops.discovery import decode
-    from molgen.loops.polymorphs import chosen_cells, resample
+    from molgen.loops.polymorphs import element_pool, plan_cells, resample
     from molgen.loops.reinforce import PriorRegularizedRL
     from molgen.scoring.objective import Objective
     from molgen.workflows.discovery import load_preset
@@ -226,6 +233,9 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     spec = load_preset(preset)
     objective = Objective.from_spec(spec.objective)
     polymorphs = spec.discovery.polymorphs
+    stage = stage and polymorphs.active
+    per_round = per_round or args.per_round
+    pool = element_pool(polymorphs) if stage and polymorphs.neighbours else ()
     seed_everything(args.seed)
     config = spec.discovery.strategy
     if args.condition is not None:
@@ -233,8 +243,18 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
     strategy = PriorRegularizedRL(load_generator(resolve_prior(spec.generator or "perov5"), "cpu"), config, seed=args.seed)
     index = StructureIndex(strategy.domain.matcher)
     rows, rejected, start = [], {}, time.perf_counter()
+    ranked: list[tuple[float, int, object]] = []  # every passed candidate of the run: (-score, order, structure)
+    expanded: set[str] = set()
+
+    def score(objs: list) -> list:
+        table = objective(objs)
+        for i, obj in enumerate(objs):
+            if table.rejected_by[i] is None and np.isfinite(table.total[i]) and table.total[i] > polymorphs.min_score:
+                ranked.append((-float(table.total[i]), len(ranked), obj))
+        return table.rejected_by
+
     for r in range(1, args.rounds + 1):
-        objs = [decode(strategy.domain, t) for t in strategy.propose(args.per_round)]
+        objs = [decode(strategy.domain, t) for t in strategy.propose(per_round)]
         new = []
         for obj in objs:
             try:
@@ -244,17 +264,17 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
             if key is not None and key not in rejected:  # new to the run
                 rejected[key] = None
                 new.append((key, obj))
-        table = objective([o for _, o in new])
-        for i, (key, obj) in enumerate(new):
-            rejected[key] = table.rejected_by[i]
-            rows.append((r, obj, table.rejected_by[i]))
+        first = len(ranked)
+        for (key, obj), why in zip(new, score([o for _, o in new])):
+            rejected[key] = why
+            rows.append((r, obj, why))
         resampled = 0
-        if polymorphs.active:  # the loop's polymorph stage on the prior's best formulas: the same pipeline, no learning
-            passed = sorted((i for i in range(len(new)) if table.rejected_by[i] is None and np.isfinite(table.total[i])
-                             and table.total[i] > polymorphs.min_score), key=lambda i: -table.total[i])
-            cells = chosen_cells((new[i][1] for i in passed), polymorphs.formulas)
+        if stage:  # the loop's polymorph stage on the prior's best formulas: the same plan, no learning
+            ranked.sort()
+            pool_now = ranked if polymorphs.frontier == "run" else [x for x in ranked if x[1] >= first]  # this round's own
+            plan = plan_cells((obj for _, _, obj in pool_now), polymorphs, expanded, pool)
             extra = []
-            for obj in resample(strategy.prior, cells, polymorphs, r, predict_structures):
+            for obj in resample(strategy.prior, [cell for cell, _ in plan], polymorphs, r, predict_structures):
                 try:
                     key = None if obj is None else index.add(obj)
                 except Exception:
@@ -263,12 +283,11 @@ def prior_by_chance(preset: str, held_out: HeldOut, args) -> dict:
                     rejected[key] = None
                     extra.append(obj)
             if extra:
-                table = objective(extra)
-                rows += [(r, obj, table.rejected_by[i]) for i, obj in enumerate(extra)]
+                rows += [(r, obj, why) for obj, why in zip(extra, score(extra))]
             resampled = len(extra)
-        print(f"[chance] round {r}: {len(new)} new structures" + (f", {resampled} new polymorphs" if polymorphs.active else ""))
-    return {"samples": args.rounds * args.per_round, "distinct": len(rows), **held_out.count(rows),
-            "polymorph_stage": polymorphs.model_dump() if polymorphs.active else None,
+        print(f"[chance] round {r}: {len(new)} new structures" + (f", {resampled} new polymorphs" if stage else ""))
+    return {"samples": args.rounds * per_round, "distinct": len(rows), **held_out.count(rows),
+            "polymorph_stage": polymorphs.model_dump() if stage else None,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -316,7 +335,11 @@ def throughput(n: int, workers: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", default="base,loop,sanity,throughput", help="also: chance (the prior's count, no updates)")
+    parser.add_argument("--parts", default="base,loop,sanity,throughput", help="also: chance (the prior's count, no updates, "
+                        "with the preset's polymorph stage), prior (the prior alone, no stage)")
+    parser.add_argument("--prior-per-round", type=int, default=None,
+                        help="samples per round of the stage-free prior (set it to the loop's per-round candidate "
+                        "count, proposals plus resampled structures, to compare at the same oracle budget)")
     parser.add_argument("--chemistry", choices=sorted(CHEMISTRIES), default="perov5")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--per-round", type=int, default=512)
@@ -352,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[base] {chem['data']}-train in-window fraction ({column}) {results['base_rate']['train'][f'{column}_in_window_fraction']:.4f}")
     if "loop" in parts:
         results["loop"] = run_loop(chem["loop"], out / "loop", args, args.relax_per_round)
-    held_out = HeldOut(window, args.chemistry) if parts & {"sanity", "chance"} else None
+    held_out = HeldOut(window, args.chemistry) if parts & {"sanity", "chance", "prior"} else None
     if "sanity" in parts:
         results["sanity"] = run_loop(args.sanity_preset or chem["sanity"], out / "sanity", args, args.sanity_relax_per_round)
         results["sanity"]["rediscovery"] = r = sanity_rediscoveries(out / "sanity", held_out)
@@ -360,6 +383,10 @@ def main(argv: list[str] | None = None) -> dict:
     if "chance" in parts:
         results["chance"] = r = prior_by_chance(args.sanity_preset or chem["sanity"], held_out, args)
         print(f"[chance] the prior, {r['samples']} samples: {rediscovery_line(r)}")
+    if "prior" in parts:
+        results["prior"] = r = prior_by_chance(args.sanity_preset or chem["sanity"], held_out, args, stage=False,
+                                               per_round=args.prior_per_round)
+        print(f"[prior] the prior alone, {r['samples']} samples: {rediscovery_line(r)}")
     if "throughput" in parts:
         results["throughput"] = throughput(args.throughput_n, args.workers)
     results_path.parent.mkdir(parents=True, exist_ok=True)

@@ -255,6 +255,62 @@ def test_polymorph_search_resamples_the_best_formulas_and_resumes(tmp_path, refe
         assert list(csv.DictReader(handle)) == resampled
 
 
+def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, reference_csv):
+    """``frontier = "run"`` with ``neighbours``: each round resamples the best
+    formulas of the whole run not resampled before, plus their nearest
+    one-element swaps; no formula is planned twice, and a killed run resumes
+    to the same store and plan."""
+    from pymatgen.core import Composition
+
+    polymorphs = {"formulas": 2, "samples": 2, "neighbours": 2, "frontier": "run"}
+    CALLS.clear()
+    make_loop(tmp_path / "straight", reference_csv, rounds=3, polymorphs=polymorphs).run()
+    out = tmp_path / "straight"
+    with (out / "polymorph_formulas.csv").open() as handle:
+        plan = list(csv.DictReader(handle))
+    with (out / "rounds.csv").open() as handle:
+        rounds = list(csv.DictReader(handle))
+    candidates, _ = store_rows(out)
+    assert len({x["formula"] for x in plan}) == len(plan)  # never planned twice
+    for r in rounds:
+        mine = [x for x in plan if int(x["round"]) == int(r["round"])]
+        chosen = [x for x in mine if x["role"] == "chosen"]
+        assert len(chosen) == int(r["polymorph_formulas"]) == 2
+        assert len(mine) - len(chosen) == int(r["polymorph_neighbours"]) == 4
+        # The chosen formulas are the best-scoring ones that passed every filter, among all candidates
+        # stored before this round's stage, whose formulas no earlier round planned.
+        earlier = {x["formula"] for x in plan if int(x["round"]) < int(r["round"])}
+        step, stage_now = int(r["round"]), _stage_keys(out, int(r["round"]))
+        ranked = sorted((c for c in candidates if (c[2] < step or (c[2] == step and c[0] not in stage_now))
+                         and c[4] is None and c[3] is not None and c[3] > 0 and c[0].split("#")[0] not in earlier),
+                        key=lambda c: -c[3])
+        best: list[str] = []
+        for c in ranked:
+            formula = c[0].split("#")[0]
+            if formula not in best:
+                best.append(formula)
+        assert [x["formula"] for x in chosen] == best[:2]
+        for x in mine:
+            if x["role"] == "neighbour":  # one element of a chosen cell swapped, the counts kept
+                parents = [Composition(c["cell"]) for c in chosen]
+                mine_comp = Composition(x["cell"])
+                assert any(sorted(p.values()) == sorted(mine_comp.values()) and len(set(p) & set(mine_comp)) == len(p) - 1
+                           for p in parents)
+    CALLS.clear()
+    with pytest.raises(Interrupt):  # killed during round 2's relaxations
+        make_loop(tmp_path / "killed", reference_csv, rounds=3, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
+    make_loop(tmp_path / "killed", reference_csv, rounds=3, polymorphs=polymorphs).run(resume=True)
+    assert store_rows(tmp_path / "killed") == store_rows(out)
+    with (tmp_path / "killed" / "polymorph_formulas.csv").open() as handle:
+        assert list(csv.DictReader(handle)) == plan
+
+
+def _stage_keys(out, step: int) -> set[str]:
+    """Keys a round's resampling stage produced (polymorphs.csv), to tell them from its proposals."""
+    with (out / "polymorphs.csv").open() as handle:
+        return {x["key"] for x in csv.DictReader(handle) if int(x["round"]) == step}
+
+
 def test_polymorph_search_can_feed_the_generator_update(tmp_path, reference_csv):
     """``learn = true``: the agent also steps on the resampled structures, so
     after the same round its weights differ from a run that only stores them."""
@@ -384,8 +440,15 @@ def test_known_property_falls_back_to_the_nearest_known_composition(tmp_path):
     assert reasons[2] == "gap: no known compound of this formula"
     values, reasons = score("none")
     assert values[0] == 5.0 and np.isnan(values[1:]).all() and reasons[1] == "gap: not a known structure"
+    # nearest: any chemical system, shared elements counting. Na3Br is nearest Na3Cl (L1 0.5, NaCl 1.0);
+    # KBr shares nothing (L1 2 to all three): their median.
+    na3br = na3cl.copy()
+    na3br.replace_species({"Cl": "Br"})
+    component = build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": "nearest"}, "gap")
+    values, reasons = component([rock_salt, na2cl, na3br, kbr])
+    assert values.tolist() == [5.0, 1.0, 1.0, 3.0] and reasons == [None] * 4
     with pytest.raises(ConfigError):
-        build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": "nearest"}, "gap")
+        build_component("known_property", {"column": "gap", "source": [str(known)], "fallback": "somewhere"}, "gap")
 
 
 def test_known_proximity_grades_structure_formula_and_stoichiometry(tmp_path):
@@ -409,6 +472,13 @@ def test_known_proximity_grades_structure_formula_and_stoichiometry(tmp_path):
     assert reasons == [None] * 4
     with pytest.raises(ConfigError):
         build_component("known_proximity", {"source": [str(known)], "scale": 0.0}, "near")
+    # Across chemical systems, shared elements count: NaBr shares Na with NaCl (L1 distance 1), KBr none (2).
+    nabr = _cubic(["Na", "Br"], [[0, 0, 0], [0.5, 0.5, 0.5]], a=3.6)
+    anywhere = build_component("known_proximity", {"source": [str(known)], "scale": 0.2, "polymorph": 0.6,
+                                                   "across_systems": True}, "near")
+    values, _ = anywhere([rock_salt, na2cl, nabr, kbr])
+    np.testing.assert_allclose(values, [1.0, 0.6 * np.exp(-distance / 0.2), 0.6 * np.exp(-1 / 0.2), 0.6 * np.exp(-2 / 0.2)],
+                               atol=1e-12)
 
 
 def test_the_report_counts_a_gap_only_for_predicted_non_metals(tmp_path, reference_csv):

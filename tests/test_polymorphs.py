@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from pymatgen.core import Lattice, Structure
+import numpy as np
+from pymatgen.core import Composition, Lattice, Structure
 
 from molgen.domains.crystal.substitution import SubstitutionTemplates
 from molgen.loops.polymorphs import PolymorphStageConfig, cell_formula, substitutions
@@ -45,3 +46,43 @@ def test_generator_method_needs_a_structure_predictor():
 
     with pytest.raises(MolgenError, match="structure predictor"):
         resample(object(), ["K1Br1"], PolymorphStageConfig(formulas=1, method="generator"), round_number=1)
+
+
+def test_neighbour_cells_swap_one_element_nearest_first_and_skip_known_formulas():
+    from molgen.domains.crystal.substitution import element_features
+    from molgen.loops.polymorphs import neighbour_cells
+
+    pool = ["Li", "Na", "K", "Rb", "F", "Cl", "Br", "I"]
+    skip = {"KCl"}
+    cells = neighbour_cells("Na4Cl4", 4, pool, skip)
+    assert len(cells) == 4
+    distances = []
+    for cell in cells:
+        composition = Composition(cell)
+        assert sorted(composition.values()) == [4, 4]  # the site counts are kept
+        kept, = {"Na", "Cl"} & {el.symbol for el in composition}  # exactly one element swapped
+        old = ({"Na", "Cl"} - {kept}).pop()
+        new = ({el.symbol for el in composition} - {kept}).pop()
+        distances.append(float(np.linalg.norm(element_features(old) - element_features(new))))
+    assert distances == sorted(distances)
+    formulas = [Composition(c).reduced_formula for c in cells]
+    assert "KCl" not in formulas and len(set(formulas)) == 4
+    assert set(formulas) <= skip  # what was proposed is not proposed again
+    assert not set(neighbour_cells("Na4Cl4", 4, pool, skip)) & set(cells)
+
+
+def test_plan_cells_search_the_run_best_first_without_repeats():
+    from molgen.loops.polymorphs import plan_cells
+
+    best_first = [ROCK_SALT, CAESIUM_CHLORIDE, FLUORITE_LIKE]
+    pool = ["Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "F", "Cl", "Br"]
+    run = PolymorphStageConfig(formulas=2, neighbours=1, frontier="run")
+    expanded = {"NaCl"}  # resampled in an earlier round
+    plan = plan_cells(best_first, run, expanded, pool)
+    assert [(cell, role) for cell, role in plan][:2] == [("Cs1Cl1", "chosen"), ("Ca1F2", "chosen")]
+    assert [role for _, role in plan] == ["chosen", "chosen", "neighbour", "neighbour"]
+    assert len(expanded) == 5  # NaCl, the two chosen and their two neighbours
+    # The round's own best formulas are chosen again whatever earlier rounds did; neighbours still never repeat.
+    again = plan_cells(best_first, run.model_copy(update={"frontier": "round"}), expanded, pool)
+    assert [cell for cell, role in again if role == "chosen"] == ["Na4Cl4", "Cs1Cl1"]
+    assert all(Composition(cell).reduced_formula not in {"CsCl", "CaF2", "NaCl"} for cell, role in again if role == "neighbour")

@@ -43,13 +43,15 @@ from molgen.core.errors import MolgenError
 from molgen.core.progress import progress_bar
 from molgen.loops.engine import RunDirectory
 from molgen.core.executors import make_executor
-from molgen.loops.polymorphs import PolymorphStageConfig, cell_formula, chosen_cells, resample, substitution_templates
+from molgen.loops.polymorphs import (PolymorphStageConfig, cell_formula, element_pool, plan_cells, reduced_formula,
+                                     resample, substitution_templates)
 from molgen.loops.reinforce import ReinforceConfig
 from molgen.loops.store import Candidate, CandidateStore
 from molgen.scoring.oracle import Oracle
 
 ROUNDS_NAME = "rounds.csv"
 POLYMORPHS_NAME = "polymorphs.csv"
+POLYMORPH_PLAN_NAME = "polymorph_formulas.csv"  # the formulas each round resampled, and why
 SELECTED_NAME = "selected.csv"
 ASE_DB_NAME = "relaxed.db"
 RELAXED_DIR = "relaxed"
@@ -243,6 +245,8 @@ class MaterialsDiscovery:
         self._polymorph_keys: set[str] = set()  # this round's resampled structures (kept out of its funnel)
         self._polymorph_rows: list[dict[str, Any]] = []
         self._polymorph_batch: tuple[list[str], list[str], list[float]] = ([], [], [])  # texts, keys, scores
+        self._polymorph_plan: list[dict[str, Any]] = []
+        self._element_pool = element_pool(config.polymorphs) if config.polymorphs.active and config.polymorphs.neighbours else ()
 
     # -- the loop -----------------------------------------------------------
     def run(self, resume: bool = False) -> DiscoveryResult:
@@ -274,6 +278,7 @@ class MaterialsDiscovery:
                     self.hull = self._build_hull()
                 rows = run.read_records(ROUNDS_NAME)
                 self._polymorph_rows = run.read_records(POLYMORPHS_NAME) if self.config.polymorphs.active else []
+                self._polymorph_plan = run.read_records(POLYMORPH_PLAN_NAME) if self.config.polymorphs.active else []
                 with progress_bar(self.config.rounds, desc="rounds", unit="round", enabled=self.progress, initial=self.round) as bar:
                     for r in range(self.round + 1, self.config.rounds + 1):
                         self.round = r
@@ -282,6 +287,7 @@ class MaterialsDiscovery:
                         run.write_records(ROUNDS_NAME, rows)
                         if self.config.polymorphs.active:
                             run.write_records(POLYMORPHS_NAME, self._polymorph_rows)
+                            run.write_records(POLYMORPH_PLAN_NAME, self._polymorph_plan)
                         run.save_checkpoint(self.strategy, r)
                         bar.update(1)
                         self.log(self._round_line(row))
@@ -373,9 +379,19 @@ class MaterialsDiscovery:
         self._polymorph_batch = ([], [], [])
         if not pc.active:
             return {}
-        # Ranked among the round's own proposals only: a resumed round picks the same formulas.
-        best = [c for c in store.passed_of_step(self.round, pc.min_score) if c.key in proposed]
-        cells = chosen_cells((self.domain.try_parse(c.text) for c in best), pc.formulas)
+        # Ranked among the round's own proposals (and, frontier = "run", earlier rounds' candidates) only:
+        # a resumed round whose resampled structures were stored before the kill picks the same formulas.
+        self._polymorph_plan = [x for x in self._polymorph_plan if int(x["round"]) < self.round]
+        expanded = {x["formula"] for x in self._polymorph_plan}
+        if pc.frontier == "run":
+            best = [c for c in store.passed_until(self.round, pc.min_score)
+                    if (c.step < self.round or c.key in proposed) and c.key.split("#")[0] not in expanded]
+        else:
+            best = [c for c in store.passed_of_step(self.round, pc.min_score) if c.key in proposed]
+        plan = plan_cells((self.domain.try_parse(c.text) for c in best), pc, expanded, self._element_pool)
+        self._polymorph_plan += [{"round": self.round, "cell": cell, "formula": reduced_formula(cell), "role": role}
+                                 for cell, role in plan]
+        cells = [cell for cell, _ in plan]
         model = getattr(self.strategy, "prior", None)  # the generator before any update: its structures are the most faithful
         model = self.strategy.agent if model is None else model
         structures = resample(model, cells, pc, self.round, self.structure_predictor) if cells else []
@@ -402,7 +418,8 @@ class MaterialsDiscovery:
         new = [k for k in keys if self._first_round.get(k) == self.round]
         self._polymorph_rows += [{"round": self.round, "key": k, "cell": cell_formula(o), "new": k in new, "passed": k in passed}
                                  for k, o in zip(keys, objs)]
-        return {"polymorph_formulas": len(cells), "polymorph_sampled": len(structures),
+        return {"polymorph_formulas": sum(role == "chosen" for _, role in plan),
+                "polymorph_neighbours": sum(role == "neighbour" for _, role in plan), "polymorph_sampled": len(structures),
                 "polymorph_distinct": len(keys), "polymorph_new": len(new),
                 "polymorph_pass_all": sum(k in passed for k in new)}
 

@@ -14,6 +14,13 @@ formula; the structures go through the same objective and store as the
 round's own proposals (and on to relaxation when they rank among the best).
 They enter the generator's update only with ``learn = true`` (off-policy:
 the policy did not sample them).
+
+With ``neighbours`` the stage also proposes each chosen formula's nearest
+formulas by one-element swap (Cu2S2 -> Cu2Se2, Ag2S2, ...), and with
+``frontier = "run"`` it chooses among the best formulas of the whole run not
+resampled before: together a best-first local search in composition space,
+the way substitution-driven screens explore around a hit (known compounds
+come in isostructural families).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import zlib
 from functools import lru_cache
 from typing import Callable, Iterable, Literal, Sequence
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from molgen.core.config import StrictModel
@@ -41,6 +49,12 @@ class PolymorphStageConfig(StrictModel):
     templates: list[str] = Field(default_factory=list, description="substitution: registered crystal data sets or CSV "
                                  "files whose structures are the templates (e.g. the generator's training set)")
     max_atoms: int = Field(20, gt=0, description="substitution: largest cell tried (every multiple of the formula up to it)")
+    neighbours: int = Field(0, ge=0, description="also resample each chosen formula's nearest new formulas by one-element "
+                            "swap (same site counts; the element distance of ion substitution): a local search in "
+                            "composition space around the best candidates")
+    frontier: Literal["round", "run"] = Field(
+        "round", description="round: the round's own best new formulas; run: the best formulas of the whole run so far "
+        "(proposals and earlier resampled structures) not resampled before, a best-first search")
     learn: bool = Field(False, description="also update the generator on the resampled structures and their rewards "
                         "(off-policy, as REINVENT's experience replay learns from sequences it did not just sample)")
     temperature: float = Field(1.0, gt=0, description="generator: sampling temperature of the text model")
@@ -83,6 +97,88 @@ def chosen_cells(structures: Iterable, k: int) -> list[str]:
     return list(cells.values())
 
 
+def reduced_formula(cell: str) -> str:
+    """The reduced formula of a cell formula (``"W2O6"`` -> ``"WO3"``)."""
+    from pymatgen.core import Composition
+
+    return Composition(cell).reduced_formula
+
+
+@lru_cache(maxsize=1)
+def _default_pool() -> tuple[str, ...]:
+    from pymatgen.core import Element
+
+    symbols = (Element.from_Z(z).symbol for z in range(1, 84) if not 57 <= z <= 71)
+    return tuple(sym for sym in symbols if sym not in {"He", "Ne", "Ar", "Kr", "Xe"})
+
+
+def element_pool(config: PolymorphStageConfig) -> tuple[str, ...]:
+    """Elements a neighbour swap may bring in: those of the substitution
+    templates when there are any (swaps stay in the chemistry the templates
+    can build), else H..Bi without noble gases and lanthanides."""
+    if not config.templates:
+        return _default_pool()
+    structures = substitution_templates(tuple(config.templates)).structures
+    return tuple(sorted({el.symbol for s in structures for el in s.composition.elements}))
+
+
+def neighbour_cells(cell: str, k: int, pool: Sequence[str], skip: set[str]) -> list[str]:
+    """The ``k`` nearest formulas to ``cell`` by swapping one element for
+    another of ``pool`` (the site counts kept), nearest swap first.
+
+    Args:
+        cell: A cell formula such as ``"Cu2S2"``.
+        k: Formulas wanted.
+        pool: Elements a swap may bring in.
+        skip: Reduced formulas not to propose; those returned are added to it.
+
+    Returns:
+        Up to ``k`` cell formulas (e.g. ``"Cu2Se2"`` before ``"Ag2S2"``).
+    """
+    from pymatgen.core import Composition
+
+    from molgen.domains.crystal.substitution import element_features
+
+    counts = {el.symbol: int(round(n)) for el, n in Composition(cell).items()}
+    swaps = sorted((float(np.linalg.norm(element_features(old) - element_features(new))), old, new)
+                   for old in counts for new in pool if new not in counts)
+    out: list[str] = []
+    for _, old, new in swaps:
+        if len(out) == k:
+            break
+        swapped = "".join(f"{new if el == old else el}{n}" for el, n in counts.items())
+        formula = reduced_formula(swapped)
+        if formula not in skip:
+            skip.add(formula)
+            out.append(swapped)
+    return out
+
+
+def plan_cells(structures: Iterable, config: PolymorphStageConfig, expanded: set[str],
+               pool: Sequence[str]) -> list[tuple[str, str]]:
+    """The cells a round resamples: the best formulas, then their neighbours.
+
+    Args:
+        structures: Candidates' structures, best first (as for :func:`chosen_cells`).
+        config: ``formulas``, ``neighbours`` and ``frontier``.
+        expanded: Reduced formulas resampled in earlier rounds; with
+            ``frontier = "run"`` they are not chosen again, and neighbours
+            never repeat them. Updated with this round's.
+        pool: Elements a neighbour swap may bring in (:func:`element_pool`).
+
+    Returns:
+        ``(cell formula, "chosen" or "neighbour")`` pairs, chosen first.
+    """
+    if config.frontier == "run":
+        structures = (s for s in structures if s is not None and s.composition.reduced_formula not in expanded)
+    chosen = chosen_cells(structures, config.formulas)
+    expanded.update(reduced_formula(cell) for cell in chosen)
+    plan = [(cell, "chosen") for cell in chosen]
+    for cell in chosen:
+        plan += [(n, "neighbour") for n in neighbour_cells(cell, config.neighbours, pool, expanded)]
+    return plan
+
+
 def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_number: int,
              predict: Callable[..., list] | None = None) -> list:
     """Fresh structures of each cell formula.
@@ -111,7 +207,10 @@ def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_nu
     out: list = []
     for cell in cells:
         seed = (config.seed + zlib.crc32(f"{round_number}:{cell}".encode())) % (2**31 - 1)
-        out.extend(predict(model, cell, config.samples, seed=seed, temperature=config.temperature, batch_size=config.samples))
+        try:
+            out.extend(predict(model, cell, config.samples, seed=seed, temperature=config.temperature, batch_size=config.samples))
+        except MolgenError:  # a neighbour formula this model cannot write (an element a graph model never saw, too many sites)
+            continue
     return out
 
 

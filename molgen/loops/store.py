@@ -362,6 +362,13 @@ class CandidateStore:
             "ORDER BY total DESC, call", (step, min_score))
         return [_candidate(row) for row in rows]
 
+    def passed_until(self, step: int, min_score: float) -> list[Candidate]:
+        """As :meth:`passed_of_step`, over every step up to ``step``."""
+        rows = self.connection.execute(
+            "SELECT * FROM candidates WHERE step <= ? AND rejected_by IS NULL AND total IS NOT NULL AND total > ? "
+            "ORDER BY total DESC, call", (step, min_score))
+        return [_candidate(row) for row in rows]
+
     def step_totals(self) -> StepTotals:
         """Sums over the recorded steps (see :meth:`log_step`)."""
         steps, sampled, valid, seconds = self.connection.execute(

@@ -139,10 +139,11 @@ class KnownStructuresParams(StrictModel):
 
 class KnownPropertyParams(KnownStructuresParams):
     column: str = Field(description="property column of the source")
-    fallback: Literal["none", "formula", "chemical_system"] = Field(
+    fallback: Literal["none", "formula", "chemical_system", "nearest"] = Field(
         "none", description="a structure matching no known one: none: no score; formula: the median value of the "
         "known compounds of its reduced formula; chemical_system: that, else of the known compounds of its "
-        "chemical system nearest in stoichiometry (L1 distance of atomic fractions)")
+        "chemical system nearest in stoichiometry (L1 distance of atomic fractions); nearest: of the known "
+        "compounds nearest in atomic fractions over every chemical system (shared elements count)")
 
 
 def _known_structures(sources: Sequence[str], column: str | None, p: KnownStructuresParams):
@@ -166,29 +167,56 @@ class KnownCompositions:
         for composition, value in rows:
             fractions = {el.symbol: x for el, x in composition.fractional_composition.items()}
             self.systems.setdefault(composition.chemical_system, []).append((fractions, value))
+        self._everything: tuple[list[tuple[dict[str, float], float]], dict[str, int], np.ndarray] | None = None
 
-    def _distances(self, composition) -> tuple[list[tuple[dict[str, float], float]], np.ndarray]:
-        # L1 distance of atomic fractions to each known compound of the same chemical system
-        known = self.systems.get(composition.chemical_system, [])
+    def _all(self) -> tuple[list[tuple[dict[str, float], float]], dict[str, int], np.ndarray]:
+        # Every known compound as a row of atomic fractions over all their elements (built on first use).
+        if self._everything is None:
+            known = [entry for entries in self.systems.values() for entry in entries]
+            columns = {el: i for i, el in enumerate(sorted({el for f, _ in known for el in f}))}
+            matrix = np.zeros((len(known), len(columns)))
+            for row, (f, _) in enumerate(known):
+                for el, x in f.items():
+                    matrix[row, columns[el]] = x
+            self._everything = (known, columns, matrix)
+        return self._everything
+
+    def _distances(self, composition, across_systems: bool = False) -> tuple[list[tuple[dict[str, float], float]], np.ndarray]:
+        """L1 distance of atomic fractions to each known compound of the same
+        chemical system, or (``across_systems``) of any system, over the union
+        of both compounds' elements (2 for disjoint ones)."""
         fractions = {el.symbol: x for el, x in composition.fractional_composition.items()}
-        return known, np.array([sum(abs(fractions[e] - f.get(e, 0.0)) for e in fractions) for f, _ in known])
+        if not across_systems:
+            known = self.systems.get(composition.chemical_system, [])
+            return known, np.array([sum(abs(fractions[e] - f.get(e, 0.0)) for e in fractions) for f, _ in known])
+        known, columns, matrix = self._all()
+        vector = np.zeros(matrix.shape[1])
+        outside = 0.0  # the candidate's fractions of elements no known compound has
+        for el, x in fractions.items():
+            if el in columns:
+                vector[columns[el]] = x
+            else:
+                outside += x
+        return known, np.abs(matrix - vector).sum(axis=1) + outside
 
-    def lookup(self, composition, same_formula_only: bool) -> tuple[float | None, str | None]:
+    def lookup(self, composition, same_formula_only: bool, across_systems: bool = False) -> tuple[float | None, str | None]:
         """``(value, None)``, or ``(None, reason)`` where no known compound qualifies.
 
         The median over the known compounds nearest in atomic fractions
-        (distance 0: the same reduced formula, polymorphs included).
+        (distance 0: the same reduced formula, polymorphs included), within the
+        chemical system unless ``across_systems``.
         """
-        known, distances = self._distances(composition)
+        known, distances = self._distances(composition, across_systems)
         if known and (not same_formula_only or distances.min() <= 1e-6):
             nearest = distances <= distances.min() + 1e-6
             return float(np.median([v for (_, v), keep in zip(known, nearest) if keep])), None
         return None, "no known compound of this formula" if same_formula_only else "no known compound of this chemical system"
 
-    def nearest_distance(self, composition) -> float | None:
+    def nearest_distance(self, composition, across_systems: bool = False) -> float | None:
         """L1 distance of atomic fractions to the nearest known compound of the
-        chemical system (0: a known formula), or None where the system has none."""
-        known, distances = self._distances(composition)
+        chemical system (of any system with ``across_systems``; 0: a known
+        formula), or None where there is none."""
+        known, distances = self._distances(composition, across_systems)
         return float(distances.min()) if known else None
 
 
@@ -275,7 +303,8 @@ class KnownPropertyComponent(BatchComponent):
             elif self.fallback == "none":
                 why[i] = "not a known structure"
             else:
-                value, why[i] = self.compositions.lookup(s.composition, same_formula_only=self.fallback == "formula")
+                value, why[i] = self.compositions.lookup(s.composition, same_formula_only=self.fallback == "formula",
+                                                         across_systems=self.fallback == "nearest")
                 if value is not None:
                     out[i] = value
         return out, why
@@ -286,6 +315,9 @@ class KnownProximityParams(KnownStructuresParams):
                          "known formula falls by 1/e")
     polymorph: float = Field(0.5, ge=0, le=1, description="proximity of a known formula written in a structure that "
                              "matches none of its known ones (a matching structure scores 1)")
+    across_systems: bool = Field(False, description="measure the distance to the nearest known formula of any "
+                                 "chemical system (shared elements count), not only the candidate's own: a graded "
+                                 "score everywhere instead of 0 outside the known systems")
 
 
 class KnownProximityComponent(BatchComponent):
@@ -293,7 +325,8 @@ class KnownProximityComponent(BatchComponent):
     a structure match, ``polymorph`` for a known formula in another structure,
     ``polymorph * exp(-d / scale)`` for a composition at L1 distance ``d``
     (atomic fractions) from the nearest known formula of its chemical system,
-    0 outside the known chemical systems.
+    0 outside the known chemical systems (``across_systems``: from the nearest
+    known formula of any system, so every composition gets a graded score).
 
     Paired (geometric aggregate) with :class:`KnownPropertyComponent` and its
     composition fallback, it grades a sanity oracle: the fallback alone pays
@@ -322,7 +355,7 @@ class KnownProximityComponent(BatchComponent):
             except Exception as exc:  # as in NoveltyComponent
                 why[i] = f"matching failed: {type(exc).__name__}: {exc}"
                 continue
-            distance = self.compositions.nearest_distance(s.composition)
+            distance = self.compositions.nearest_distance(s.composition, self.params.across_systems)
             out[i] = 0.0 if distance is None else self.params.polymorph * math.exp(-distance / self.params.scale)
         return out, why
 
