@@ -67,22 +67,30 @@ def test_neighbour_cells_swap_one_element_nearest_first_and_skip_known_formulas(
     assert distances == sorted(distances)
     formulas = [Composition(c).reduced_formula for c in cells]
     assert "KCl" not in formulas and len(set(formulas)) == 4
-    assert set(formulas) <= skip  # what was proposed is not proposed again
-    assert not set(neighbour_cells("Na4Cl4", 4, pool, skip)) & set(cells)
+    assert not set(neighbour_cells("Na4Cl4", 4, pool, skip | set(formulas))) & set(cells)
 
 
-def test_plan_cells_search_the_run_best_first_without_repeats():
-    from molgen.loops.polymorphs import plan_cells
+def test_plan_cells_search_the_run_best_first_and_deepen_the_best():
+    from molgen.loops.polymorphs import plan_cells, substitutions
 
     best_first = [ROCK_SALT, CAESIUM_CHLORIDE, FLUORITE_LIKE]
     pool = ["Li", "Na", "K", "Rb", "Cs", "Mg", "Ca", "Sr", "F", "Cl", "Br"]
-    run = PolymorphStageConfig(formulas=2, neighbours=1, frontier="run")
-    expanded = {"NaCl"}  # resampled in an earlier round
-    plan = plan_cells(best_first, run, expanded, pool)
-    assert [(cell, role) for cell, role in plan][:2] == [("Cs1Cl1", "chosen"), ("Ca1F2", "chosen")]
-    assert [role for _, role in plan] == ["chosen", "chosen", "neighbour", "neighbour"]
-    assert len(expanded) == 5  # NaCl, the two chosen and their two neighbours
-    # The round's own best formulas are chosen again whatever earlier rounds did; neighbours still never repeat.
-    again = plan_cells(best_first, run.model_copy(update={"frontier": "round"}), expanded, pool)
-    assert [cell for cell, role in again if role == "chosen"] == ["Na4Cl4", "Cs1Cl1"]
-    assert all(Composition(cell).reduced_formula not in {"CsCl", "CaF2", "NaCl"} for cell, role in again if role == "neighbour")
+    run = PolymorphStageConfig(formulas=2, neighbours=1, frontier="run", depth=2, samples=3)
+    resampled = {"NaCl": 2}  # resampled twice before: at depth 2, done
+    plan = plan_cells(best_first, run, resampled, pool)
+    assert plan[:2] == [("Cs1Cl1", "chosen", 0), ("Ca1F2", "chosen", 0)]
+    assert [role for _, role, _ in plan] == ["chosen", "chosen", "neighbour", "neighbour"]
+    assert len(resampled) == 5 and resampled["CsCl"] == 1
+    # Next round the same best formulas come back once more, with the next structures (offset = samples).
+    again = plan_cells(best_first, run, resampled, pool)
+    assert [(cell, offset) for cell, role, offset in again if role == "chosen"] == [("Cs1Cl1", 3), ("Ca1F2", 3)]
+    assert all(Composition(cell).reduced_formula not in {"CsCl", "CaF2", "NaCl"} for cell, role, _ in again if role == "neighbour")
+    assert [role for _, role, _ in plan_cells(best_first, run, resampled, pool)] == []  # CsCl, CaF2 now at depth 2 too
+    # frontier = "round": the round's own best formulas are chosen whatever earlier rounds did.
+    round_plan = plan_cells(best_first, run.model_copy(update={"frontier": "round", "neighbours": 0}), resampled, pool)
+    assert [cell for cell, _, _ in round_plan] == ["Na4Cl4", "Cs1Cl1"]
+    # The offset walks down the substitution ranking.
+    templates = SubstitutionTemplates([ROCK_SALT, CAESIUM_CHLORIDE, FLUORITE_LIKE])
+    first_two = substitutions(templates, "K1Br1", k=2, max_atoms=8)
+    assert [len(s) for s in substitutions(templates, "K1Br1", k=1, max_atoms=8, offset=1)] == [len(first_two[1])]
+    assert substitutions(templates, "K1Br1", k=2, max_atoms=8, offset=2) == []

@@ -382,19 +382,21 @@ class MaterialsDiscovery:
         # Ranked among the round's own proposals (and, frontier = "run", earlier rounds' candidates) only:
         # a resumed round whose resampled structures were stored before the kill picks the same formulas.
         self._polymorph_plan = [x for x in self._polymorph_plan if int(x["round"]) < self.round]
-        expanded = {x["formula"] for x in self._polymorph_plan}
+        resampled: dict[str, int] = {}
+        for x in self._polymorph_plan:
+            resampled[x["formula"]] = resampled.get(x["formula"], 0) + 1
         if pc.frontier == "run":
             best = [c for c in store.passed_until(self.round, pc.min_score)
-                    if (c.step < self.round or c.key in proposed) and c.key.split("#")[0] not in expanded]
+                    if (c.step < self.round or c.key in proposed) and resampled.get(c.key.split("#")[0], 0) < pc.depth]
         else:
             best = [c for c in store.passed_of_step(self.round, pc.min_score) if c.key in proposed]
-        plan = plan_cells((self.domain.try_parse(c.text) for c in best), pc, expanded, self._element_pool)
-        self._polymorph_plan += [{"round": self.round, "cell": cell, "formula": reduced_formula(cell), "role": role}
-                                 for cell, role in plan]
-        cells = [cell for cell, _ in plan]
+        plan = plan_cells((self.domain.try_parse(c.text) for c in best), pc, resampled, self._element_pool)
+        self._polymorph_plan += [{"round": self.round, "cell": cell, "formula": reduced_formula(cell), "role": role,
+                                  "offset": offset} for cell, role, offset in plan]
+        cells = [cell for cell, _, _ in plan]
         model = getattr(self.strategy, "prior", None)  # the generator before any update: its structures are the most faithful
         model = self.strategy.agent if model is None else model
-        structures = resample(model, cells, pc, self.round, self.structure_predictor) if cells else []
+        structures = resample(model, cells, pc, self.round, self.structure_predictor, [o for _, _, o in plan]) if cells else []
         objs, keys, texts = [], [], []
         for structure in structures:
             try:
@@ -418,8 +420,8 @@ class MaterialsDiscovery:
         new = [k for k in keys if self._first_round.get(k) == self.round]
         self._polymorph_rows += [{"round": self.round, "key": k, "cell": cell_formula(o), "new": k in new, "passed": k in passed}
                                  for k, o in zip(keys, objs)]
-        return {"polymorph_formulas": sum(role == "chosen" for _, role in plan),
-                "polymorph_neighbours": sum(role == "neighbour" for _, role in plan), "polymorph_sampled": len(structures),
+        return {"polymorph_formulas": sum(role == "chosen" for _, role, _ in plan),
+                "polymorph_neighbours": sum(role == "neighbour" for _, role, _ in plan), "polymorph_sampled": len(structures),
                 "polymorph_distinct": len(keys), "polymorph_new": len(new),
                 "polymorph_pass_all": sum(k in passed for k in new)}
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import zlib
 from functools import lru_cache
-from typing import Callable, Iterable, Literal, Sequence
+from typing import Callable, Container, Iterable, Literal, Sequence
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -54,7 +54,10 @@ class PolymorphStageConfig(StrictModel):
                             "composition space around the best candidates")
     frontier: Literal["round", "run"] = Field(
         "round", description="round: the round's own best new formulas; run: the best formulas of the whole run so far "
-        "(proposals and earlier resampled structures) not resampled before, a best-first search")
+        "(proposals and earlier resampled structures) resampled fewer than `depth` times, a best-first search")
+    depth: int = Field(1, gt=0, description='frontier = "run": times a formula may be chosen, each time with the next '
+                       "`samples` structures (substitution: the next-cheapest), so a formula that keeps scoring "
+                       "best gets its structures searched deeper")
     learn: bool = Field(False, description="also update the generator on the resampled structures and their rewards "
                         "(off-policy, as REINVENT's experience replay learns from sequences it did not just sample)")
     temperature: float = Field(1.0, gt=0, description="generator: sampling temperature of the text model")
@@ -122,7 +125,7 @@ def element_pool(config: PolymorphStageConfig) -> tuple[str, ...]:
     return tuple(sorted({el.symbol for s in structures for el in s.composition.elements}))
 
 
-def neighbour_cells(cell: str, k: int, pool: Sequence[str], skip: set[str]) -> list[str]:
+def neighbour_cells(cell: str, k: int, pool: Sequence[str], skip: Container[str]) -> list[str]:
     """The ``k`` nearest formulas to ``cell`` by swapping one element for
     another of ``pool`` (the site counts kept), nearest swap first.
 
@@ -130,10 +133,10 @@ def neighbour_cells(cell: str, k: int, pool: Sequence[str], skip: set[str]) -> l
         cell: A cell formula such as ``"Cu2S2"``.
         k: Formulas wanted.
         pool: Elements a swap may bring in.
-        skip: Reduced formulas not to propose; those returned are added to it.
+        skip: Reduced formulas not to propose.
 
     Returns:
-        Up to ``k`` cell formulas (e.g. ``"Cu2Se2"`` before ``"Ag2S2"``).
+        Up to ``k`` cell formulas (e.g. ``"Ni2S2"`` before ``"Co2S2"``) of distinct reduced formulas.
     """
     from pymatgen.core import Composition
 
@@ -143,44 +146,53 @@ def neighbour_cells(cell: str, k: int, pool: Sequence[str], skip: set[str]) -> l
     swaps = sorted((float(np.linalg.norm(element_features(old) - element_features(new))), old, new)
                    for old in counts for new in pool if new not in counts)
     out: list[str] = []
+    seen: set[str] = set()
     for _, old, new in swaps:
         if len(out) == k:
             break
         swapped = "".join(f"{new if el == old else el}{n}" for el, n in counts.items())
         formula = reduced_formula(swapped)
-        if formula not in skip:
-            skip.add(formula)
+        if formula not in skip and formula not in seen:
+            seen.add(formula)
             out.append(swapped)
     return out
 
 
-def plan_cells(structures: Iterable, config: PolymorphStageConfig, expanded: set[str],
-               pool: Sequence[str]) -> list[tuple[str, str]]:
+def plan_cells(structures: Iterable, config: PolymorphStageConfig, resampled: dict[str, int],
+               pool: Sequence[str]) -> list[tuple[str, str, int]]:
     """The cells a round resamples: the best formulas, then their neighbours.
 
     Args:
         structures: Candidates' structures, best first (as for :func:`chosen_cells`).
-        config: ``formulas``, ``neighbours`` and ``frontier``.
-        expanded: Reduced formulas resampled in earlier rounds; with
-            ``frontier = "run"`` they are not chosen again, and neighbours
-            never repeat them. Updated with this round's.
+        config: ``formulas``, ``neighbours``, ``frontier``, ``depth``, ``samples``.
+        resampled: Reduced formula -> how often earlier rounds resampled it.
+            With ``frontier = "run"`` a formula is chosen while that is below
+            ``depth``; neighbours are formulas never resampled. Updated with
+            this round's.
         pool: Elements a neighbour swap may bring in (:func:`element_pool`).
 
     Returns:
-        ``(cell formula, "chosen" or "neighbour")`` pairs, chosen first.
+        ``(cell formula, "chosen" or "neighbour", offset)``, chosen first; the
+        offset skips the structures earlier rounds took (times resampled x
+        ``samples``: the next-cheapest substitutions).
     """
     if config.frontier == "run":
-        structures = (s for s in structures if s is not None and s.composition.reduced_formula not in expanded)
-    chosen = chosen_cells(structures, config.formulas)
-    expanded.update(reduced_formula(cell) for cell in chosen)
-    plan = [(cell, "chosen") for cell in chosen]
-    for cell in chosen:
-        plan += [(n, "neighbour") for n in neighbour_cells(cell, config.neighbours, pool, expanded)]
+        structures = (s for s in structures
+                      if s is not None and resampled.get(s.composition.reduced_formula, 0) < config.depth)
+    plan = []
+    for cell in chosen_cells(structures, config.formulas):
+        formula = reduced_formula(cell)
+        plan.append((cell, "chosen", resampled.get(formula, 0) * config.samples))
+        resampled[formula] = resampled.get(formula, 0) + 1
+    for cell, _, _ in list(plan):
+        for neighbour in neighbour_cells(cell, config.neighbours, pool, resampled):
+            plan.append((neighbour, "neighbour", 0))
+            resampled[reduced_formula(neighbour)] = 1
     return plan
 
 
 def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_number: int,
-             predict: Callable[..., list] | None = None) -> list:
+             predict: Callable[..., list] | None = None, offsets: Sequence[int] | None = None) -> list:
     """Fresh structures of each cell formula.
 
     Args:
@@ -193,6 +205,8 @@ def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_nu
             ``(model, formula, n, seed=, temperature=, batch_size=) -> structures``
             (:func:`molgen.workflows.structure_prediction.predict_structures`;
             passed in because loops sit below workflows).
+        offsets: ``method = "substitution"``: per cell, how many of the
+            cheapest substitutions to skip (those an earlier round took).
 
     Returns:
         Structures (None where a text did not parse), up to ``config.samples``
@@ -200,7 +214,9 @@ def resample(model, cells: Sequence[str], config: PolymorphStageConfig, round_nu
     """
     if config.method == "substitution":
         templates = substitution_templates(tuple(config.templates))
-        return [s for cell in cells for s in substitutions(templates, cell, config.samples, config.max_atoms)]
+        offsets = offsets or [0] * len(cells)
+        return [s for cell, offset in zip(cells, offsets)
+                for s in substitutions(templates, cell, config.samples, config.max_atoms, offset)]
     if predict is None:
         raise MolgenError('[discovery.polymorphs] method = "generator" needs a structure predictor '
                           "(molgen discover passes one; in Python, MaterialsDiscovery(structure_predictor=...))")
@@ -226,7 +242,7 @@ def substitution_templates(sources: tuple[str, ...]):
     return SubstitutionTemplates(structures)
 
 
-def substitutions(templates, cell: str, k: int, max_atoms: int) -> list:
+def substitutions(templates, cell: str, k: int, max_atoms: int, offset: int = 0) -> list:
     """The ``k`` cheapest substitutions for the formula of ``cell`` over every
     cell size up to ``max_atoms`` (a composition's known prototypes need not
     share the candidate's cell size), cheapest per site first.
@@ -236,6 +252,7 @@ def substitutions(templates, cell: str, k: int, max_atoms: int) -> list:
         cell: A cell formula such as ``"W2O6"``.
         k: Structures wanted.
         max_atoms: Largest cell tried.
+        offset: Cheapest substitutions to skip.
 
     Returns:
         Up to ``k`` structures of the formula.
@@ -250,4 +267,4 @@ def substitutions(templates, cell: str, k: int, max_atoms: int) -> list:
         target = {el: n * z for el, n in base.items()}
         ranked += [(cost / (per_unit * z), i, mapping) for cost, i, mapping in templates.ranked(target)]
     ranked.sort(key=lambda item: (item[0], item[1]))
-    return [templates.substitute(i, mapping) for _, i, mapping in ranked[:k]]
+    return [templates.substitute(i, mapping) for _, i, mapping in ranked[offset:offset + k]]
