@@ -244,7 +244,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args, stage: bool = True, pe
     index = StructureIndex(strategy.domain.matcher)
     rows, rejected, start = [], {}, time.perf_counter()
     ranked: list[tuple[float, int, object]] = []  # every passed candidate of the run: (-score, order, structure)
-    resampled: dict[str, int] = {}
+    times_resampled: dict[str, int] = {}  # reduced formula -> rounds that resampled it
 
     def score(objs: list) -> list:
         table = objective(objs)
@@ -272,7 +272,7 @@ def prior_by_chance(preset: str, held_out: HeldOut, args, stage: bool = True, pe
         if stage:  # the loop's polymorph stage on the prior's best formulas: the same plan, no learning
             ranked.sort()
             pool_now = ranked if polymorphs.frontier == "run" else [x for x in ranked if x[1] >= first]  # this round's own
-            plan = plan_cells((obj for _, _, obj in pool_now), polymorphs, resampled, pool)
+            plan = plan_cells((obj for _, _, obj in pool_now), polymorphs, times_resampled, pool)
             extra = []
             for obj in resample(strategy.prior, [c for c, _, _ in plan], polymorphs, r, predict_structures, [o for _, _, o in plan]):
                 try:

@@ -264,7 +264,7 @@ def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, ref
 
     polymorphs = {"formulas": 2, "samples": 2, "neighbours": 2, "frontier": "run"}
     CALLS.clear()
-    make_loop(tmp_path / "straight", reference_csv, rounds=3, polymorphs=polymorphs).run()
+    make_loop(tmp_path / "straight", reference_csv, polymorphs=polymorphs).run()
     out = tmp_path / "straight"
     with (out / "polymorph_formulas.csv").open() as handle:
         plan = list(csv.DictReader(handle))
@@ -298,8 +298,8 @@ def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, ref
                            for p in parents)
     CALLS.clear()
     with pytest.raises(Interrupt):  # killed during round 2's relaxations
-        make_loop(tmp_path / "killed", reference_csv, rounds=3, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
-    make_loop(tmp_path / "killed", reference_csv, rounds=3, polymorphs=polymorphs).run(resume=True)
+        make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
+    make_loop(tmp_path / "killed", reference_csv, polymorphs=polymorphs).run(resume=True)
     assert store_rows(tmp_path / "killed") == store_rows(out)
     with (tmp_path / "killed" / "polymorph_formulas.csv").open() as handle:
         assert list(csv.DictReader(handle)) == plan

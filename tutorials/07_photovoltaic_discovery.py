@@ -64,8 +64,12 @@ spec["discovery"]["relax"].update({"per_round": 1, "budget": 3, "executor": "ser
 # Polymorph search: each round's 2 best formulas come back in the 4 cheapest ion
 # substitutions into known Perov-5 structures (method = "generator" samples the
 # prior with the atoms fixed instead); they are scored and can be relaxed like
-# the proposals, and are listed in polymorphs.csv.
-spec["discovery"]["polymorphs"] = {"formulas": 2, "samples": 4, "method": "substitution", "templates": ["perov-5-train"]}
+# the proposals, and are listed in polymorphs.csv. neighbours = 1 adds each one's
+# nearest new formula by one-element swap, and frontier = "run" picks among the
+# best formulas of the whole run: a best-first search in composition space
+# (polymorph_formulas.csv lists what each round tried).
+spec["discovery"]["polymorphs"] = {"formulas": 2, "samples": 4, "method": "substitution", "templates": ["perov-5-train"],
+                                   "neighbours": 1, "frontier": "run"}
 settings = validate(DiscoverSettings, {"preset": spec, "generator": "perov5", "seed": 0})
 run = out / "run"
 result = discover(settings, run, log=print)
@@ -79,7 +83,8 @@ print("in-window fraction by round:", result.summary["in_window_fraction_by_roun
 with (run / "rounds.csv").open() as handle:
     for row in csv.DictReader(handle):
         print(f"round {row['round']}: {row['new']} new -> {row['pass_all']} pass filters -> {row['relaxed']} relaxed; "
-              f"polymorph search: {row['polymorph_formulas']} formulas, {row['polymorph_new']} new structures")
+              f"polymorph search: {row['polymorph_formulas']} formulas + {row['polymorph_neighbours']} neighbours, "
+              f"{row['polymorph_new']} new structures")
 import ase.db  # noqa: E402  (after the run, to keep the tutorial's steps in order)
 
 for row in ase.db.connect(str(run / "relaxed.db")).select():
