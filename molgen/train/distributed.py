@@ -88,7 +88,12 @@ class DistributedContext:
     def shutdown(self) -> None:
         """Leave the process group."""
         if self.enabled and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+            try:
+                # Every rank arrives before any tears gloo down: a rank that left while its peer still
+                # used the connections aborted at exit once ("terminate called without an active exception").
+                torch.distributed.barrier()
+            finally:
+                torch.distributed.destroy_process_group()
 
 
 def shard(rows: np.ndarray, rank: int, world_size: int) -> np.ndarray:
