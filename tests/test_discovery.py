@@ -95,6 +95,12 @@ def make_loop(out_dir, reference_csv, rounds=2, relax_fn=fake_relax, seed=0, rel
                               structure_predictor=predict_structures)
 
 
+def csv_rows(path) -> list[dict]:
+    """The rows of a CSV file the run wrote."""
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def store_rows(out_dir):
     with sqlite3.connect(out_dir / "candidates.sqlite") as db:
         candidates = db.execute("SELECT key, text, step, total, rejected_by FROM candidates ORDER BY call").fetchall()
@@ -106,8 +112,7 @@ def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
     CALLS.clear()
     result = make_loop(tmp_path / "run", reference_csv).run()
     out = result.out_dir
-    with (out / "rounds.csv").open() as handle:
-        rounds = list(csv.DictReader(handle))
+    rounds = csv_rows(out / "rounds.csv")
     assert [int(r["round"]) for r in rounds] == [1, 2]
     candidates, followups = store_rows(out)
     assert len(candidates) == sum(int(r["new"]) for r in rounds) > 0
@@ -132,8 +137,7 @@ def test_rounds_store_funnel_relaxations_and_exports(tmp_path, reference_csv):
     row = next(db.select())
     assert row.candidate_key in passed and np.isfinite(row.energy_per_atom)
     assert result.summary["relaxations"] == 5 and result.summary["relaxation_status"] == {"diverged": 1, "ok": 4}
-    with (out / "selected.csv").open() as handle:
-        selected = list(csv.DictReader(handle))
+    selected = csv_rows(out / "selected.csv")
     assert len(selected) == 5 and {"predicted_gap", "gap_if_nonmetal", "p_nonmetal", "formation_energy", "energy_per_atom"} <= set(selected[0])
 
 
@@ -159,8 +163,7 @@ def test_relaxed_candidates_are_gated_by_their_distance_to_the_hull(tmp_path, re
     assert result.summary["stable"] == stable and "hull of hand-built" in result.summary["stability"]
     with (result.out_dir / "rounds.csv").open() as handle:
         assert all("e_above_hull_median" in row for row in csv.DictReader(handle))
-    with (result.out_dir / "selected.csv").open() as handle:
-        selected = list(csv.DictReader(handle))
+    selected = csv_rows(result.out_dir / "selected.csv")
     assert sum(row["stable"] == "True" for row in selected) == stable and all("e_above_hull" in row for row in selected)
 
 
@@ -219,10 +222,8 @@ def test_polymorph_search_resamples_the_best_formulas_and_resumes(tmp_path, refe
     CALLS.clear()
     make_loop(tmp_path / "straight", reference_csv, polymorphs=polymorphs).run()
     out = tmp_path / "straight"
-    with (out / "rounds.csv").open() as handle:
-        rounds = list(csv.DictReader(handle))
-    with (out / "polymorphs.csv").open() as handle:
-        resampled = list(csv.DictReader(handle))
+    rounds = csv_rows(out / "rounds.csv")
+    resampled = csv_rows(out / "polymorphs.csv")
     candidates, _ = store_rows(out)
     assert [int(r["polymorph_formulas"]) for r in rounds] == [2, 2]
     assert [int(r["polymorph_sampled"]) for r in rounds] == [8, 8]
@@ -251,8 +252,7 @@ def test_polymorph_search_resamples_the_best_formulas_and_resumes(tmp_path, refe
         make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
     make_loop(tmp_path / "killed", reference_csv, polymorphs=polymorphs).run(resume=True)
     assert store_rows(tmp_path / "killed") == store_rows(out)
-    with (tmp_path / "killed" / "polymorphs.csv").open() as handle:
-        assert list(csv.DictReader(handle)) == resampled
+    assert csv_rows(tmp_path / "killed" / "polymorphs.csv") == resampled
 
 
 def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, reference_csv):
@@ -266,10 +266,8 @@ def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, ref
     CALLS.clear()
     make_loop(tmp_path / "straight", reference_csv, polymorphs=polymorphs).run()
     out = tmp_path / "straight"
-    with (out / "polymorph_formulas.csv").open() as handle:
-        plan = list(csv.DictReader(handle))
-    with (out / "rounds.csv").open() as handle:
-        rounds = list(csv.DictReader(handle))
+    plan = csv_rows(out / "polymorph_formulas.csv")
+    rounds = csv_rows(out / "rounds.csv")
     candidates, _ = store_rows(out)
     assert len({x["formula"] for x in plan}) == len(plan)  # never planned twice
     for r in rounds:
@@ -301,14 +299,12 @@ def test_composition_search_expands_the_run_best_first_and_resumes(tmp_path, ref
         make_loop(tmp_path / "killed", reference_csv, relax_fn=interrupting_relax, polymorphs=polymorphs).run()
     make_loop(tmp_path / "killed", reference_csv, polymorphs=polymorphs).run(resume=True)
     assert store_rows(tmp_path / "killed") == store_rows(out)
-    with (tmp_path / "killed" / "polymorph_formulas.csv").open() as handle:
-        assert list(csv.DictReader(handle)) == plan
+    assert csv_rows(tmp_path / "killed" / "polymorph_formulas.csv") == plan
 
 
 def _stage_keys(out, step: int) -> set[str]:
     """Keys a round's resampling stage produced (polymorphs.csv), to tell them from its proposals."""
-    with (out / "polymorphs.csv").open() as handle:
-        return {x["key"] for x in csv.DictReader(handle) if int(x["round"]) == step}
+    return {x["key"] for x in csv_rows(out / "polymorphs.csv") if int(x["round"]) == step}
 
 
 def test_polymorph_search_can_feed_the_generator_update(tmp_path, reference_csv):

@@ -40,6 +40,12 @@ def test_substitution_needs_templates():
     PolymorphStageConfig(formulas=0, method="substitution")  # off: nothing to check
 
 
+@pytest.mark.parametrize("bad", [{"frontier": "everywhere"}, {"depth": 0}, {"neighbours": -1}])
+def test_composition_search_settings_are_checked(bad):
+    with pytest.raises(ValidationError, match=next(iter(bad))):
+        PolymorphStageConfig(formulas=2, **bad)
+
+
 def test_generator_method_needs_a_structure_predictor():
     from molgen.core.errors import MolgenError
     from molgen.loops.polymorphs import resample

@@ -357,15 +357,15 @@ class CandidateStore:
     def passed_of_step(self, step: int, min_score: float) -> list[Candidate]:
         """Evaluations first made at ``step`` that passed every filter and
         scored above ``min_score``, best first (ties by call order)."""
-        rows = self.connection.execute(
-            "SELECT * FROM candidates WHERE step = ? AND rejected_by IS NULL AND total IS NOT NULL AND total > ? "
-            "ORDER BY total DESC, call", (step, min_score))
-        return [_candidate(row) for row in rows]
+        return self._passed("step = ?", step, min_score)
 
     def passed_until(self, step: int, min_score: float) -> list[Candidate]:
         """As :meth:`passed_of_step`, over every step up to ``step``."""
+        return self._passed("step <= ?", step, min_score)
+
+    def _passed(self, step_clause: str, step: int, min_score: float) -> list[Candidate]:
         rows = self.connection.execute(
-            "SELECT * FROM candidates WHERE step <= ? AND rejected_by IS NULL AND total IS NOT NULL AND total > ? "
+            f"SELECT * FROM candidates WHERE {step_clause} AND rejected_by IS NULL AND total IS NOT NULL AND total > ? "
             "ORDER BY total DESC, call", (step, min_score))
         return [_candidate(row) for row in rows]
 
